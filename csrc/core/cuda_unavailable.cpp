@@ -1,0 +1,21 @@
+// The CUDA runtime wrapper for builds without the CUDA backend: every call reports it clearly.
+#include "llama4/error.h"
+#include "cuda/runtime.h"
+
+#if !LLAMA4_WITH_CUDA
+namespace llama4::cuda {
+
+[[noreturn]] static void no_cuda(const char* what) {
+  throw ::llama4::TypeError(std::string(what) +
+                            ": this build of llama4_native has no CUDA backend "
+                            "(rebuild with nvcc on PATH or LLAMA4_CUDA=ON)");
+}
+std::shared_ptr<void> allocate(size_t, int) { no_cuda("allocating CUDA memory"); }
+void memset_zero(void*, size_t, int) { no_cuda("memset on a CUDA tensor"); }
+void memcpy(void*, const void*, size_t, int, int) { no_cuda("copying a CUDA tensor"); }
+int device_count() { return 0; }
+std::string runtime_version() { return ""; }
+void synchronize(int) {}
+
+}  // namespace llama4::cuda
+#endif

@@ -1,0 +1,11 @@
+// CPU kernels for RMSNorm / QK-norm, interleaved RoPE and SiLU-gate. Arguments are validated and
+// contiguous (see ops/norm_rope.cpp for the contracts).
+#pragma once
+#include "llama4/tensor.h"
+
+namespace llama4::cpu {
+void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps);
+void rope(const TensorView& out, const TensorView& x, const TensorView& positions,
+          const TensorView& inv_freq);
+void silu_gate(const TensorView& out, const TensorView& gate, const TensorView& up);
+}  // namespace llama4::cpu

@@ -1,0 +1,83 @@
+// Argument checks shared by the op entries. Every message starts with the op name and names the
+// argument, e.g. "rms_norm: 'weight' must have shape [64], got [63]".
+#pragma once
+#include <initializer_list>
+#include <optional>
+
+#include "llama4/error.h"
+#include "llama4/ops.h"
+#include "llama4/tensor.h"
+
+namespace llama4::detail {
+
+inline bool is_activation_dtype(DType t) {
+  return t == DType::F32 || t == DType::BF16 || t == DType::F16;
+}
+
+inline void check_dtype(const char* op, const char* name, const TensorView& t, DType want) {
+  LLAMA4_CHECK_TYPE(t.dtype == want, op, ": '", name, "' must have dtype ", dtype_name(want),
+                    ", got ", dtype_name(t.dtype));
+}
+
+inline void check_dtype_in(const char* op, const char* name, const TensorView& t,
+                           std::initializer_list<DType> allowed) {
+  for (DType d : allowed)
+    if (t.dtype == d) return;
+  std::string list;
+  for (DType d : allowed) list += std::string(list.empty() ? "" : "/") + dtype_name(d);
+  throw TypeError(detail::concat(op, ": '", name, "' must have dtype ", list, ", got ",
+                                 dtype_name(t.dtype)));
+}
+
+inline void check_activation(const char* op, const char* name, const TensorView& t) {
+  check_dtype_in(op, name, t, {DType::F32, DType::BF16, DType::F16});
+}
+
+inline void check_same_dtype(const char* op, const char* name, const TensorView& t,
+                             const char* ref_name, const TensorView& ref) {
+  LLAMA4_CHECK_TYPE(t.dtype == ref.dtype, op, ": '", name, "' must have the dtype of '", ref_name,
+                    "' (", dtype_name(ref.dtype), "), got ", dtype_name(t.dtype));
+}
+
+inline void check_same_device(const char* op, const char* name, const TensorView& t,
+                              const char* ref_name, const TensorView& ref) {
+  LLAMA4_CHECK_TYPE(t.device == ref.device, op, ": '", name, "' is on ", t.device.str(),
+                    " but '", ref_name, "' is on ", ref.device.str());
+}
+
+inline void check_ndim(const char* op, const char* name, const TensorView& t, int ndim) {
+  LLAMA4_CHECK_ARG(t.ndim == ndim, op, ": '", name, "' must be ", ndim, "-d, got shape ",
+                   t.shape_str());
+}
+
+inline void check_shape(const char* op, const char* name, const TensorView& t, const Shape& want) {
+  bool ok = t.ndim == int(want.size());
+  for (int d = 0; ok && d < t.ndim; ++d) ok = t.shape[d] == want[d];
+  LLAMA4_CHECK_ARG(ok, op, ": '", name, "' must have shape ",
+                   TensorView(nullptr, t.dtype, want).shape_str(), ", got ", t.shape_str());
+}
+
+inline void check_contiguous_out(const char* op, const char* name, const TensorView& t) {
+  LLAMA4_CHECK_ARG(t.is_contiguous(), op, ": output '", name, "' must be contiguous, got strides");
+}
+
+// A contiguous version of an input: the view itself when already contiguous, else a copy.
+class ContiguousInput {
+ public:
+  explicit ContiguousInput(const TensorView& t) {
+    if (t.is_contiguous()) {
+      view_ = t;
+    } else {
+      copy_ = ops::contiguous(t);
+      view_ = copy_.view();
+    }
+  }
+  const TensorView& view() const { return view_; }
+  operator const TensorView&() const { return view_; }
+
+ private:
+  Tensor copy_;
+  TensorView view_;
+};
+
+}  // namespace llama4::detail

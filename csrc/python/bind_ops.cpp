@@ -1,0 +1,128 @@
+// Bindings of the ops: each converts its arguments to views (zero-copy), allocates the outputs on
+// the input's device, releases the GIL around the computation and returns DLPackTensor objects.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "llama4/error.h"
+#include "llama4/ops.h"
+#include "python/bindings.h"
+#include "python/tensor_bridge.h"
+
+namespace llama4::python {
+
+namespace {
+
+py::object rms_norm(const py::object& x, const py::object& weight, float eps) {
+  const BorrowedView xv = as_view(x, "x"), wv = as_optional_view(weight, "weight");
+  Tensor out = Tensor::empty(xv.view.sizes(), xv.view.dtype, xv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::rms_norm(out, xv, wv, eps);
+  }
+  return to_python(out);
+}
+
+py::object rope(const py::object& x, const py::object& positions, const py::object& inv_freq) {
+  const BorrowedView xv = as_view(x, "x"), pv = as_view(positions, "positions"),
+                     fv = as_view(inv_freq, "inv_freq");
+  Tensor out = Tensor::empty(xv.view.sizes(), xv.view.dtype, xv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::rope(out, xv, pv, fv);
+  }
+  return to_python(out);
+}
+
+py::object silu_gate(const py::object& gate, const py::object& up) {
+  const BorrowedView gv = as_view(gate, "gate"), uv = as_view(up, "up");
+  Tensor out = Tensor::empty(gv.view.sizes(), gv.view.dtype, gv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::silu_gate(out, gv, uv);
+  }
+  return to_python(out);
+}
+
+py::tuple quantize_fp8_rowwise(const py::object& x, float scale_ub) {
+  const BorrowedView xv = as_view(x, "x");
+  const int64_t rows = xv.view.ndim >= 1 ? xv.view.size(0) : 0;
+  Tensor q = Tensor::empty(xv.view.sizes(), DType::F8E4M3, xv.view.device);
+  Tensor scale = Tensor::empty({rows}, DType::F32, xv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::quantize_fp8_rowwise(q, scale, xv, scale_ub);
+  }
+  return py::make_tuple(to_python(q), to_python(scale));
+}
+
+DType parse_float_dtype(const std::string& s) {
+  if (s == "float32") return DType::F32;
+  if (s == "bfloat16") return DType::BF16;
+  if (s == "float16") return DType::F16;
+  if (s == "float8_e4m3fn") return DType::F8E4M3;
+  throw ValueError("dtype must be 'float32', 'bfloat16', 'float16' or 'float8_e4m3fn', got '" + s + "'");
+}
+
+py::object dequantize_fp8_rowwise(const py::object& q, const py::object& scale, const std::string& dtype) {
+  const BorrowedView qv = as_view(q, "q"), sv = as_view(scale, "scale");
+  Tensor out = Tensor::empty(qv.view.sizes(), parse_float_dtype(dtype), qv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::dequantize_fp8_rowwise(out, qv, sv);
+  }
+  return to_python(out);
+}
+
+py::object cast(const py::object& x, const std::string& dtype) {
+  const BorrowedView xv = as_view(x, "x");
+  Tensor out = Tensor::empty(xv.view.sizes(), parse_float_dtype(dtype), xv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::cast(out, xv);
+  }
+  return to_python(out);
+}
+
+py::object contiguous_copy(const py::object& x) {
+  const BorrowedView xv = as_view(x, "x");
+  Tensor out;
+  {
+    py::gil_scoped_release nogil;
+    out = ops::contiguous(xv);
+  }
+  return to_python(out);
+}
+
+std::vector<float> rope_inv_freq(int head_dim, double theta, const std::string& rope_type, float factor,
+                                 float low_freq_factor, float high_freq_factor,
+                                 int64_t original_max_position_embeddings) {
+  RopeScaling s;
+  if (rope_type == "llama3") {
+    s.type = RopeScaling::Type::Llama3;
+  } else if (rope_type != "default") {
+    throw ValueError("rope_type must be 'default' or 'llama3', got '" + rope_type + "'");
+  }
+  s.factor = factor;
+  s.low_freq_factor = low_freq_factor;
+  s.high_freq_factor = high_freq_factor;
+  s.original_max_position_embeddings = original_max_position_embeddings;
+  return llama4::rope_inv_freq(head_dim, theta, s);
+}
+
+}  // namespace
+
+void register_ops(py::module_& m) {
+  m.def("rms_norm", &rms_norm, py::arg("x"), py::arg("weight"), py::arg("eps"));
+  m.def("rope", &rope, py::arg("x"), py::arg("positions"), py::arg("inv_freq"));
+  m.def("silu_gate", &silu_gate, py::arg("gate"), py::arg("up"));
+  m.def("quantize_fp8_rowwise", &quantize_fp8_rowwise, py::arg("x"), py::arg("scale_ub"));
+  m.def("dequantize_fp8_rowwise", &dequantize_fp8_rowwise, py::arg("q"), py::arg("scale"),
+        py::arg("dtype"));
+  m.def("cast", &cast, py::arg("x"), py::arg("dtype"));
+  m.def("contiguous", &contiguous_copy, py::arg("x"));
+  m.def("rope_inv_freq", &rope_inv_freq, py::arg("head_dim"), py::arg("theta"), py::arg("rope_type"),
+        py::arg("factor") = 1.0f, py::arg("low_freq_factor") = 1.0f, py::arg("high_freq_factor") = 4.0f,
+        py::arg("original_max_position_embeddings") = 8192);
+}
+
+}  // namespace llama4::python

@@ -1,0 +1,8 @@
+// Registration functions of the module's parts, one per binding file.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace llama4::python {
+void register_ops(pybind11::module_& m);    // bind_ops.cpp
+void register_model(pybind11::module_& m);  // bind_model.cpp
+}  // namespace llama4::python

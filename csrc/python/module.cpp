@@ -1,0 +1,47 @@
+// The pybind11 module llama4_native._C: exception mapping and the registration of each part.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "llama4/build_info.h"
+#include "llama4/error.h"
+#include "python/bindings.h"
+#include "python/tensor_bridge.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "llama4_native core (C++): ops, model graph and KV cache";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const llama4::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const llama4::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const llama4::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+
+  m.def("build_info", [] {
+    const llama4::BuildInfo b = llama4::build_info();
+    py::dict d;
+    d["version"] = b.version;
+    d["backends"] = b.backends;
+    d["cuda_runtime_version"] = b.cuda_runtime_version;
+    d["cuda_archs"] = b.cuda_archs;
+    d["cutlass_version"] = b.cutlass_version;
+    d["blas"] = b.blas;
+    d["compiler"] = b.compiler;
+    d["cpu_threads"] = b.cpu_threads;
+    return d;
+  });
+  m.def("cuda_available", &llama4::cuda_available);
+  m.def("cuda_device_count", &llama4::cuda_device_count);
+  m.def("set_cpu_threads", &llama4::set_cpu_threads, py::arg("n"));
+
+  llama4::python::register_tensor_bridge(m);
+  llama4::python::register_ops(m);
+  llama4::python::register_model(m);
+}

@@ -1,0 +1,145 @@
+// DLPack bridge: Python objects -> TensorView (borrowed), Tensor -> DLPack capsule (owned).
+#include "python/tensor_bridge.h"
+
+#include <memory>
+#include <vector>
+
+#include "llama4/error.h"
+#include "python/dlpack_abi.h"
+
+namespace llama4::python {
+
+static DType dtype_from_dlpack(const dlpack::DataType& t, const char* name) {
+  LLAMA4_CHECK_TYPE(t.lanes == 1, "'", name, "': vector dtypes (lanes=", t.lanes, ") are not supported");
+  if (t.code == dlpack::kFloat && t.bits == 32) return DType::F32;
+  if (t.code == dlpack::kFloat && t.bits == 16) return DType::F16;
+  if (t.code == dlpack::kBfloat && t.bits == 16) return DType::BF16;
+  if (t.code == dlpack::kFloat8_e4m3fn && t.bits == 8) return DType::F8E4M3;
+  if (t.code == dlpack::kInt && t.bits == 32) return DType::I32;
+  if (t.code == dlpack::kInt && t.bits == 64) return DType::I64;
+  if (t.code == dlpack::kUInt && t.bits == 8) return DType::U8;
+  throw TypeError(detail::concat("'", name, "' has an unsupported dtype (DLPack code ", int(t.code),
+                                 ", ", int(t.bits), " bits); supported: float32, bfloat16, "
+                                 "float16, float8_e4m3fn, int32, int64, uint8"));
+}
+
+static dlpack::DataType dtype_to_dlpack(DType t) {
+  switch (t) {
+    case DType::F32: return {dlpack::kFloat, 32, 1};
+    case DType::BF16: return {dlpack::kBfloat, 16, 1};
+    case DType::F16: return {dlpack::kFloat, 16, 1};
+    case DType::F8E4M3: return {dlpack::kFloat8_e4m3fn, 8, 1};
+    case DType::I32: return {dlpack::kInt, 32, 1};
+    case DType::I64: return {dlpack::kInt, 64, 1};
+    case DType::U8: return {dlpack::kUInt, 8, 1};
+  }
+  return {0, 0, 0};
+}
+
+BorrowedView as_view(const py::handle& obj, const char* name) {
+  LLAMA4_CHECK_TYPE(py::hasattr(obj, "__dlpack__"), "'", name,
+                    "' must be a tensor or array supporting __dlpack__ (torch.Tensor, numpy.ndarray), got ",
+                    std::string(py::str(py::type::of(obj).attr("__name__"))));
+  BorrowedView out;
+  out.capsule = obj.attr("__dlpack__")();
+  auto* raw = PyCapsule_GetPointer(out.capsule.ptr(), dlpack::kCapsuleName);
+  if (raw == nullptr) {
+    PyErr_Clear();
+    throw TypeError(detail::concat("'", name, "': __dlpack__ did not return a 'dltensor' capsule"));
+  }
+  const auto& dl = static_cast<dlpack::ManagedTensor*>(raw)->dl_tensor;
+  LLAMA4_CHECK_ARG(dl.ndim <= kMaxDims, "'", name, "' has ", dl.ndim, " dimensions; at most ",
+                   kMaxDims, " are supported");
+  Device device;
+  if (dl.device.device_type == dlpack::kCPU || dl.device.device_type == dlpack::kCUDAHost) {
+    device = Device::cpu();
+  } else if (dl.device.device_type == dlpack::kCUDA) {
+    device = Device::cuda(dl.device.device_id);
+  } else {
+    throw TypeError(detail::concat("'", name, "' is on an unsupported device (DLPack device type ",
+                                   dl.device.device_type, ")"));
+  }
+  const DType dtype = dtype_from_dlpack(dl.dtype, name);
+  Shape shape(dl.shape, dl.shape + dl.ndim);
+  void* data = static_cast<char*>(dl.data) + dl.byte_offset;
+  if (dl.strides == nullptr) {
+    out.view = TensorView(data, dtype, shape, device);
+  } else {
+    out.view = TensorView(data, dtype, shape, Shape(dl.strides, dl.strides + dl.ndim), device);
+  }
+  return out;
+}
+
+BorrowedView as_optional_view(const py::handle& obj, const char* name) {
+  if (obj.is_none()) return BorrowedView{py::none(), TensorView()};
+  return as_view(obj, name);
+}
+
+namespace {
+// What a capsule owns: the tensor (keeps storage alive) and the shape/stride arrays.
+struct ExportContext {
+  Tensor tensor;
+  std::vector<int64_t> shape, strides;
+  dlpack::ManagedTensor managed{};
+};
+
+void delete_export(dlpack::ManagedTensor* self) { delete static_cast<ExportContext*>(self->manager_ctx); }
+
+void capsule_destructor(PyObject* capsule) {
+  // A consumer renames the capsule to "used_dltensor" and takes over the deleter; otherwise
+  // nobody consumed it and we free it here.
+  if (PyCapsule_IsValid(capsule, dlpack::kCapsuleName)) {
+    auto* m = static_cast<dlpack::ManagedTensor*>(PyCapsule_GetPointer(capsule, dlpack::kCapsuleName));
+    if (m && m->deleter) m->deleter(m);
+  }
+}
+}  // namespace
+
+py::capsule DLPackTensor::dlpack(const py::object& /*stream*/, const py::object& /*max_version*/) const {
+  auto* ctx = new ExportContext;
+  ctx->tensor = tensor_;
+  const TensorView& v = tensor_.view();
+  ctx->shape.assign(v.shape.begin(), v.shape.begin() + v.ndim);
+  ctx->strides.assign(v.strides.begin(), v.strides.begin() + v.ndim);
+  auto& dl = ctx->managed.dl_tensor;
+  dl.data = v.data;
+  dl.device = {v.device.is_cuda() ? dlpack::kCUDA : dlpack::kCPU, v.device.index};
+  dl.ndim = v.ndim;
+  dl.dtype = dtype_to_dlpack(v.dtype);
+  dl.shape = ctx->shape.data();
+  dl.strides = ctx->strides.data();
+  dl.byte_offset = 0;
+  ctx->managed.manager_ctx = ctx;
+  ctx->managed.deleter = delete_export;
+  PyObject* cap = PyCapsule_New(&ctx->managed, dlpack::kCapsuleName, capsule_destructor);
+  if (!cap) {
+    delete ctx;
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::capsule>(cap);
+}
+
+py::tuple DLPackTensor::dlpack_device() const {
+  const Device d = tensor_.device();
+  return py::make_tuple(int(d.is_cuda() ? dlpack::kCUDA : dlpack::kCPU), d.index);
+}
+
+py::object to_python(Tensor t) { return py::cast(DLPackTensor(std::move(t))); }
+
+void register_tensor_bridge(py::module_& m) {
+  py::class_<DLPackTensor>(m, "DLPackTensor",
+                           "An engine-allocated tensor; pass it to torch.from_dlpack or numpy.from_dlpack.")
+      .def("__dlpack__",
+           [](const DLPackTensor& t, py::object stream, py::object max_version, py::object, py::object) {
+             return t.dlpack(stream, max_version);
+           },
+           py::kw_only(), py::arg("stream") = py::none(),
+           py::arg("max_version") = py::none(), py::arg("dl_device") = py::none(),
+           py::arg("copy") = py::none())
+      .def("__dlpack_device__", &DLPackTensor::dlpack_device)
+      .def_property_readonly("shape", [](const DLPackTensor& t) {
+        return py::tuple(py::cast(t.tensor().view().sizes()));
+      });
+}
+
+}  // namespace llama4::python

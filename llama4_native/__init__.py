@@ -1,0 +1,40 @@
+"""llama4_native: a native inference engine for Meta's Llama 4 models.
+
+The C++ core (libllama4) runs the kernels and the model graph; this package loads checkpoints,
+builds prompts and drives generation. `build_info()` says what this build contains.
+"""
+from __future__ import annotations
+
+import os
+
+from . import _C
+from . import ops
+
+__version__ = _C.build_info()["version"]
+
+
+def build_info() -> dict:
+    """Backends compiled in, CUDA runtime version and archs, CUTLASS version, BLAS, threads."""
+    info = dict(_C.build_info())
+    info["cuda_available"] = _C.cuda_available()
+    return info
+
+
+def cuda_available() -> bool:
+    """True when the CUDA backend is built and a GPU is usable; never raises."""
+    return bool(_C.cuda_available())
+
+
+def set_cpu_threads(n: int) -> None:
+    """Threads the CPU kernels use (OpenMP)."""
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _C.set_cpu_threads(int(n))
+
+
+def cmake_prefix_path() -> str:
+    """Folder to put on CMAKE_PREFIX_PATH so that find_package(llama4_native) finds this install."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+__all__ = ["build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops"]

@@ -1,0 +1,81 @@
+"""Python entry points of the engine's ops (thin: the C++ op entry validates and dispatches).
+
+Inputs are any `__dlpack__` objects (torch tensors, numpy arrays) on CPU or CUDA and are used
+without copying; outputs come back in the input's framework (torch in, torch out).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import _C
+
+
+def _like(out: Any, ref: Any) -> Any:
+    """Wrap an engine tensor as the framework of `ref` (zero-copy through DLPack)."""
+    mod = type(ref).__module__
+    if mod.startswith("torch"):
+        import torch
+
+        return torch.from_dlpack(out)
+    import numpy as np
+
+    return np.from_dlpack(out)
+
+
+def rms_norm(x, weight=None, eps: float = 1e-5):
+    """RMSNorm over the last dim: cast(x * rsqrt(mean(x^2) + eps)) * weight. weight=None: QK-norm."""
+    return _like(_C.rms_norm(x, weight, float(eps)), x)
+
+
+def qk_norm(x, eps: float = 1e-5):
+    """Llama 4 QK-norm: RMS norm over head_dim without a weight."""
+    return _like(_C.rms_norm(x, None, float(eps)), x)
+
+
+def rope(x, positions, inv_freq):
+    """Interleaved-pair RoPE. x: [T, H, d]; positions: [T] int; inv_freq: [d/2] float32."""
+    return _like(_C.rope(x, positions, inv_freq), x)
+
+
+def rope_inv_freq(head_dim: int, theta: float, rope_scaling: dict | None = None) -> list[float]:
+    """RoPE inverse frequencies (fp32), with llama3 scaling when rope_scaling says so."""
+    s = dict(rope_scaling or {})
+    rope_type = s.get("rope_type", s.get("type", "default")) or "default"
+    if rope_type == "default":
+        return _C.rope_inv_freq(int(head_dim), float(theta), "default")
+    return _C.rope_inv_freq(
+        int(head_dim), float(theta), rope_type,
+        float(s.get("factor", 1.0)), float(s.get("low_freq_factor", 1.0)),
+        float(s.get("high_freq_factor", 4.0)),
+        int(s.get("original_max_position_embeddings", 8192)),
+    )
+
+
+def silu_gate(gate, up):
+    """silu(gate) * up, rounding as transformers' Llama4TextMLP does."""
+    return _like(_C.silu_gate(gate, up), gate)
+
+
+def quantize_fp8_rowwise(x, scale_ub: float | None = None):
+    """Row-wise e4m3 quantization -> (q [R, K] float8_e4m3fn, scale [R] float32), x ~ q * scale.
+
+    scale_ub bounds the per-row amax (Meta's recipe uses 1200 for activations)."""
+    if scale_ub is not None and not scale_ub > 0:
+        raise ValueError(f"scale_ub must be positive or None, got {scale_ub}")
+    q, s = _C.quantize_fp8_rowwise(x, float(scale_ub or 0.0))
+    return _like(q, x), _like(s, x)
+
+
+def dequantize_fp8_rowwise(q, scale, dtype: str = "float32"):
+    """float(q) * scale[row], as `dtype` ('float32', 'bfloat16', 'float16')."""
+    return _like(_C.dequantize_fp8_rowwise(q, scale, str(dtype)), q)
+
+
+def cast(x, dtype: str):
+    """Convert between float32/bfloat16/float16/float8_e4m3fn with PyTorch's rounding."""
+    return _like(_C.cast(x, str(dtype)), x)
+
+
+def contiguous(x):
+    """A contiguous copy made by the engine (exercises the strided-copy kernels)."""
+    return _like(_C.contiguous(x), x)
