@@ -9,6 +9,7 @@ import os
 
 from . import _C
 from . import ops
+from .engine import Model, load
 
 __version__ = _C.build_info()["version"]
 
@@ -37,4 +38,4 @@ def cmake_prefix_path() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-__all__ = ["build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops"]
+__all__ = ["load", "Model", "build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops"]

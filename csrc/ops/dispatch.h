@@ -13,6 +13,11 @@ namespace llama4::detail {
                             ": got CUDA tensors, but this build of llama4_native has no CUDA "
                             "backend (rebuild with nvcc on PATH or LLAMA4_CUDA=ON)");
 }
+// For ops whose CUDA kernel does not exist yet (the CPU backend is the reference; the CUDA model
+// path is built op by op).
+[[noreturn]] inline void throw_cuda_not_implemented(const char* op) {
+  throw ::llama4::TypeError(std::string(op) + ": no CUDA kernel yet; run this op on the CPU");
+}
 }  // namespace llama4::detail
 
 #if LLAMA4_WITH_CUDA

@@ -57,3 +57,38 @@ struct RopeScaling {
 std::vector<float> rope_inv_freq(int head_dim, double theta, const RopeScaling& scaling);
 
 }  // namespace llama4
+
+namespace llama4::ops {
+
+// ---- dense layers ----
+// out[M, N] = x[M, K] . w[N, K]^T (nn.Linear layout), fp32 accumulation, one rounding to out.
+// x and w share a dtype (float32 or bfloat16); out has x's dtype or float32. x may have a row
+// stride (e.g. a column slice of a fused projection) but unit column stride.
+void linear(const TensorView& out, const TensorView& x, const TensorView& w);
+
+// out[T, D] = table[ids[t], :]. ids: [T] int32/int64; an id outside [0, V) raises ValueError.
+void embedding(const TensorView& out, const TensorView& table, const TensorView& ids);
+
+// out = a + b, rounded once to out's dtype (the residual add). out may alias a.
+void add(const TensorView& out, const TensorView& a, const TensorView& b);
+
+// ---- MoE routing (Llama 4: top-k on logits, sigmoid score scales the expert INPUT) ----
+// topk_ids[T, k] int32 = indices of the k largest router logits per token (ties: lower index);
+// topk_scores[T, k] = sigmoid(logit) computed in fp32, rounded to logits' dtype.
+void moe_route(const TensorView& topk_ids, const TensorView& topk_scores, const TensorView& logits);
+
+// Groups the (token, choice) pairs by expert (stable in token order) and writes the expert inputs:
+// x_perm[r] = round(x[t] * score) for the r-th pair; perm_token[r] = t; perm_slot[t*k + j] = r;
+// expert_offsets[E + 1] int32: expert e owns rows [offsets[e], offsets[e + 1]).
+// x_perm: [T*k, D] like x; perm_token/perm_slot: [T*k] int32; expert_offsets: [E+1] int32.
+void moe_permute(const TensorView& x_perm, const TensorView& perm_token, const TensorView& perm_slot,
+                 const TensorView& expert_offsets, const TensorView& x, const TensorView& topk_ids,
+                 const TensorView& topk_scores);
+
+// out[t] = round(shared[t] + round(sum_j y_perm[perm_slot[t*k + j]])): the routed outputs summed
+// per token (one rounding, as transformers' sum over experts), then added to the shared expert.
+// out may alias shared.
+void moe_unpermute(const TensorView& out, const TensorView& y_perm, const TensorView& perm_slot,
+                   const TensorView& shared);
+
+}  // namespace llama4::ops

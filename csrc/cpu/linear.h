@@ -1,0 +1,9 @@
+// CPU dense linear layer y[M, N] = x[M, K] . w[N, K]^T (nn.Linear layout, no bias), fp32 accumulate.
+#pragma once
+#include "llama4/tensor.h"
+
+namespace llama4::cpu {
+// x: [M, K] f32/bf16 (row stride x.strides[0], unit column stride); w: [N, K] contiguous, same
+// dtype as x; out: [M, N] contiguous, dtype of x or float32.
+void linear(const TensorView& out, const TensorView& x, const TensorView& w);
+}  // namespace llama4::cpu

@@ -1,0 +1,50 @@
+// The serving engine: a TextModel, its paged KV cache and the live sequences. One step() runs a
+// batch of sequences, each appending any number of tokens (prefill and decode mixed), in one call.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "llama4/kv_cache.h"
+#include "llama4/model.h"
+
+namespace llama4 {
+
+struct EngineOptions {
+  int page_size = 16;                 // tokens per KV page
+  int64_t kv_cache_bytes = 1LL << 30;  // memory budget of the KV cache
+  int max_sequences = 16;             // live sequences the chunked-layer pool is sized for
+  int64_t max_step_tokens = 0;        // tokens per sequence per forward pass (0: attention_chunk_size)
+};
+
+struct StepRequest {
+  int64_t seq = 0;
+  std::vector<int32_t> tokens;  // tokens appended to the sequence in this step (at least one)
+  bool all_logits = false;      // logits for every new token, or only the last
+};
+
+class Engine {
+ public:
+  Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOptions& options);
+
+  int64_t add_sequence();
+  void free_sequence(int64_t seq);
+  int64_t length(int64_t seq) const;
+
+  // Runs the requests (each sequence at most once per step). Long prompts are split into passes of
+  // at most max_step_tokens tokens inside this call. Returns float32 logits: for each request in
+  // order, one row per new token (all_logits) or one row for its last token.
+  // Raises ValueError when a sequence would pass max_position_embeddings, and CacheFullError
+  // (leaving every sequence unchanged) when the KV cache cannot hold the step.
+  Tensor step(const std::vector<StepRequest>& requests);
+
+  const TextModel& model() const { return model_; }
+  const KVCache& cache() const { return *cache_; }
+
+ private:
+  TextModel model_;
+  EngineOptions options_;
+  std::unique_ptr<KVCache> cache_;
+};
+
+}  // namespace llama4

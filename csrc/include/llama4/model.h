@@ -1,0 +1,59 @@
+// The Llama 4 text decoder graph. Weights are views with the engine names below (the Python
+// loader maps Hugging Face names to these; C++ applications may fill them directly). D = hidden,
+// H/KV = heads, d = head_dim, E = experts, I = intermediate_size, Imlp = intermediate_size_mlp:
+//   embed_tokens [V, D]   norm [D]   lm_head [V, D]
+//   layers.{i}.input_layernorm [D]   layers.{i}.post_attention_layernorm [D]
+//   layers.{i}.attn.qkv [(H + 2 KV) d, D]   layers.{i}.attn.o [D, H d]
+//   MoE:   layers.{i}.moe.router [E, D]   layers.{i}.moe.gate_up [E, 2I, D] (gate rows, then up)
+//          layers.{i}.moe.down [E, D, I]  layers.{i}.moe.shared_gate_up [2I, D]
+//          layers.{i}.moe.shared_down [D, I]
+//   dense: layers.{i}.mlp.gate_up [2 Imlp, D]   layers.{i}.mlp.down [D, Imlp]
+// All weights share the model dtype (float32 or bfloat16) and device.
+#pragma once
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "llama4/config.h"
+#include "llama4/kv_cache.h"
+#include "llama4/tensor.h"
+
+namespace llama4 {
+
+using WeightMap = std::unordered_map<std::string, TensorView>;
+
+class TextModel {
+ public:
+  // Checks that every weight the config needs is present with the right shape, dtype and device
+  // (ValueError/TypeError naming the tensor) and that no unknown name is given.
+  TextModel(TextConfig config, DType dtype, WeightMap weights);
+
+  const TextConfig& config() const { return config_; }
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+
+  // One forward step over the tokens of a batch, laid out sequence after sequence as in `plan`.
+  // Writes their K/V into `cache` and returns float32 logits [rows.size(), V] for the token
+  // indices in `rows`.
+  Tensor forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
+                 const std::vector<int32_t>& rows) const;
+
+ private:
+  struct Layer;
+  const TensorView& weight(const std::string& name) const;
+  Tensor attention(int layer, const TensorView& x, KVCache& cache, const KVCache::StepPlan& plan) const;
+  Tensor feed_forward(int layer, const TensorView& x) const;
+  Tensor moe(int layer, const TensorView& x) const;
+  Tensor mlp(const TensorView& x, const TensorView& gate_up, const TensorView& down) const;
+
+  TextConfig config_;
+  DType dtype_;
+  Device device_;
+  WeightMap weights_;
+  Tensor inv_freq_;  // [head_dim / 2] float32
+};
+
+// The weight names and shapes a config needs (used for validation and by loaders).
+std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfig& config);
+
+}  // namespace llama4

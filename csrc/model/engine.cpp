@@ -1,0 +1,99 @@
+// Engine: sequences, the KV cache and the step loop that splits long prompts into passes.
+#include "llama4/engine.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "llama4/error.h"
+#include "llama4/ops.h"
+
+namespace llama4 {
+
+Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOptions& options)
+    : model_(std::move(config), dtype, std::move(weights)), options_(options) {
+  const TextConfig& c = model_.config();
+  LLAMA4_CHECK_ARG(options.page_size > 0, "page_size must be positive, got ", options.page_size);
+  LLAMA4_CHECK_ARG(options.max_sequences > 0, "max_sequences must be positive, got ", options.max_sequences);
+  LLAMA4_CHECK_ARG(options.max_step_tokens >= 0, "max_step_tokens must be >= 0, got ", options.max_step_tokens);
+  if (options_.max_step_tokens == 0 || options_.max_step_tokens > c.attention_chunk_size)
+    options_.max_step_tokens = c.attention_chunk_size;
+  std::vector<int> chunked(size_t(c.num_hidden_layers));
+  for (int i = 0; i < int(c.num_hidden_layers); ++i) chunked[size_t(i)] = c.uses_rope(i) ? 1 : 0;
+  const KVCacheConfig kc = KVCacheConfig::from_budget(
+      int(c.num_hidden_layers), chunked, int(c.num_key_value_heads), int(c.head_dim), dtype,
+      model_.device(), options_.page_size, c.attention_chunk_size, options_.kv_cache_bytes,
+      options_.max_sequences, options_.max_step_tokens);
+  cache_ = std::make_unique<KVCache>(kc);
+}
+
+int64_t Engine::add_sequence() { return cache_->add_sequence(); }
+void Engine::free_sequence(int64_t seq) { cache_->free_sequence(seq); }
+int64_t Engine::length(int64_t seq) const { return cache_->length(seq); }
+
+Tensor Engine::step(const std::vector<StepRequest>& requests) {
+  const TextConfig& c = model_.config();
+  std::unordered_set<int64_t> seen;
+  int64_t total_rows = 0;
+  for (const StepRequest& r : requests) {
+    LLAMA4_CHECK_ARG(seen.insert(r.seq).second, "sequence ", r.seq, " appears twice in one step");
+    LLAMA4_CHECK_ARG(!r.tokens.empty(), "sequence ", r.seq, ": a step needs at least one token");
+    const int64_t len = cache_->length(r.seq);  // also validates the id
+    const int64_t end = len + int64_t(r.tokens.size());
+    LLAMA4_CHECK_ARG(end <= c.max_position_embeddings, "sequence ", r.seq, " would reach ", end,
+                     " tokens, more than the context length max_position_embeddings = ",
+                     c.max_position_embeddings);
+    for (int32_t t : r.tokens)
+      LLAMA4_CHECK_ARG(0 <= t && t < c.vocab_size, "sequence ", r.seq, ": token id ", t,
+                       " is outside the vocabulary [0, ", c.vocab_size, ")");
+    total_rows += r.all_logits ? int64_t(r.tokens.size()) : 1;
+  }
+  cache_->check_capacity_for(requests_to_lengths(requests), options_.max_step_tokens);
+
+  Tensor logits = Tensor::empty({total_rows, c.vocab_size}, DType::F32, model_.device());
+  std::vector<int64_t> done(requests.size(), 0);       // tokens of each request already run
+  std::vector<int64_t> first_row(requests.size(), 0);  // its first row in `logits`
+  for (size_t i = 1; i < requests.size(); ++i)
+    first_row[i] = first_row[i - 1] + (requests[i - 1].all_logits ? int64_t(requests[i - 1].tokens.size()) : 1);
+
+  for (;;) {
+    std::vector<int64_t> seqs, n_new;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const int64_t left = int64_t(requests[i].tokens.size()) - done[i];
+      if (left == 0) continue;
+      seqs.push_back(requests[i].seq);
+      n_new.push_back(std::min(left, options_.max_step_tokens));
+      which.push_back(i);
+    }
+    if (seqs.empty()) break;
+    int64_t T = 0;
+    for (int64_t n : n_new) T += n;
+    Tensor ids = Tensor::empty({T}, DType::I32, Device::cpu());
+    std::vector<int32_t> rows;      // token indices (in this pass) whose logits are wanted
+    std::vector<int64_t> dest;      // and their rows in `logits`
+    int64_t at = 0;
+    for (size_t b = 0; b < which.size(); ++b) {
+      const StepRequest& r = requests[which[b]];
+      const int64_t from = done[which[b]], n = n_new[b];
+      std::copy_n(r.tokens.begin() + from, n, ids.ptr<int32_t>() + at);
+      for (int64_t j = 0; j < n; ++j) {
+        const bool last = from + j + 1 == int64_t(r.tokens.size());
+        if (r.all_logits || last) {
+          rows.push_back(int32_t(at + j));
+          dest.push_back(first_row[which[b]] + (r.all_logits ? from + j : 0));
+        }
+      }
+      at += n;
+    }
+    cache_->reserve(seqs, n_new);
+    const KVCache::StepPlan plan = cache_->plan(seqs, n_new);
+    const Tensor pass_logits = model_.forward(ops::to_device(ids, model_.device()), *cache_, plan, rows);
+    cache_->commit(seqs, n_new);
+    for (size_t j = 0; j < rows.size(); ++j)
+      ops::copy(logits.view().slice0(dest[j], dest[j] + 1), pass_logits.view().slice0(int64_t(j), int64_t(j) + 1));
+    for (size_t b = 0; b < which.size(); ++b) done[which[b]] += n_new[b];
+  }
+  return logits;
+}
+
+}  // namespace llama4

@@ -1,0 +1,184 @@
+// The Llama 4 text decoder forward pass, composed of ops (so it runs wherever the ops run):
+//   h = embed(ids); per layer: h += o(attn(rmsnorm(h))); h += ffn(rmsnorm(h)); logits = lm_head(norm(h))
+// Attention: fused QKV projection; RoPE + QK-norm on RoPE layers (chunked-local attention);
+// NoPE layers attend globally with temperature-tuned queries. FFN: MoE (top-k sigmoid router
+// scaling the expert input, plus the shared expert) or a dense SwiGLU MLP.
+#include <unordered_set>
+
+#include "llama4/error.h"
+#include "llama4/model.h"
+#include "llama4/ops.h"
+
+namespace llama4 {
+
+namespace {
+std::string layer_name(int layer, const char* what) {
+  return "layers." + std::to_string(layer) + "." + what;
+}
+
+// Heads [first, first + count) of a fused projection row [T, n_total * d] as a [T, count, d] view.
+TensorView heads_view(const TensorView& fused, int64_t first, int64_t count, int64_t d) {
+  TensorView v = fused;
+  v.ndim = 3;
+  v.shape = {fused.size(0), count, d, 0, 0, 0};
+  v.strides = {fused.stride(0), d, 1, 0, 0, 0};
+  v.data = static_cast<char*>(fused.data) + first * d * int64_t(element_size(fused.dtype));
+  return v;
+}
+
+// Columns [first, first + count) of a [T, N] tensor as a [T, count] view.
+TensorView column_view(const TensorView& t, int64_t first, int64_t count) {
+  TensorView v = t;
+  v.shape[1] = count;
+  v.data = static_cast<char*>(t.data) + first * int64_t(element_size(t.dtype));
+  return v;
+}
+}  // namespace
+
+TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
+    : config_(std::move(config)), dtype_(dtype), weights_(std::move(weights)) {
+  config_.validate();
+  LLAMA4_CHECK_TYPE(dtype == DType::F32 || dtype == DType::BF16,
+                    "model dtype must be float32 or bfloat16, got ", dtype_name(dtype));
+  const auto expected = expected_text_weights(config_);
+  std::unordered_set<std::string> known;
+  bool first = true;
+  for (const auto& [name, shape] : expected) {
+    known.insert(name);
+    auto it = weights_.find(name);
+    LLAMA4_CHECK_ARG(it != weights_.end(), "missing weight '", name, "'");
+    const TensorView& t = it->second;
+    LLAMA4_CHECK_TYPE(t.dtype == dtype, "weight '", name, "' must have dtype ", dtype_name(dtype),
+                      ", got ", dtype_name(t.dtype));
+    const TensorView want(nullptr, dtype, shape);
+    LLAMA4_CHECK_ARG(t.sizes() == want.sizes(), "weight '", name, "' must have shape ",
+                     want.shape_str(), ", got ", t.shape_str());
+    LLAMA4_CHECK_ARG(t.is_contiguous(), "weight '", name, "' must be contiguous");
+    if (first) device_ = t.device;
+    first = false;
+    LLAMA4_CHECK_TYPE(t.device == device_, "weight '", name, "' is on ", t.device.str(),
+                      " but the others are on ", device_.str());
+  }
+  for (const auto& [name, view] : weights_)
+    LLAMA4_CHECK_ARG(known.count(name), "unexpected weight '", name, "' for this config");
+
+  const std::vector<float> f = rope_inv_freq(int(config_.head_dim), config_.rope_theta, config_.rope_scaling);
+  inv_freq_ = ops::to_device(TensorView(const_cast<float*>(f.data()), DType::F32, {int64_t(f.size())}), device_);
+}
+
+const TensorView& TextModel::weight(const std::string& name) const { return weights_.at(name); }
+
+Tensor TextModel::forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
+                          const std::vector<int32_t>& rows) const {
+  const int64_t T = token_ids.size(0), D = config_.hidden_size;
+  Tensor h = Tensor::empty({T, D}, dtype_, device_);
+  ops::embedding(h, weight("embed_tokens"), token_ids);
+  Tensor x = Tensor::empty({T, D}, dtype_, device_);
+  for (int i = 0; i < int(config_.num_hidden_layers); ++i) {
+    ops::rms_norm(x, h, weight(layer_name(i, "input_layernorm")), config_.rms_norm_eps);
+    const Tensor attn = attention(i, x, cache, plan);
+    ops::add(h, h, attn);
+    ops::rms_norm(x, h, weight(layer_name(i, "post_attention_layernorm")), config_.rms_norm_eps);
+    const Tensor ffn = feed_forward(i, x);
+    ops::add(h, h, ffn);
+  }
+  // Only the requested rows go through the final norm and the vocabulary projection.
+  const int64_t R = int64_t(rows.size());
+  Tensor row_ids = Tensor::empty({R}, DType::I32, Device::cpu());
+  std::copy(rows.begin(), rows.end(), row_ids.ptr<int32_t>());
+  Tensor picked = Tensor::empty({R, D}, dtype_, device_);
+  ops::embedding(picked, h, ops::to_device(row_ids, device_));
+  Tensor normed = Tensor::empty({R, D}, dtype_, device_);
+  ops::rms_norm(normed, picked, weight("norm"), config_.rms_norm_eps);
+  Tensor logits = Tensor::empty({R, config_.vocab_size}, DType::F32, device_);
+  ops::linear(logits, normed, weight("lm_head"));
+  return logits;
+}
+
+Tensor TextModel::attention(int i, const TensorView& x, KVCache& cache, const KVCache::StepPlan& plan) const {
+  const TextConfig& c = config_;
+  const int64_t T = x.size(0), H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  Tensor qkv = Tensor::empty({T, (H + 2 * KV) * d}, dtype_, device_);
+  ops::linear(qkv, x, weight(layer_name(i, "attn.qkv")));
+  TensorView q = heads_view(qkv, 0, H, d), k = heads_view(qkv, H, KV, d), v = heads_view(qkv, H + KV, KV, d);
+
+  const bool rope = c.uses_rope(i);
+  Tensor q_rot, k_rot;
+  if (rope) {  // RoPE, then QK-norm (transformers' order; only on RoPE layers)
+    q_rot = Tensor::empty({T, H, d}, dtype_, device_);
+    k_rot = Tensor::empty({T, KV, d}, dtype_, device_);
+    ops::rope(q_rot, q, plan.query_pos, inv_freq_);
+    ops::rope(k_rot, k, plan.query_pos, inv_freq_);
+    if (c.use_qk_norm) {
+      ops::rms_norm(q_rot, q_rot, TensorView(), c.rms_norm_eps);
+      ops::rms_norm(k_rot, k_rot, TensorView(), c.rms_norm_eps);
+    }
+    q = q_rot;
+    k = k_rot;
+  }
+  const int group = cache.group_of(i);
+  ops::cache_write(cache.k(i), cache.v(i), k, v, plan.slots[group]);
+
+  ops::AttentionParams params;
+  params.scale = 1.0f / std::sqrt(float(d));
+  params.chunk_size = rope ? c.attention_chunk_size : 0;  // RoPE layers: chunked-local; NoPE: global
+  params.attn_scale = (!rope && c.attn_temperature_tuning) ? c.attn_scale : 0.0f;
+  params.floor_scale = c.floor_scale;
+  Tensor out = Tensor::empty({T, H, d}, dtype_, device_);
+  ops::paged_attention(out, q, cache.k(i), cache.v(i), plan.page_table[group], plan.query_seq,
+                       plan.query_pos, params);
+  Tensor o = Tensor::empty({T, c.hidden_size}, dtype_, device_);
+  ops::linear(o, out.view().reshape({T, H * d}), weight(layer_name(i, "attn.o")));
+  return o;
+}
+
+Tensor TextModel::feed_forward(int i, const TensorView& x) const {
+  if (config_.is_moe_layer(i)) return moe(i, x);
+  return mlp(x, weight(layer_name(i, "mlp.gate_up")), weight(layer_name(i, "mlp.down")));
+}
+
+// down(silu(x gate^T) * (x up^T)) with gate_up [2I, D] = [gate rows; up rows].
+Tensor TextModel::mlp(const TensorView& x, const TensorView& gate_up, const TensorView& down) const {
+  const int64_t T = x.size(0), I = gate_up.size(0) / 2;
+  Tensor gu = Tensor::empty({T, 2 * I}, dtype_, device_);
+  ops::linear(gu, x, gate_up);
+  Tensor act = Tensor::empty({T, I}, dtype_, device_);
+  ops::silu_gate(act, column_view(gu, 0, I), column_view(gu, I, I));
+  Tensor out = Tensor::empty({T, down.size(0)}, dtype_, device_);
+  ops::linear(out, act, down);
+  return out;
+}
+
+// Route -> permute by expert (inputs scaled by the router score) -> per-expert SwiGLU ->
+// un-permute, summed per token and added to the shared expert's output.
+Tensor TextModel::moe(int i, const TensorView& x) const {
+  const TextConfig& c = config_;
+  const int64_t T = x.size(0), D = c.hidden_size, E = c.num_local_experts, k = c.num_experts_per_tok;
+  Tensor logits = Tensor::empty({T, E}, dtype_, device_);
+  ops::linear(logits, x, weight(layer_name(i, "moe.router")));
+  Tensor ids = Tensor::empty({T, k}, DType::I32, device_);
+  Tensor scores = Tensor::empty({T, k}, dtype_, device_);
+  ops::moe_route(ids, scores, logits);
+
+  Tensor x_perm = Tensor::empty({T * k, D}, dtype_, device_);
+  Tensor perm_token = Tensor::empty({T * k}, DType::I32, device_);
+  Tensor perm_slot = Tensor::empty({T * k}, DType::I32, device_);
+  Tensor offsets = Tensor::empty({E + 1}, DType::I32, device_);
+  ops::moe_permute(x_perm, perm_token, perm_slot, offsets, x, ids, scores);
+
+  const TensorView& gate_up = weight(layer_name(i, "moe.gate_up"));
+  const TensorView& down = weight(layer_name(i, "moe.down"));
+  Tensor y_perm = Tensor::empty({T * k, D}, dtype_, device_);
+  const Tensor host_offsets = ops::to_device(offsets, Device::cpu());
+  const int32_t* off = host_offsets.ptr<int32_t>();
+  for (int64_t e = 0; e < E; ++e) {
+    if (off[e + 1] == off[e]) continue;
+    const Tensor y = mlp(x_perm.view().slice0(off[e], off[e + 1]), gate_up.select0(e), down.select0(e));
+    ops::copy(y_perm.view().slice0(off[e], off[e + 1]), y);
+  }
+  Tensor out = mlp(x, weight(layer_name(i, "moe.shared_gate_up")), weight(layer_name(i, "moe.shared_down")));
+  ops::moe_unpermute(out, y_perm, perm_slot, out);
+  return out;
+}
+
+}  // namespace llama4

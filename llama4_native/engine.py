@@ -1,0 +1,108 @@
+"""`load()` and `Model`: a checkpoint on the C++ engine.
+
+A Model owns one `_C.Engine` (text decoder + paged KV cache). Every call into it is one step of a
+batch of sequences; Python keeps the sequences' token lists and samples from the logits.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+
+from . import _C
+from .config import ModelConfig, load_config
+from .weights import load_text_weights
+
+_DTYPES = ("float32", "bfloat16")
+
+
+class Model:
+    """A loaded Llama 4 checkpoint. Create it with `llama4_native.load()`."""
+
+    def __init__(self, path: str, device: str = "cpu", dtype: str = "float32", *,
+                 kv_cache_bytes: int | None = None, max_sequences: int = 16, page_size: int = 16,
+                 progress: bool | None = None):
+        if device != "cpu":
+            raise ValueError(f"device must be 'cpu' (the CUDA model path is not built yet), got {device!r}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        self.path = os.fspath(path)
+        self.device = device
+        self.dtype = dtype
+        self.config: ModelConfig = load_config(self.path)
+        text = self.config.text
+        weights = load_text_weights(self.path, text, dtype=dtype, progress=progress)
+        if kv_cache_bytes is None:
+            kv_cache_bytes = _default_kv_bytes(text, dtype)
+        options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),
+                   "max_sequences": int(max_sequences)}
+        self._engine = _C.Engine(text.to_engine_dict(), dtype, weights, options)
+        self._tokenizer = None
+
+    # ---- low level -------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.config.text.vocab_size
+
+    @property
+    def max_context(self) -> int:
+        return self.config.text.max_position_embeddings
+
+    def _new_sequence(self) -> int:
+        return self._engine.add_sequence()
+
+    def _free_sequence(self, seq: int) -> None:
+        self._engine.free_sequence(seq)
+
+    def _step(self, requests: Sequence[tuple[int, list[int], bool]]) -> torch.Tensor:
+        """One engine step: [(seq, new_tokens, all_logits), ...] -> float32 logits rows."""
+        return torch.from_dlpack(self._engine.step(list(requests)))
+
+    # ---- public API --------------------------------------------------------------------------
+    def logits(self, input_ids, images=None) -> torch.Tensor:
+        """Logits [len(input_ids), vocab] (float32) of a fresh sequence, one row per position."""
+        if images is not None:
+            raise ValueError("images are not supported by this model build yet")
+        ids = _as_id_list(input_ids, "input_ids")
+        seq = self._new_sequence()
+        try:
+            return self._step([(seq, ids, True)])
+        finally:
+            self._free_sequence(seq)
+
+    def generate(self, input_ids=None, **kwargs):
+        """Generate from token ids; see llama4_native.generate.generate for the parameters."""
+        from .generate import generate
+
+        return generate(self, input_ids=input_ids, **kwargs)
+
+
+def _default_kv_bytes(text, dtype: str) -> int:
+    """A KV budget that holds the full context for a few sequences, capped at 1 GiB."""
+    per_token = 2 * text.num_hidden_layers * text.num_key_value_heads * text.head_dim
+    per_token *= 4 if dtype == "float32" else 2
+    return int(min(1 << 30, max(64 << 20, per_token * min(text.max_position_embeddings, 32768) * 4)))
+
+
+def _as_id_list(ids, name: str) -> list[int]:
+    if isinstance(ids, torch.Tensor):
+        if ids.dtype.is_floating_point or ids.dtype.is_complex:
+            raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+        if ids.dim() == 2 and ids.shape[0] == 1:
+            ids = ids[0]
+        if ids.dim() != 1:
+            raise ValueError(f"{name} must be 1-d, got shape {tuple(ids.shape)}")
+        ids = ids.tolist()
+    try:
+        out = [int(t) for t in ids]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of integer token ids") from None
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    return out
+
+
+def load(path, device: str = "cpu", dtype: str = "float32", **options) -> Model:
+    """Load a Hugging Face Llama 4 checkpoint folder onto the engine."""
+    return Model(path, device=device, dtype=dtype, **options)
