@@ -3,7 +3,8 @@
 One table (`TEXT_TABLE`) maps every engine tensor to the HF tensor(s) it is built from. An entry may
 list several `Source`s (alternative checkpoint layouts, e.g. fused vs per-expert MoE weights); the
 first whose tensors are present is used. A future FP8 expert layout (F8_E4M3 weight + weight_scale)
-is one more `Source` on the MoE entries plus a dequantising/keeping `pieces` function.
+is one more `Source` on the MoE entries, with dtypes=("F8_E4M3", "F32") and a `pieces` function that
+dequantises (or an engine entry that keeps the e4m3 bytes and the scales); `_reject_fp8` then goes.
 
 Everything is validated from the headers before any data is read: missing tensors, tensors nobody
 consumes (vision_model.* and multi_modal_projector.* are left for the vision loader), shapes and
@@ -65,6 +66,7 @@ class Source:
     shapes: tuple[Shape, ...]
     pieces: Pieces = list
     per_expert: bool = False
+    dtypes: tuple[str, ...] = FLOAT_DTYPES  # safetensors dtypes accepted for these tensors
     when: Callable[[TextConfig], bool] = lambda c: True
 
 
@@ -206,7 +208,7 @@ def plan_text_weights(ckpt: Checkpoint, config: TextConfig) -> list[_Planned]:
                               f"kind (MoE/dense) that disagrees with moe_layers?")
     for p in plan:
         for name, shape in zip(p.hf_names, _source_shapes(p.source, dims, config)):
-            _check_tensor(ckpt.info(name), shape)
+            _check_tensor(ckpt.info(name), shape, p.source.dtypes)
     return plan
 
 
@@ -253,10 +255,10 @@ def _source_shapes(s: Source, dims: dict, c: TextConfig) -> list[tuple[int, ...]
     return shapes * c.num_local_experts if s.per_expert else shapes
 
 
-def _check_tensor(info: TensorInfo, expected: tuple[int, ...]) -> None:
-    if info.dtype not in FLOAT_DTYPES:
+def _check_tensor(info: TensorInfo, expected: tuple[int, ...], dtypes: tuple[str, ...]) -> None:
+    if info.dtype not in dtypes:
         raise CheckpointError(f"{info.file}: tensor '{info.name}' has dtype {info.dtype}; expected "
-                              f"one of {', '.join(FLOAT_DTYPES)}")
+                              f"one of {', '.join(dtypes)}")
     if info.shape != expected:
         raise CheckpointError(f"{info.file}: tensor '{info.name}' has shape {list(info.shape)}, "
                               f"expected {list(expected)} from config.json")
