@@ -46,10 +46,18 @@ if(LLAMA4_WITH_CUDA)
     endif()
   endif()
   if(NOT CUTLASS_DIR OR NOT EXISTS "${CUTLASS_DIR}/include/cutlass/version.h")
-    message(FATAL_ERROR "CUTLASS headers not found. Install them with "
-      "'pip install --no-deps nvidia-cutlass==4.2.0.0' or pass -DCUTLASS_DIR=<dir with include/cutlass>, "
-      "or build the CPU backend only with LLAMA4_CUDA=OFF.")
+    set(_msg "CUTLASS headers not found. Install them with "
+      "'pip install --no-deps nvidia-cutlass==4.2.0.0' or pass -DCUTLASS_DIR=<dir with include/cutlass>")
+    if(_llama4_cuda_mode STREQUAL "ON")
+      message(FATAL_ERROR ${_msg})
+    endif()
+    message(WARNING "${_msg}; building the CPU backend only (LLAMA4_CUDA=AUTO)")
+    set(LLAMA4_WITH_CUDA OFF)
+    set(LLAMA4_CUDA_ARCHS_STRING "")
   endif()
+endif()
+
+if(LLAMA4_WITH_CUDA)
   set(CUTLASS_DIR "${CUTLASS_DIR}" CACHE PATH "CUTLASS source folder (holds include/cutlass)" FORCE)
   set(CUTLASS_INCLUDE_DIRS "${CUTLASS_DIR}/include" "${CUTLASS_DIR}/tools/util/include")
   file(STRINGS "${CUTLASS_DIR}/include/cutlass/version.h" _v REGEX "#define CUTLASS_(MAJOR|MINOR|PATCH) ")

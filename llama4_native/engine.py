@@ -38,6 +38,8 @@ class Model:
         options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),
                    "max_sequences": int(max_sequences)}
         self._engine = _C.Engine(text.to_engine_dict(), dtype, weights, options)
+        self.max_sequences = int(max_sequences)
+        self.generation_config = _read_generation_config(self.path)
         self._tokenizer = None
 
     # ---- low level -------------------------------------------------------------------------
@@ -48,6 +50,23 @@ class Model:
     @property
     def max_context(self) -> int:
         return self.config.text.max_position_embeddings
+
+    @property
+    def tokenizer(self):
+        """The checkpoint's tokenizer (its tokenizer.json / tokenizer.model), else the bundled
+        Llama 4 tokenizer."""
+        if self._tokenizer is None:
+            from .tokenizer import Tokenizer
+
+            self._tokenizer = Tokenizer.from_checkpoint(self.path)
+        return self._tokenizer
+
+    def default_stop_ids(self) -> list[int]:
+        """generation_config.json's eos ids, else the config's, else Llama 4's stop tokens."""
+        eos = self.generation_config.get("eos_token_id", self.config.eos_token_id)
+        if eos is None:
+            return [200001, 200007, 200008] if self.vocab_size >= 200009 else []
+        return list(eos) if isinstance(eos, (list, tuple)) else [int(eos)]
 
     def _new_sequence(self) -> int:
         return self._engine.add_sequence()
@@ -71,11 +90,25 @@ class Model:
         finally:
             self._free_sequence(seq)
 
-    def generate(self, input_ids=None, **kwargs):
-        """Generate from token ids; see llama4_native.generate.generate for the parameters."""
+    def generate(self, prompt=None, **kwargs):
+        """Generate text/tokens; see llama4_native.generate.generate for the parameters."""
         from .generate import generate
 
-        return generate(self, input_ids=input_ids, **kwargs)
+        return generate(self, prompt, **kwargs)
+
+
+def _read_generation_config(path: str) -> dict:
+    import json
+
+    f = os.path.join(path, "generation_config.json")
+    if not os.path.exists(f):
+        return {}
+    try:
+        with open(f) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{f}: not valid JSON ({e})") from None
+    return data if isinstance(data, dict) else {}
 
 
 def _default_kv_bytes(text, dtype: str) -> int:

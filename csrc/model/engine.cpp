@@ -30,6 +30,28 @@ int64_t Engine::add_sequence() { return cache_->add_sequence(); }
 void Engine::free_sequence(int64_t seq) { cache_->free_sequence(seq); }
 int64_t Engine::length(int64_t seq) const { return cache_->length(seq); }
 
+// Fails before anything runs when the step cannot fit: global-layer pages for every new token, and
+// chunked-layer pages for the first pass (later passes of a long prompt reuse the pages that its
+// earlier chunks free, so with at most max_sequences live sequences they always fit).
+void Engine::check_capacity(const std::vector<StepRequest>& requests) const {
+  const int64_t P = options_.page_size;
+  for (int g = 0; g < 2; ++g) {
+    if (cache_->total_pages(g) == 0) continue;
+    int64_t need = 0;
+    for (const StepRequest& r : requests) {
+      const int64_t len = cache_->length(r.seq), n = int64_t(r.tokens.size());
+      const int64_t upto = g == 1 ? len + n : len + std::min(n, options_.max_step_tokens);
+      const int64_t held = int64_t(cache_->pages_of(r.seq, g).size());
+      need += std::max<int64_t>(0, (upto + P - 1) / P - held);
+    }
+    if (need > cache_->free_pages(g))
+      throw CacheFullError(detail::concat(
+          "KV cache full: this step needs ", need, " more ", g == 0 ? "chunked-layer" : "global-layer",
+          " pages but only ", cache_->free_pages(g), " of ", cache_->total_pages(g),
+          " are free; finish or free sequences, or load with a larger kv_cache_bytes"));
+  }
+}
+
 Tensor Engine::step(const std::vector<StepRequest>& requests) {
   const TextConfig& c = model_.config();
   std::unordered_set<int64_t> seen;
@@ -47,7 +69,7 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
                        " is outside the vocabulary [0, ", c.vocab_size, ")");
     total_rows += r.all_logits ? int64_t(r.tokens.size()) : 1;
   }
-  cache_->check_capacity_for(requests_to_lengths(requests), options_.max_step_tokens);
+  check_capacity(requests);
 
   Tensor logits = Tensor::empty({total_rows, c.vocab_size}, DType::F32, model_.device());
   std::vector<int64_t> done(requests.size(), 0);       // tokens of each request already run

@@ -42,6 +42,8 @@ class Engine {
   const KVCache& cache() const { return *cache_; }
 
  private:
+  void check_capacity(const std::vector<StepRequest>& requests) const;
+
   TextModel model_;
   EngineOptions options_;
   std::unique_ptr<KVCache> cache_;

@@ -1,0 +1,36 @@
+# Set-up and the two everyday commands. Everything installs into .venv from PyPI (no hub, no
+# hand-installed packages):
+#   make demo   set up, then generate with the small built-in checkpoint
+#   make test   set up, then run every test (Python, kernels, C++ via CTest, the CMake package)
+PY       ?= python3
+VENV     ?= .venv
+VPY      := $(VENV)/bin/python
+# The CUDA backend is built whenever nvcc is found (compile-only on machines without a GPU).
+LLAMA4_CUDA ?= AUTO
+export LLAMA4_CUDA
+
+.PHONY: setup demo test bench clean
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+
+# Build requirements are installed first so the package builds without isolation (it finds the
+# CUTLASS headers and OpenBLAS in the venv); torch/transformers are the test references.
+setup: $(VPY)
+	$(VPY) -m pip install -q --upgrade "pip>=23"
+	$(VPY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" "scipy-openblas32>=0.3.27" \
+	    "numpy>=1.24" "safetensors>=0.4" tiktoken pillow "torch==2.13.0" "transformers==5.23.0" "pytest>=8"
+	$(VPY) -m pip install -q --no-deps nvidia-cutlass==4.2.0.0 llama-models==0.3.0
+	$(VPY) -m pip install -q --no-build-isolation --no-deps .
+
+demo: setup
+	$(VENV)/bin/llama4-native demo
+
+test: setup
+	$(VPY) -m pytest -q tests
+
+bench: setup
+	$(VPY) benchmarks/bench_text.py
+
+clean:
+	rm -rf build $(VENV)
