@@ -71,22 +71,33 @@ def test_fp32_greedy_decode_matches_transformers(tiny_checkpoint, name):
 
 @pytest.mark.parametrize("name", ["scout", "maverick", "scout_text"])
 def test_bf16_error_within_twice_transformers_bf16_error(tiny_checkpoint, name):
+    """Errors against the fp32 reference over 8 prompts (168 positions). A bf16 run occasionally
+    routes a token to a different expert than fp32 does (router logits within a bf16 ulp), which
+    shows as an isolated large error at that position; ours and transformers' flip at different
+    positions, so one short prompt would compare luck. Over 168 positions both the max and the
+    median must be within twice transformers' own."""
     from transformers import AutoModelForCausalLM, Llama4ForConditionalGeneration
 
     folder, hf32 = tiny_checkpoint(name)
-    prompt = _prompt(2, hf32.config.get_text_config().vocab_size)
-    ids = torch.tensor([prompt])
     cls = Llama4ForConditionalGeneration if tc.TINY_CONFIGS[name]["arch"] == "conditional" else AutoModelForCausalLM
     hf16 = cls.from_pretrained(folder, dtype=torch.bfloat16).eval()  # keeps complex buffers intact
-    with torch.inference_mode():
-        ref = hf32(input_ids=ids).logits[0].float()
-        theirs = hf16(input_ids=ids).logits[0].float()
-    ours = l4.load(folder, dtype="bfloat16").logits(prompt)
-    err_ours = (ours - ref).abs().max().item()
-    err_hf = (theirs - ref).abs().max().item()
-    print(f"{name}: bf16 max|dlogit| vs fp32 reference: llama4_native {err_ours:.3e}, "
-          f"transformers {err_hf:.3e}")
-    assert err_ours <= 2 * err_hf
+    ours16 = l4.load(folder, dtype="bfloat16")
+    vocab = hf32.config.get_text_config().vocab_size
+    err_ours, err_hf = [], []
+    for seed in range(8):
+        prompt = _prompt(100 + seed, vocab)
+        ids = torch.tensor([prompt])
+        with torch.inference_mode():
+            ref = hf32(input_ids=ids).logits[0].float()
+            theirs = hf16(input_ids=ids).logits[0].float()
+        err_ours.append((ours16.logits(prompt) - ref).abs().amax(-1))
+        err_hf.append((theirs - ref).abs().amax(-1))
+    ours, hf = torch.cat(err_ours), torch.cat(err_hf)
+    print(f"{name}: bf16 |dlogit| vs fp32 reference over {ours.numel()} positions: "
+          f"max llama4_native {ours.max():.3e}, transformers {hf.max():.3e}; "
+          f"median {ours.median():.3e} vs {hf.median():.3e}")
+    assert ours.max() <= 2 * hf.max()
+    assert ours.median() <= 2 * hf.median()
 
 
 def test_batched_step_matches_single_sequences(tiny_checkpoint):

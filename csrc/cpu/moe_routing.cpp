@@ -11,13 +11,23 @@ namespace llama4::cpu {
 
 namespace {
 
+// Scores are written in topk_scores' dtype (it may differ from the logits': the engine routes on
+// fp32 logits and scales bf16 activations).
+void store_score(const TensorView& scores, int64_t i, float v) {
+  switch (scores.dtype) {
+    case DType::F32: scores.ptr<float>()[i] = v; break;
+    case DType::BF16: scores.ptr<bf16>()[i].bits = f32_to_bf16(v); break;
+    case DType::F16: scores.ptr<f16>()[i].bits = f32_to_f16(v); break;
+    default: break;
+  }
+}
+
 template <typename T>
 void route_impl(const TensorView& topk_ids, const TensorView& topk_scores, const TensorView& logits) {
   using E = Elem<T>;
   const int64_t Tn = logits.size(0), En = logits.size(1), k = topk_ids.size(1);
   const T* lp = logits.ptr<T>();
   int32_t* ids = topk_ids.ptr<int32_t>();
-  T* scores = topk_scores.ptr<T>();
 #pragma omp parallel for schedule(static) if (Tn * En > 65536)
   for (int64_t t = 0; t < Tn; ++t) {
     std::vector<bool> taken(size_t(En), false);
@@ -34,7 +44,7 @@ void route_impl(const TensorView& topk_ids, const TensorView& topk_scores, const
       }
       taken[size_t(best)] = true;
       ids[t * k + j] = int32_t(best);
-      E::store(scores, t * k + j, 1.0f / (1.0f + std::exp(-best_v)));
+      store_score(topk_scores, t * k + j, 1.0f / (1.0f + std::exp(-best_v)));
     }
   }
 }

@@ -3,6 +3,7 @@
 // Attention: fused QKV projection; RoPE + QK-norm on RoPE layers (chunked-local attention);
 // NoPE layers attend globally with temperature-tuned queries. FFN: MoE (top-k sigmoid router
 // scaling the expert input, plus the shared expert) or a dense SwiGLU MLP.
+#include <cmath>
 #include <unordered_set>
 
 #include "llama4/error.h"
@@ -154,7 +155,10 @@ Tensor TextModel::mlp(const TensorView& x, const TensorView& gate_up, const Tens
 Tensor TextModel::moe(int i, const TensorView& x) const {
   const TextConfig& c = config_;
   const int64_t T = x.size(0), D = c.hidden_size, E = c.num_local_experts, k = c.num_experts_per_tok;
-  Tensor logits = Tensor::empty({T, E}, dtype_, device_);
+  // The router logits stay fp32 (transformers rounds them to the model dtype). In bf16 that rounding
+  // makes near experts tie exactly, and torch.topk then picks one arbitrarily; routing on the
+  // unrounded logits follows the fp32 model's choice instead. Identical in fp32.
+  Tensor logits = Tensor::empty({T, E}, DType::F32, device_);
   ops::linear(logits, x, weight(layer_name(i, "moe.router")));
   Tensor ids = Tensor::empty({T, k}, DType::I32, device_);
   Tensor scores = Tensor::empty({T, k}, dtype_, device_);

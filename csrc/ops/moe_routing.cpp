@@ -15,7 +15,7 @@ void moe_route(const TensorView& topk_ids, const TensorView& topk_scores, const 
   LLAMA4_CHECK_ARG(k >= 1 && k <= logits.size(1), op, ": top-k ", k, " must be in [1, ",
                    logits.size(1), "] (number of experts)");
   detail::check_shape(op, "topk_ids", topk_ids, {logits.size(0), k});
-  detail::check_same_dtype(op, "topk_scores", topk_scores, "logits", logits);
+  detail::check_activation(op, "topk_scores", topk_scores);
   detail::check_shape(op, "topk_scores", topk_scores, {logits.size(0), k});
   detail::check_contiguous_out(op, "topk_ids", topk_ids);
   detail::check_contiguous_out(op, "topk_scores", topk_scores);

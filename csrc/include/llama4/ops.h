@@ -74,7 +74,8 @@ void add(const TensorView& out, const TensorView& a, const TensorView& b);
 
 // ---- MoE routing (Llama 4: top-k on logits, sigmoid score scales the expert INPUT) ----
 // topk_ids[T, k] int32 = indices of the k largest router logits per token (ties: lower index);
-// topk_scores[T, k] = sigmoid(logit) computed in fp32, rounded to logits' dtype.
+// topk_scores[T, k] = sigmoid(logit) computed in fp32, rounded to topk_scores' dtype (any
+// activation dtype; it need not be the logits').
 void moe_route(const TensorView& topk_ids, const TensorView& topk_scores, const TensorView& logits);
 
 // Groups the (token, choice) pairs by expert (stable in token order) and writes the expert inputs:
