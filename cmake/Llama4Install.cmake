@@ -10,10 +10,10 @@ else()
 endif()
 set_target_properties(llama4 PROPERTIES INSTALL_RPATH "$ORIGIN;${_blas_rpath}")
 
+# (The include directory reaches consumers through llama4's $<INSTALL_INTERFACE:...>.)
 install(TARGETS llama4 EXPORT llama4_nativeTargets
         LIBRARY DESTINATION ${LLAMA4_INSTALL_LIBDIR}
-        RUNTIME DESTINATION ${LLAMA4_INSTALL_LIBDIR}
-        INCLUDES DESTINATION ${LLAMA4_INSTALL_INCLUDEDIR})
+        RUNTIME DESTINATION ${LLAMA4_INSTALL_LIBDIR})
 install(DIRECTORY csrc/include/llama4 DESTINATION ${LLAMA4_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
 install(EXPORT llama4_nativeTargets NAMESPACE llama4_native::

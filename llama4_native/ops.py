@@ -61,7 +61,8 @@ def quantize_fp8_rowwise(x, scale_ub: float | None = None):
 
     scale_ub bounds the per-row amax (Meta's recipe uses 1200 for activations)."""
     if scale_ub is not None and not scale_ub > 0:
-        raise ValueError(f"scale_ub must be positive or None, got {scale_ub}")
+        raise ValueError(
+            f"quantize_fp8_rowwise: 'scale_ub' must be positive or None, got {scale_ub}")
     q, s = _C.quantize_fp8_rowwise(x, float(scale_ub or 0.0))
     return _like(q, x), _like(s, x)
 

@@ -27,13 +27,16 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const RopeScaling& 
   const float high_wavelen = L / s.high_freq_factor;
   const float two_pi = float(2.0 * M_PI);
   for (float& f : inv) {
-    const float wavelen = two_pi / f;
+    // transformers writes `2 * math.pi / inv_freq` and `old_context_len / wavelen`; torch evaluates
+    // a Python scalar divided by a tensor as reciprocal(tensor) * scalar (two roundings), so do we.
+    const float wavelen = (1.0f / f) * two_pi;
     if (wavelen < high_wavelen) continue;                   // high frequency: unchanged
     if (wavelen > low_wavelen) { f = f / s.factor; continue; }  // low frequency: scaled
     // Medium band. Scout has low == high, where transformers divides by zero (hidden by
     // torch.where); the band is then only the single wavelength == L / low, which we leave as is.
     if (s.high_freq_factor == s.low_freq_factor) continue;
-    const float smooth = (L / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    const float smooth =
+        ((1.0f / wavelen) * L - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
     f = (1.0f - smooth) * f / s.factor + smooth * f;
   }
   return inv;

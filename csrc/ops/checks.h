@@ -3,6 +3,7 @@
 #pragma once
 #include <initializer_list>
 #include <optional>
+#include <string>
 
 #include "llama4/error.h"
 #include "llama4/ops.h"
@@ -58,7 +59,11 @@ inline void check_shape(const char* op, const char* name, const TensorView& t, c
 }
 
 inline void check_contiguous_out(const char* op, const char* name, const TensorView& t) {
-  LLAMA4_CHECK_ARG(t.is_contiguous(), op, ": output '", name, "' must be contiguous, got strides");
+  if (t.is_contiguous()) return;
+  std::string strides;
+  for (int d = 0; d < t.ndim; ++d) strides += (d ? ", " : "") + std::to_string(t.strides[d]);
+  throw ValueError(detail::concat(op, ": output '", name, "' must be contiguous, got shape ",
+                                  t.shape_str(), " with strides [", strides, "]"));
 }
 
 // A contiguous version of an input: the view itself when already contiguous, else a copy.

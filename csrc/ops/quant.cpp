@@ -21,7 +21,8 @@ void quantize_fp8_rowwise(const TensorView& q_out, const TensorView& scale_out, 
   detail::check_same_device(op, "scale_out", scale_out, "x", x);
   detail::check_contiguous_out(op, "q_out", q_out);
   detail::check_contiguous_out(op, "scale_out", scale_out);
-  LLAMA4_CHECK_ARG(std::isfinite(scale_ub), op, ": 'scale_ub' must be finite, got ", scale_ub);
+  LLAMA4_CHECK_ARG(std::isfinite(scale_ub) && scale_ub >= 0.f, op,
+                   ": 'scale_ub' must be finite and >= 0 (0: no bound), got ", scale_ub);
   if (x.numel() == 0 && x.size(0) == 0) return;
   const detail::ContiguousInput xc(x);
   switch (x.device.type) {

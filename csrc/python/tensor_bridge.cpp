@@ -1,13 +1,30 @@
 // DLPack bridge: Python objects -> TensorView (borrowed), Tensor -> DLPack capsule (owned).
 #include "python/tensor_bridge.h"
 
+#include <pybind11/stl.h>  // Shape (std::vector<int64_t>) -> Python, for DLPackTensor.shape
+
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "llama4/error.h"
 #include "python/dlpack_abi.h"
 
 namespace llama4::python {
+
+// A readable name for any DLPack dtype, so that errors say "float64", not a type code.
+static std::string dlpack_dtype_name(const dlpack::DataType& t) {
+  const std::string bits = std::to_string(int(t.bits));
+  switch (t.code) {
+    case dlpack::kInt: return "int" + bits;
+    case dlpack::kUInt: return "uint" + bits;
+    case dlpack::kFloat: return "float" + bits;
+    case dlpack::kBfloat: return "bfloat" + bits;
+    case dlpack::kComplex: return "complex" + bits;
+    case dlpack::kBool: return "bool";
+    default: return "DLPack type code " + std::to_string(int(t.code)) + " with " + bits + " bits";
+  }
+}
 
 static DType dtype_from_dlpack(const dlpack::DataType& t, const char* name) {
   LLAMA4_CHECK_TYPE(t.lanes == 1, "'", name, "': vector dtypes (lanes=", t.lanes, ") are not supported");
@@ -18,9 +35,9 @@ static DType dtype_from_dlpack(const dlpack::DataType& t, const char* name) {
   if (t.code == dlpack::kInt && t.bits == 32) return DType::I32;
   if (t.code == dlpack::kInt && t.bits == 64) return DType::I64;
   if (t.code == dlpack::kUInt && t.bits == 8) return DType::U8;
-  throw TypeError(detail::concat("'", name, "' has an unsupported dtype (DLPack code ", int(t.code),
-                                 ", ", int(t.bits), " bits); supported: float32, bfloat16, "
-                                 "float16, float8_e4m3fn, int32, int64, uint8"));
+  throw TypeError(detail::concat("'", name, "' has dtype ", dlpack_dtype_name(t),
+                                 ", which llama4_native does not handle; supported: float32, "
+                                 "bfloat16, float16, float8_e4m3fn, int32, int64, uint8"));
 }
 
 static dlpack::DataType dtype_to_dlpack(DType t) {
@@ -36,18 +53,53 @@ static dlpack::DataType dtype_to_dlpack(DType t) {
   return {0, 0, 0};
 }
 
+// The producer's capsule. We ask for a versioned one (DLPack >= 1.0) first: only it can flag a
+// tensor read-only, and without that numpy refuses to export read-only arrays (np.memmap(mode="r"),
+// np.frombuffer(bytes)), i.e. memory-mapped checkpoints. Producers without max_version get the old
+// call. Tensors that require grad are detached first (torch refuses to export them; ops only read).
+static py::object request_capsule(const py::handle& obj) {
+  py::object src = py::reinterpret_borrow<py::object>(obj);
+  if (py::hasattr(src, "requires_grad") && py::hasattr(src, "detach") &&
+      py::bool_(src.attr("requires_grad"))) {
+    src = src.attr("detach")();
+  }
+  try {
+    return src.attr("__dlpack__")(py::arg("max_version") = py::make_tuple(1, 0));
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_TypeError)) throw;  // a real refusal (BufferError, ...): report it
+  }
+  return src.attr("__dlpack__")();
+}
+
+// The DLTensor inside a "dltensor_versioned" or "dltensor" capsule (the capsule stays unconsumed:
+// its destructor, run when BorrowedView drops it, calls the producer's deleter).
+static const dlpack::DLTensor& capsule_tensor(const py::object& capsule, const char* name,
+                                              bool* read_only) {
+  PyObject* cap = capsule.ptr();
+  if (PyCapsule_IsValid(cap, dlpack::kVersionedCapsuleName)) {
+    auto* m = static_cast<dlpack::ManagedTensorVersioned*>(
+        PyCapsule_GetPointer(cap, dlpack::kVersionedCapsuleName));
+    LLAMA4_CHECK_TYPE(m->version.major == dlpack::kMajorVersion, "'", name, "': DLPack version ",
+                      m->version.major, ".", m->version.minor, " is not supported (need ",
+                      dlpack::kMajorVersion, ".x)");
+    *read_only = (m->flags & dlpack::kFlagReadOnly) != 0;
+    return m->dl_tensor;
+  }
+  if (PyCapsule_IsValid(cap, dlpack::kCapsuleName)) {
+    *read_only = false;
+    return static_cast<dlpack::ManagedTensor*>(PyCapsule_GetPointer(cap, dlpack::kCapsuleName))
+        ->dl_tensor;
+  }
+  throw TypeError(detail::concat("'", name, "': __dlpack__ did not return a DLPack capsule"));
+}
+
 BorrowedView as_view(const py::handle& obj, const char* name) {
   LLAMA4_CHECK_TYPE(py::hasattr(obj, "__dlpack__"), "'", name,
                     "' must be a tensor or array supporting __dlpack__ (torch.Tensor, numpy.ndarray), got ",
                     std::string(py::str(py::type::of(obj).attr("__name__"))));
   BorrowedView out;
-  out.capsule = obj.attr("__dlpack__")();
-  auto* raw = PyCapsule_GetPointer(out.capsule.ptr(), dlpack::kCapsuleName);
-  if (raw == nullptr) {
-    PyErr_Clear();
-    throw TypeError(detail::concat("'", name, "': __dlpack__ did not return a 'dltensor' capsule"));
-  }
-  const auto& dl = static_cast<dlpack::ManagedTensor*>(raw)->dl_tensor;
+  out.capsule = request_capsule(obj);
+  const auto& dl = capsule_tensor(out.capsule, name, &out.read_only);
   LLAMA4_CHECK_ARG(dl.ndim <= kMaxDims, "'", name, "' has ", dl.ndim, " dimensions; at most ",
                    kMaxDims, " are supported");
   Device device;

@@ -1,6 +1,7 @@
 // Zero-copy conversion between Python objects and llama4 tensors through DLPack:
-//  - as_view(obj): a TensorView of any object with __dlpack__ (torch tensors, numpy arrays);
-//    the returned BorrowedView keeps the capsule (and so the producer's memory) alive.
+//  - as_view(obj): a TensorView of any object with __dlpack__ (torch tensors, numpy arrays, also
+//    read-only ones and tensors that require grad); the returned BorrowedView keeps the capsule
+//    (and so the producer's memory) alive.
 //  - to_python(Tensor): a DLPackTensor object that torch.from_dlpack / numpy.from_dlpack accept
 //    without copying; it owns the Tensor's storage until the consumer releases it.
 #pragma once
@@ -15,6 +16,7 @@ namespace py = pybind11;
 struct BorrowedView {
   py::object capsule;  // holds the producer's memory
   TensorView view;
+  bool read_only = false;  // the producer flagged it read-only (e.g. a memory-mapped checkpoint)
   operator const TensorView&() const { return view; }
 };
 

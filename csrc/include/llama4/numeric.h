@@ -1,7 +1,9 @@
 // Scalar conversions between float32 and bfloat16 / float16 / float8_e4m3fn, bit-identical to
-// PyTorch's (c10): round-to-nearest-even; NaN stays NaN; float8_e4m3fn has no infinity, and like
-// torch's cast it does NOT saturate: |x| >= 480 (the midpoint past the max 448) and inf become NaN.
-// Quantizers clamp to +-448 before converting. Usable from host and CUDA device code.
+// PyTorch's (c10): round-to-nearest-even; NaN stays NaN. float8_e4m3fn has no infinity and, like
+// torch's cast since pytorch/pytorch#178817 (the torch 2.13 the tests run against), it SATURATES:
+// a finite value that rounds past the max 448 (|x| > 464) and +-inf become +-448; only NaN becomes
+// NaN (0x7F/0xFF). Older torch returned NaN for |x| >= 480 and inf. Quantizers clamp to +-448
+// before converting, so they agree with either. Usable from host and CUDA device code.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -104,7 +106,7 @@ LLAMA4_HD uint8_t f32_to_fp8e4m3(float f) {
   bits ^= sign;
   uint8_t result;
   if (bits >= fp8_max) {
-    result = 0x7F;  // NaN (also for inf and NaN inputs)
+    result = bits > 0x7F800000u ? 0x7F : 0x7E;  // NaN stays NaN; inf and finite overflow -> 448
   } else if (bits < (121u << 23)) {  // below 2^-6, the smallest normal: let float addition round
     bits = f32_to_bits(f32_from_bits(bits) + f32_from_bits(denorm_mask));
     result = uint8_t(bits - denorm_mask);
@@ -113,6 +115,7 @@ LLAMA4_HD uint8_t f32_to_fp8e4m3(float f) {
     bits += (uint32_t(7 - 127) << 23) + 0x7FFFFu;  // rebias exponent, round half up ...
     bits += mant_odd;                               // ... to even
     result = uint8_t(bits >> 20);
+    if (result == 0x7F) result = 0x7E;  // 464 < |x| < 480 rounds into the NaN code: saturate
   }
   return uint8_t(result | (sign >> 24));
 }

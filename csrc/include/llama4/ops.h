@@ -13,7 +13,8 @@ namespace llama4::ops {
 // ---- memory ----
 // dst = src, same shape and dtype; any strides on one device; contiguous tensors across CPU<->CUDA.
 void copy(const TensorView& dst, const TensorView& src);
-// dst = src converted between float dtypes (f32/bf16/f16/fp8) with PyTorch's rounding.
+// dst = src converted between float dtypes (f32/bf16/f16/fp8) with PyTorch's rounding
+// (to fp8: saturating at +-448, see numeric.h).
 void cast(const TensorView& dst, const TensorView& src);
 // A contiguous tensor holding src (a copy; the same storage is not reused).
 Tensor contiguous(const TensorView& src);
@@ -35,6 +36,7 @@ void silu_gate(const TensorView& out, const TensorView& gate, const TensorView& 
 // ---- FP8 e4m3 row-wise quantization (FBGEMM quantize_fp8_per_row semantics) ----
 // amax = clamp(max|x[r,:]|, 1e-12, scale_ub if scale_ub > 0), inv = 448 / amax,
 // q[r,:] = e4m3(clamp(x * inv, -448, 448)), scale[r] = 1 / inv.   x: [R, K] f32/bf16/f16.
+// scale_ub: finite, >= 0 (0: no bound). A NaN in a row makes that row and its scale NaN.
 void quantize_fp8_rowwise(const TensorView& q_out, const TensorView& scale_out, const TensorView& x,
                           float scale_ub);
 // out[r, k] = float(q[r, k]) * scale[r], rounded to out's dtype.

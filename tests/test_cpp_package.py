@@ -1,0 +1,132 @@
+# The C++ side end to end, as a C++ developer meets it: a CPU-only CMake build of the repo with the
+# C++ tests and the in-tree example (kept in build/cpp-tests between runs, so reruns only rebuild
+# what changed), its CTest suite, `cmake --install` into a temporary prefix (only the public headers,
+# a library that finds its BLAS through its RPATH), and examples/cpp built as a separate project
+# against that installed package through find_package(llama4_native), then run.
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "cpp-tests"
+JOBS = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2")  # the dev machines are shared: -j2
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ctest") is None,
+                       reason="needs cmake and ctest on PATH"),
+]
+
+
+def run(*cmd, cwd=None) -> str:
+    """Run a command; on failure show its output (the end of it, where the error is)."""
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        command = " ".join(map(str, cmd))
+        raise AssertionError(f"{command} exited {proc.returncode}:\n{proc.stdout[-6000:]}")
+    return proc.stdout
+
+
+def generator_args(build_dir: Path) -> list[str]:
+    # Ninja when available; an existing cache keeps whatever generator it was made with.
+    if (build_dir / "CMakeCache.txt").exists() or shutil.which("ninja") is None:
+        return []
+    return ["-G", "Ninja"]
+
+
+def cache_value(build_dir: Path, key: str) -> str:
+    text = (build_dir / "CMakeCache.txt").read_text()
+    match = re.search(rf"^{re.escape(key)}:[A-Z]+=(.*)$", text, re.M)
+    return match.group(1) if match else ""
+
+
+@pytest.fixture(scope="module")
+def built() -> Path:
+    """Configure (or reconfigure) and build the persistent CPU-only tree."""
+    run("cmake", "-S", ROOT, "-B", BUILD, *generator_args(BUILD),
+        "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA4_CUDA=OFF", "-DLLAMA4_BUILD_TESTS=ON",
+        "-DLLAMA4_BUILD_PYTHON=OFF", "-DLLAMA4_BUILD_EXAMPLES=ON",
+        f"-DPython_EXECUTABLE={sys.executable}")  # the interpreter that has scipy-openblas32
+    run("cmake", "--build", BUILD, "--parallel", JOBS)
+    return BUILD
+
+
+@pytest.fixture(scope="module")
+def prefix(built, tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("llama4-prefix")
+    run("cmake", "--install", built, "--prefix", dest)
+    return dest
+
+
+def test_ctest(built):
+    """Every tests/cpp/test_*.cpp and the in-tree example are registered, and all pass."""
+    out = run("ctest", "--output-on-failure", "--timeout", "120", cwd=built)
+    names = set(re.findall(r"Test\s+#\d+: (\S+) \.+\s+Passed", out))
+    expected = {p.stem for p in (ROOT / "tests" / "cpp").glob("test_*.cpp")} | {"example_cpp"}
+    assert expected <= names, f"not run or not passed: {sorted(expected - names)}\n{out}"
+    assert "100% tests passed" in out
+
+
+def test_only_public_headers_are_installed(prefix):
+    public = {f"llama4/{p.name}" for p in (ROOT / "csrc" / "include" / "llama4").glob("*.h")}
+    installed = {p.relative_to(prefix / "include").as_posix()
+                 for p in (prefix / "include").rglob("*") if p.is_file()}
+    assert installed == public
+    # Nothing else leaks into the prefix: the library and its CMake package, no private headers,
+    # no generated build config, no test binaries.
+    others = sorted(p.relative_to(prefix).as_posix() for p in prefix.rglob("*")
+                    if p.is_file() and not p.relative_to(prefix).as_posix().startswith("include/"))
+    allowed = r"lib(64)?/(libllama4\.so|cmake/llama4_native/llama4_native[\w-]*\.cmake)"
+    assert all(re.fullmatch(allowed, f) for f in others), others
+    for header in public:  # public headers include only public headers (or the standard library)
+        for inc in re.findall(r'#include\s+"([^"]+)"', (prefix / "include" / header).read_text()):
+            assert inc in public, f"{header} includes non-public {inc}"
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None or shutil.which("ldd") is None,
+                    reason="needs readelf and ldd")
+def test_installed_library_finds_its_dependencies(prefix):
+    lib = next(prefix.glob("lib*/libllama4.so"))
+    dynamic = run("readelf", "-d", lib)
+    match = re.search(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.*)\]", dynamic)
+    assert match, dynamic
+    search_path = match.group(1).split(":")
+    assert "$ORIGIN" in search_path
+    try:  # cmake/Llama4Blas.cmake prefers the scipy-openblas32 wheel of the configuring Python
+        import scipy_openblas32
+    except ImportError:
+        scipy_openblas32 = None  # a system OpenBLAS is on the loader's default path anyway
+    if scipy_openblas32 is not None:
+        blas_dir = str(Path(scipy_openblas32.get_lib_dir()))
+        assert blas_dir in search_path, f"BLAS dir {blas_dir} not in the RUNPATH {search_path}"
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}  # only what RPATH gives
+    linked = subprocess.run(["ldd", str(lib)], stdout=subprocess.PIPE, text=True, env=env).stdout
+    assert "not found" not in linked, linked
+
+
+def test_example_against_installed_package(prefix, tmp_path):
+    example_build = tmp_path / "example-build"
+    run("cmake", "-S", ROOT / "examples" / "cpp", "-B", example_build, *generator_args(example_build),
+        "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}",
+        "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF")  # this prefix, not some other registered build
+    found = Path(cache_value(example_build, "llama4_native_DIR")).resolve()
+    assert found.is_relative_to(prefix.resolve()), f"find_package picked {found}, not {prefix}"
+    run("cmake", "--build", example_build, "--parallel", JOBS)
+    exe = example_build / "llama4_example"
+    proc = subprocess.run([str(exe)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout
+    out = proc.stdout
+    assert re.search(r"^llama4_native 0\.1\.\d+$", out, re.M), out
+    assert re.search(r"^backends: cpu\b", out, re.M), out
+    assert "cuda available: no" in out or "cuda" in re.search(r"^backends:.*$", out, re.M).group(0)
+    assert "rms_norm: 0.516398 -2.065591 0.774597 -0.516398 1.000000 2.000000 0.500000 1.000000" in out
+    assert "quantize_fp8: q = 0x6E 0xF6 0x7E scale = 0.00892857183 dequantized = 1 -2 4" in out
+    assert "all results correct" in out
