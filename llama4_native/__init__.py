@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 
 from . import _C
+from . import attention  # paged KV cache and paged attention
+from .attention import CacheFullError, KVCache
 from . import ops
 from .engine import Model, load
 

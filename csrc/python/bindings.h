@@ -5,4 +5,5 @@
 namespace llama4::python {
 void register_ops(pybind11::module_& m);    // bind_ops.cpp
 void register_model(pybind11::module_& m);  // bind_model.cpp
+void register_attention(pybind11::module_& m);  // bind_attention.cpp (KV cache, paged attention)
 }  // namespace llama4::python

@@ -23,6 +23,9 @@ PYBIND11_MODULE(_C, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     }
   });
+  // Registered after the generic translator so that it is tried first (pybind11 tries
+  // translators in reverse order): CacheFullError would otherwise surface as a RuntimeError.
+  py::register_exception<llama4::CacheFullError>(m, "CacheFullError", PyExc_RuntimeError);
 
   m.def("build_info", [] {
     const llama4::BuildInfo b = llama4::build_info();
@@ -44,4 +47,5 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_tensor_bridge(m);
   llama4::python::register_ops(m);
   llama4::python::register_model(m);
+  llama4::python::register_attention(m);
 }

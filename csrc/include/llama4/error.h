@@ -1,5 +1,6 @@
 // Exceptions thrown by the core, and the check macros that build their messages.
-// The Python binding maps ValueError -> ValueError, TypeError -> TypeError, Error -> RuntimeError.
+// The Python binding maps ValueError -> ValueError, TypeError -> TypeError, Error -> RuntimeError,
+// CacheFullError -> llama4_native._C.CacheFullError (a RuntimeError subclass).
 #pragma once
 #include <sstream>
 #include <stdexcept>
@@ -11,6 +12,12 @@ namespace llama4 {
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+// The KV cache has too few free pages for a reservation; nothing was changed, so the caller can
+// retry with a smaller batch or after freeing sequences (the scheduler's cue to preempt).
+class CacheFullError : public Error {
+ public:
+  using Error::Error;
 };
 // An argument has a wrong value or shape.
 class ValueError : public std::invalid_argument {

@@ -42,6 +42,37 @@ void quantize_fp8_rowwise(const TensorView& q_out, const TensorView& scale_out, 
 // out[r, k] = float(q[r, k]) * scale[r], rounded to out's dtype.
 void dequantize_fp8_rowwise(const TensorView& out, const TensorView& q, const TensorView& scale);
 
+// ---- paged attention (KV cache pages: see llama4/kv_cache.h) ----
+// Cache layout: k_cache, v_cache [num_pages, page_size, KV, d], contiguous; a slot is
+// page * page_size + offset. Page tables: [S, max_pages] int32, entry = physical page or -1.
+
+// k_cache/v_cache[slot of token t] = k/v[t] for every token with slots[t] >= 0 (-1 = skip).
+// k, v: [T, KV, d] in the cache's dtype (any strides; the last dim contiguous avoids a copy).
+void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
+                 const TensorView& v, const TensorView& slots);
+
+struct AttentionParams {
+  float scale = 0.f;       // softmax scale, d^-0.5 for Llama 4
+  int64_t chunk_size = 0;  // 0: global causal (keys [0, p]); > 0: chunked-local, [floor(p/C)*C, p]
+  float attn_scale = 0.f;  // temperature tuning (NoPE layers); 0 = off
+  float floor_scale = 8192.f;
+  // Split each query's key window into this many parts reduced afterwards (flash-decoding), so
+  // that few long sequences still occupy every core. 0 = heuristic; > 0 forces it (tests, tuning).
+  int kv_splits = 0;
+};
+
+// out[t, h] = softmax_j(q'[t, h] . k[j, h/(H/KV)] * scale) @ v[j, h/(H/KV)] over the keys j of the
+// window of query t (sequence query_seq[t], absolute position p = query_pos[t]), read through
+// page_table[query_seq[t], j / page_size]. q' = q, or with attn_scale > 0,
+// q' = round_to_q_dtype(q * (1 + attn_scale * log1p(floor((p + 1) / floor_scale)))) in fp32 (as
+// transformers does it). Scores, softmax (max-subtracted) and the V sum are fp32; out is rounded
+// once. q, out: [T, H, d]; query_seq, query_pos: [T] int32. Every page a window needs must be
+// present (ValueError naming the query, sequence row and logical page otherwise).
+void paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
+                     const TensorView& v_cache, const TensorView& page_table,
+                     const TensorView& query_seq, const TensorView& query_pos,
+                     const AttentionParams& params);
+
 }  // namespace llama4::ops
 
 namespace llama4 {

@@ -1,0 +1,140 @@
+// Paged KV cache for Llama 4's two kinds of attention layers.
+//
+// Layers fall in two groups with separate page pools:
+//   group 0 "chunked": chunked-local (RoPE) layers; a query at p sees keys in [floor(p/C)*C, p],
+//                      so pages wholly before the current chunk are returned to the pool;
+//   group 1 "global":  global causal (NoPE) layers; every page of a sequence stays until it ends.
+// A page holds page_size consecutive token positions of one sequence. A physical page id of a
+// group indexes the K and V storage of EVERY layer in that group: per layer,
+//   k(layer), v(layer): [num_pages_of_group, page_size, num_kv_heads, head_dim]  (config dtype,
+//   config device), allocated (zeroed) once at construction.
+// Logical page i of a sequence holds positions [i*page_size, (i+1)*page_size).
+//
+// One decode/prefill step (STYLE.md §5, plan once per step, run per layer):
+//   reserve(seqs, n_new)  -> page slots for positions length..length+n-1 (all or nothing)
+//   plan(seqs, n_new)     -> page tables and slot mappings, built once, passed to every layer
+//   ... per layer: ops::cache_write(k(l), v(l), k, v, plan.slots[group_of(l)]);
+//                  ops::paged_attention(out, q, k(l), v(l), plan.page_table[group_of(l)], ...)
+//   commit(seqs, n_new)   -> lengths advance; chunked pages out of every future window are freed
+// Host-side bookkeeping only; the storage and the plan tensors live on config.device.
+#pragma once
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "llama4/tensor.h"
+
+namespace llama4 {
+
+struct KVCacheConfig {
+  int num_layers = 0;
+  std::vector<int> layer_chunked;  // [num_layers]: 1 = chunked-local (RoPE), 0 = global (NoPE)
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  DType dtype = DType::BF16;
+  Device device;
+  int page_size = 16;             // tokens per page
+  int64_t chunk_size = 0;         // attention_chunk_size; 0 = none (then no layer may be chunked)
+  int64_t num_pages_chunked = 0;  // pool size of group 0
+  int64_t num_pages_global = 0;   // pool size of group 1
+
+  // Sizes the two pools from a memory budget (bytes of K+V storage, all layers together).
+  // A live sequence never holds more than chunked_pages_bound(...) chunked-group pages (see
+  // below), so the chunked pool gets exactly that for max_seqs sequences and the global pool gets
+  // the rest of the budget (when there are no global layers the rest goes to the chunked pool).
+  // max_step_tokens: the most tokens one step adds to one sequence (0 = chunk_size; never more).
+  // ValueError when the budget cannot hold the chunked bound plus one global page per sequence.
+  static KVCacheConfig from_budget(int num_layers, std::vector<int> layer_chunked, int num_kv_heads,
+                                   int head_dim, DType dtype, Device device, int page_size,
+                                   int64_t chunk_size, int64_t budget_bytes, int64_t max_seqs,
+                                   int64_t max_step_tokens = 0);
+
+  // The most chunked-group pages one sequence holds: before a step it holds the pages from its
+  // chunk start floor(L/C)*C to L-1, i.e. at most ceil(C/P) plus one straddling page; a step adds
+  // the pages of up to max_step_tokens more positions. Bound: ceil(C/P) + ceil(n/P) + 1.
+  static int64_t chunked_pages_bound(int page_size, int64_t chunk_size, int64_t max_step_tokens);
+
+  int num_layers_in(int group) const;  // layers of group 0 (chunked) or 1 (global)
+  int64_t page_bytes(int group) const;  // K+V bytes of one physical page across its group's layers
+  void validate() const;                // ValueError / TypeError naming the bad field
+};
+
+class KVCache {
+ public:
+  explicit KVCache(const KVCacheConfig& config);
+  // A copy would share the storage but not the bookkeeping: move only.
+  KVCache(const KVCache&) = delete;
+  KVCache& operator=(const KVCache&) = delete;
+  KVCache(KVCache&&) = default;
+  KVCache& operator=(KVCache&&) = default;
+
+  // Sequences: ids are never reused. Invalid ids -> ValueError naming the id.
+  int64_t add_sequence();
+  void free_sequence(int64_t id);  // returns all its pages of both groups
+  int64_t length(int64_t id) const;  // tokens committed
+
+  // Atomically reserve page slots for n_new[i] tokens appended to seqs[i] (positions
+  // length..length+n-1). If either pool cannot hold ALL of them: CacheFullError, nothing changed.
+  // ValueError for unknown or repeated ids, n < 0, or n > chunk_size (the engine splits longer
+  // prefills). Pages already reserved (by an earlier reserve without commit) are reused.
+  void reserve(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new);
+  // After the forward pass wrote the new tokens: advance lengths, then return to the pool every
+  // chunked-group page whose positions all lie before floor(length/C)*C, the chunk start of the
+  // next position (no future query can attend to them). n_new[i] must be reserved.
+  void commit(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new);
+
+  // Step metadata for a batch (call after reserve, before commit). T = sum(n_new); tokens are in
+  // batch order: seqs[0]'s n_new[0] tokens, then seqs[1]'s, ...
+  struct StepPlan {
+    Tensor page_table[2];  // [num_seqs, max_logical_pages] int32, physical page or -1
+    Tensor slots[2];       // [T] int32: physical_page * page_size + offset of each new token
+    Tensor query_seq;      // [T] int32: row of the token's sequence in page_table
+    Tensor query_pos;      // [T] int32: absolute position of the token
+  };
+  StepPlan plan(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new) const;
+
+  // Layer storage [num_pages_of_group, page_size, num_kv_heads, head_dim].
+  const TensorView& k(int layer) const;
+  const TensorView& v(int layer) const;
+  // The owning tensors behind k()/v() (to hand out views that keep the storage alive).
+  const Tensor& k_tensor(int layer) const;
+  const Tensor& v_tensor(int layer) const;
+  int group_of(int layer) const;  // 0 chunked, 1 global
+
+  int64_t free_pages(int group) const;
+  int64_t total_pages(int group) const;
+  // Page table of one sequence in one group: entry i = physical page of logical page i, or -1
+  // (chunked pages already returned). Covers every reserved position.
+  std::vector<int32_t> pages_of(int64_t seq, int group) const;
+
+  const KVCacheConfig& config() const { return config_; }
+  int64_t num_sequences() const { return int64_t(seqs_.size()); }
+  bool contains(int64_t id) const { return seqs_.count(id) != 0; }
+
+ private:
+  struct Sequence {
+    int64_t length = 0;               // committed tokens
+    int64_t chunked_freed = 0;        // logical chunked pages [0, chunked_freed) were returned
+    std::vector<int32_t> pages[2];    // per group, one entry per reserved logical page
+  };
+  struct Pool {
+    std::vector<int32_t> free;  // stack of free physical page ids
+    int64_t total = 0;
+    bool active = false;        // has layers; an inactive group allocates nothing (entries -1)
+  };
+
+  const Sequence& seq(int64_t id, const char* op) const;
+  Sequence& seq(int64_t id, const char* op);
+  void check_batch(const char* op, const std::vector<int64_t>& seqs,
+                   const std::vector<int64_t>& n_new) const;
+  void check_group(const char* op, int group) const;
+  void check_layer(const char* op, int layer) const;
+
+  KVCacheConfig config_;
+  std::vector<Tensor> k_, v_;  // per layer
+  Pool pools_[2];
+  std::unordered_map<int64_t, Sequence> seqs_;
+  int64_t next_id_ = 0;
+};
+
+}  // namespace llama4

@@ -1,0 +1,149 @@
+// Op entries for the paged KV cache: cache_write (scatter new K/V rows into page slots) and
+// paged_attention (GQA attention through page tables, chunked-local or global causal windows,
+// temperature tuning). Shapes: caches [num_pages, page_size, KV, d]; k, v [T, KV, d];
+// q, out [T, H, d]; slots, query_seq, query_pos [T] int32; page_table [S, max_pages] int32.
+// Only a CPU kernel exists so far: CUDA tensors raise TypeError.
+#include <cmath>
+
+#include "cpu/paged_attention.h"
+#include "ops/checks.h"
+
+namespace llama4::ops {
+
+namespace {
+
+[[noreturn]] void no_cuda_kernel(const char* op) {
+  throw TypeError(detail::concat(op, ": got CUDA tensors, but there is no CUDA kernel for ", op,
+                                 " yet (only CPU tensors are supported)"));
+}
+
+// A view whose last dim is contiguous (the kernels' row access), copying only when it is not.
+class RowInput {
+ public:
+  explicit RowInput(const TensorView& t) {
+    if (t.ndim == 0 || t.strides[t.ndim - 1] == 1 || t.shape[t.ndim - 1] <= 1) {
+      view_ = t;
+    } else {
+      copy_ = contiguous(t);
+      view_ = copy_.view();
+    }
+  }
+  operator const TensorView&() const { return view_; }
+
+ private:
+  Tensor copy_;
+  TensorView view_;
+};
+
+void check_cache_pair(const char* op, const TensorView& k_cache, const TensorView& v_cache) {
+  detail::check_activation(op, "k_cache", k_cache);
+  detail::check_ndim(op, "k_cache", k_cache, 4);
+  detail::check_same_dtype(op, "v_cache", v_cache, "k_cache", k_cache);
+  detail::check_same_device(op, "v_cache", v_cache, "k_cache", k_cache);
+  detail::check_shape(op, "v_cache", v_cache, k_cache.sizes());
+  LLAMA4_CHECK_ARG(k_cache.is_contiguous(), op, ": 'k_cache' must be contiguous [num_pages, page_size, KV, d]");
+  LLAMA4_CHECK_ARG(v_cache.is_contiguous(), op, ": 'v_cache' must be contiguous [num_pages, page_size, KV, d]");
+}
+
+void check_index(const char* op, const char* name, const TensorView& t, int64_t n, const TensorView& ref) {
+  detail::check_dtype(op, name, t, DType::I32);
+  detail::check_shape(op, name, t, {n});
+  detail::check_same_device(op, name, t, "q", ref);
+}
+
+void check_params(const AttentionParams& p) {
+  constexpr const char* op = "paged_attention";
+  LLAMA4_CHECK_ARG(std::isfinite(p.scale) && p.scale > 0.f, op, ": 'scale' must be a finite value > 0, got ",
+                   p.scale);
+  LLAMA4_CHECK_ARG(p.chunk_size >= 0, op, ": 'chunk_size' must be >= 0 (0 = global), got ", p.chunk_size);
+  LLAMA4_CHECK_ARG(std::isfinite(p.attn_scale) && p.attn_scale >= 0.f, op,
+                   ": 'attn_scale' must be >= 0 (0 = no temperature tuning), got ", p.attn_scale);
+  LLAMA4_CHECK_ARG(p.attn_scale == 0.f || (std::isfinite(p.floor_scale) && p.floor_scale > 0.f), op,
+                   ": 'floor_scale' must be > 0 when attn_scale > 0, got ", p.floor_scale);
+  LLAMA4_CHECK_ARG(p.kv_splits >= 0, op, ": 'kv_splits' must be >= 0 (0 = heuristic), got ", p.kv_splits);
+}
+
+}  // namespace
+
+void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
+                 const TensorView& v, const TensorView& slots) {
+  constexpr const char* op = "cache_write";
+  check_cache_pair(op, k_cache, v_cache);
+  detail::check_ndim(op, "k", k, 3);
+  const int64_t T = k.size(0);
+  detail::check_shape(op, "k", k, {T, k_cache.size(2), k_cache.size(3)});
+  detail::check_shape(op, "v", v, k.sizes());
+  detail::check_same_dtype(op, "k", k, "k_cache", k_cache);
+  detail::check_same_dtype(op, "v", v, "k_cache", k_cache);
+  detail::check_dtype(op, "slots", slots, DType::I32);
+  detail::check_shape(op, "slots", slots, {T});
+  detail::check_same_device(op, "k", k, "k_cache", k_cache);
+  detail::check_same_device(op, "v", v, "k_cache", k_cache);
+  detail::check_same_device(op, "slots", slots, "k_cache", k_cache);
+  if (T == 0) return;
+  switch (k_cache.device.type) {
+    case DeviceType::CPU: {
+      const RowInput kr(k), vr(v);
+      const detail::ContiguousInput sc(slots);
+      cpu::cache_write(k_cache, v_cache, kr, vr, sc);
+      break;
+    }
+    case DeviceType::CUDA: no_cuda_kernel(op);
+  }
+}
+
+void paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
+                     const TensorView& v_cache, const TensorView& page_table,
+                     const TensorView& query_seq, const TensorView& query_pos,
+                     const AttentionParams& params) {
+  constexpr const char* op = "paged_attention";
+  detail::check_activation(op, "q", q);
+  detail::check_ndim(op, "q", q, 3);
+  const int64_t T = q.size(0), H = q.size(1), d = q.size(2);
+  check_cache_pair(op, k_cache, v_cache);
+  detail::check_same_dtype(op, "k_cache", k_cache, "q", q);
+  detail::check_same_device(op, "k_cache", k_cache, "q", q);
+  const int64_t KV = k_cache.size(2);
+  LLAMA4_CHECK_ARG(k_cache.size(3) == d, op, ": head_dim of 'k_cache' (", k_cache.size(3),
+                   ") must equal head_dim of 'q' (", d, ")");
+  LLAMA4_CHECK_ARG(KV > 0 && H % KV == 0, op, ": the ", H, " query heads of 'q' must be a multiple of the ",
+                   KV, " kv heads of 'k_cache' (GQA)");
+  detail::check_same_dtype(op, "out", out, "q", q);
+  detail::check_same_device(op, "out", out, "q", q);
+  detail::check_shape(op, "out", out, q.sizes());
+  detail::check_contiguous_out(op, "out", out);
+  detail::check_dtype(op, "page_table", page_table, DType::I32);
+  detail::check_ndim(op, "page_table", page_table, 2);
+  detail::check_same_device(op, "page_table", page_table, "q", q);
+  check_index(op, "query_seq", query_seq, T, q);
+  check_index(op, "query_pos", query_pos, T, q);
+  check_params(params);
+  if (T == 0 || H == 0) return;
+  if (q.device.is_cuda()) no_cuda_kernel(op);
+
+  const RowInput qr(q);
+  const detail::ContiguousInput pt(page_table), qs(query_seq), qp(query_pos);
+  const int64_t S = page_table.size(0);
+  const int32_t* seqp = qs.view().ptr<int32_t>();
+  const int32_t* posp = qp.view().ptr<int32_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    LLAMA4_CHECK_ARG(seqp[t] >= 0 && seqp[t] < S, op, ": 'query_seq[", t, "]' = ", seqp[t],
+                     " is not a row of 'page_table' (", S, " rows)");
+    LLAMA4_CHECK_ARG(posp[t] >= 0, op, ": 'query_pos[", t, "]' = ", posp[t], " must be >= 0");
+  }
+  const cpu::PageFault f = cpu::paged_attention(out, qr, k_cache, v_cache, pt, qs, qp, params);
+  if (f.query < 0) return;
+  const int64_t row = seqp[f.query], P = k_cache.size(1);
+  const std::string where = detail::concat(op, ": query ", f.query, " (sequence row ", row, ", position ",
+                                           posp[f.query], ") needs logical page ", f.logical_page, " (keys [",
+                                           f.logical_page * P, ", ", f.logical_page * P + P - 1, "]), but ");
+  if (f.logical_page >= page_table.size(1))
+    throw ValueError(where + detail::concat("'page_table' has only ", page_table.size(1), " columns"));
+  if (f.entry < 0)
+    throw ValueError(where + detail::concat("page_table[", row, ", ", f.logical_page,
+                                            "] = -1 (never reserved, or already freed)"));
+  throw ValueError(where + detail::concat("page_table[", row, ", ", f.logical_page, "] = ", f.entry,
+                                          " is not a page of the cache (", k_cache.size(0), " pages)"));
+}
+
+}  // namespace llama4::ops

@@ -1,0 +1,158 @@
+// Bindings of the paged KV cache and its ops:
+//   _C.cache_write(k_cache, v_cache, k, v, slots)              in place, returns None
+//   _C.paged_attention(q, k_cache, v_cache, page_table, query_seq, query_pos, scale, ...) -> out
+//   _C.KVCache(num_layers=..., layer_chunked=..., ...)         page pools + per-step plans;
+//       k(layer)/v(layer) are zero-copy DLPackTensor views of the cache storage.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "llama4/error.h"
+#include "llama4/kv_cache.h"
+#include "llama4/ops.h"
+#include "python/bindings.h"
+#include "python/tensor_bridge.h"
+
+namespace llama4::python {
+
+namespace {
+
+DType parse_cache_dtype(const std::string& s) {
+  if (s == "float32") return DType::F32;
+  if (s == "bfloat16") return DType::BF16;
+  if (s == "float16") return DType::F16;
+  throw ValueError("KVCache: dtype must be 'float32', 'bfloat16' or 'float16', got '" + s + "'");
+}
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::cpu();
+  if (s == "cuda") return Device::cuda(0);
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.find_first_not_of("0123456789", 5) == std::string::npos)
+    return Device::cuda(std::stoi(s.substr(5)));
+  throw ValueError("KVCache: device must be 'cpu', 'cuda' or 'cuda:N', got '" + s + "'");
+}
+
+void cache_write(const py::object& k_cache, const py::object& v_cache, const py::object& k,
+                 const py::object& v, const py::object& slots) {
+  const BorrowedView kc = as_view(k_cache, "k_cache"), vc = as_view(v_cache, "v_cache"),
+                     kv = as_view(k, "k"), vv = as_view(v, "v"), sv = as_view(slots, "slots");
+  py::gil_scoped_release nogil;
+  ops::cache_write(kc, vc, kv, vv, sv);
+}
+
+py::object paged_attention(const py::object& q, const py::object& k_cache, const py::object& v_cache,
+                           const py::object& page_table, const py::object& query_seq,
+                           const py::object& query_pos, float scale, int64_t chunk_size,
+                           float attn_scale, float floor_scale, int kv_splits) {
+  const BorrowedView qv = as_view(q, "q"), kc = as_view(k_cache, "k_cache"), vc = as_view(v_cache, "v_cache"),
+                     pt = as_view(page_table, "page_table"), qs = as_view(query_seq, "query_seq"),
+                     qp = as_view(query_pos, "query_pos");
+  Tensor out = Tensor::empty(qv.view.sizes(), qv.view.dtype, qv.view.device);
+  ops::AttentionParams prm;
+  prm.scale = scale;
+  prm.chunk_size = chunk_size;
+  prm.attn_scale = attn_scale;
+  prm.floor_scale = floor_scale;
+  prm.kv_splits = kv_splits;
+  {
+    py::gil_scoped_release nogil;
+    ops::paged_attention(out, qv, kc, vc, pt, qs, qp, prm);
+  }
+  return to_python(out);
+}
+
+py::dict config_dict(const KVCacheConfig& c) {
+  py::dict d;
+  d["num_layers"] = c.num_layers;
+  d["layer_chunked"] = c.layer_chunked;
+  d["num_kv_heads"] = c.num_kv_heads;
+  d["head_dim"] = c.head_dim;
+  d["dtype"] = dtype_name(c.dtype);
+  d["device"] = c.device.str();
+  d["page_size"] = c.page_size;
+  d["chunk_size"] = c.chunk_size;
+  d["num_pages_chunked"] = c.num_pages_chunked;
+  d["num_pages_global"] = c.num_pages_global;
+  return d;
+}
+
+py::dict plan_dict(const KVCache& cache, const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new) {
+  const KVCache::StepPlan p = cache.plan(seqs, n_new);
+  py::dict d;
+  d["page_table"] = py::make_tuple(to_python(p.page_table[0]), to_python(p.page_table[1]));
+  d["slots"] = py::make_tuple(to_python(p.slots[0]), to_python(p.slots[1]));
+  d["query_seq"] = to_python(p.query_seq);
+  d["query_pos"] = to_python(p.query_pos);
+  return d;
+}
+
+}  // namespace
+
+void register_attention(py::module_& m) {
+  m.def("cache_write", &cache_write, py::arg("k_cache"), py::arg("v_cache"), py::arg("k"), py::arg("v"),
+        py::arg("slots"));
+  m.def("paged_attention", &paged_attention, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
+        py::arg("page_table"), py::arg("query_seq"), py::arg("query_pos"), py::arg("scale"),
+        py::arg("chunk_size") = 0, py::arg("attn_scale") = 0.0f, py::arg("floor_scale") = 8192.0f,
+        py::arg("kv_splits") = 0);
+
+  py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache",
+                                                "Paged KV cache: a chunked-layer and a global-layer page pool.")
+      .def(py::init([](int num_layers, std::vector<int> layer_chunked, int num_kv_heads, int head_dim,
+                       const std::string& dtype, const std::string& device, int page_size, int64_t chunk_size,
+                       int64_t num_pages_chunked, int64_t num_pages_global) {
+             KVCacheConfig c;
+             c.num_layers = num_layers;
+             c.layer_chunked = std::move(layer_chunked);
+             c.num_kv_heads = num_kv_heads;
+             c.head_dim = head_dim;
+             c.dtype = parse_cache_dtype(dtype);
+             c.device = parse_device(device);
+             c.page_size = page_size;
+             c.chunk_size = chunk_size;
+             c.num_pages_chunked = num_pages_chunked;
+             c.num_pages_global = num_pages_global;
+             return std::make_shared<KVCache>(c);
+           }),
+           py::kw_only(), py::arg("num_layers"), py::arg("layer_chunked"), py::arg("num_kv_heads"),
+           py::arg("head_dim"), py::arg("dtype") = "bfloat16", py::arg("device") = "cpu",
+           py::arg("page_size") = 16, py::arg("chunk_size"), py::arg("num_pages_chunked"),
+           py::arg("num_pages_global"))
+      .def_static(
+          "from_budget",
+          [](int num_layers, std::vector<int> layer_chunked, int num_kv_heads, int head_dim,
+             const std::string& dtype, const std::string& device, int page_size, int64_t chunk_size,
+             int64_t budget_bytes, int64_t max_seqs, int64_t max_step_tokens) {
+            return std::make_shared<KVCache>(KVCacheConfig::from_budget(
+                num_layers, std::move(layer_chunked), num_kv_heads, head_dim, parse_cache_dtype(dtype),
+                parse_device(device), page_size, chunk_size, budget_bytes, max_seqs, max_step_tokens));
+          },
+          py::kw_only(), py::arg("num_layers"), py::arg("layer_chunked"), py::arg("num_kv_heads"),
+          py::arg("head_dim"), py::arg("dtype") = "bfloat16", py::arg("device") = "cpu",
+          py::arg("page_size") = 16, py::arg("chunk_size"), py::arg("budget_bytes"), py::arg("max_seqs"),
+          py::arg("max_step_tokens") = 0)
+      .def_static("chunked_pages_bound", &KVCacheConfig::chunked_pages_bound, py::arg("page_size"),
+                  py::arg("chunk_size"), py::arg("max_step_tokens"))
+      .def_property_readonly("config", [](const KVCache& c) { return config_dict(c.config()); })
+      .def("add_sequence", &KVCache::add_sequence)
+      .def("free_sequence", &KVCache::free_sequence, py::arg("id"))
+      .def("length", &KVCache::length, py::arg("id"))
+      .def("reserve", &KVCache::reserve, py::arg("seqs"), py::arg("n_new"))
+      .def("commit", &KVCache::commit, py::arg("seqs"), py::arg("n_new"))
+      .def("plan", &plan_dict, py::arg("seqs"), py::arg("n_new"))
+      // Zero-copy views: the exported tensor shares the layer's storage; keep_alive also ties the
+      // DLPackTensor to the cache object.
+      .def("k", [](const KVCache& c, int layer) { return to_python(c.k_tensor(layer)); }, py::arg("layer"),
+           py::keep_alive<0, 1>())
+      .def("v", [](const KVCache& c, int layer) { return to_python(c.v_tensor(layer)); }, py::arg("layer"),
+           py::keep_alive<0, 1>())
+      .def("group_of", &KVCache::group_of, py::arg("layer"))
+      .def("free_pages", &KVCache::free_pages, py::arg("group"))
+      .def("total_pages", &KVCache::total_pages, py::arg("group"))
+      .def("pages_of", &KVCache::pages_of, py::arg("seq"), py::arg("group"))
+      .def("num_sequences", &KVCache::num_sequences)
+      .def("__contains__", &KVCache::contains, py::arg("id"));
+}
+
+}  // namespace llama4::python
