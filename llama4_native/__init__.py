@@ -12,6 +12,8 @@ from . import attention  # paged KV cache and paged attention
 from .attention import CacheFullError, KVCache
 from . import ops
 from .engine import Model, load
+from .generate import GenerationResult
+from .tokenizer import Tokenizer, get_tokenizer
 
 __version__ = _C.build_info()["version"]
 
@@ -40,4 +42,5 @@ def cmake_prefix_path() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-__all__ = ["load", "Model", "build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops"]
+__all__ = ["load", "Model", "GenerationResult", "get_tokenizer", "Tokenizer", "CacheFullError", "KVCache",
+           "build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops", "attention"]

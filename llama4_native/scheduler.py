@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ._C import CacheFullError
+from ._C import CacheFullError  # noqa: F401 (raised by engine steps)
 from .sampling import SamplingParams, select_token
 
 
