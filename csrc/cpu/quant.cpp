@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "cpu/elem.h"
 
@@ -24,7 +25,15 @@ void quantize_impl(const TensorView& q_out, const TensorView& scale_out, const T
   for (int64_t r = 0; r < R; ++r) {
     const T* xr = xp + r * K;
     float amax = 0.f;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(E::load(xr, k)));
+    bool has_nan = false;  // std::max drops NaN, but torch's amax (the reference) propagates it
+    for (int64_t k = 0; k < K; ++k) {
+      const float a = std::fabs(E::load(xr, k));
+      amax = std::max(amax, a);
+      has_nan |= a != a;
+    }
+    // A NaN makes the whole row and its scale NaN, as in the torch formulation of FBGEMM's
+    // quantize_fp8_per_row. std::max/min return their first argument when it is NaN: it survives.
+    if (has_nan) amax = std::numeric_limits<float>::quiet_NaN();
     amax = std::max(amax, kAmaxEps);
     if (scale_ub > 0.f) amax = std::min(amax, scale_ub);
     const float inv = kFp8E4M3Max / amax;
