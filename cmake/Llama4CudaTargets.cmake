@@ -15,6 +15,9 @@ set_target_properties(llama4_cuda PROPERTIES CUDA_ARCHITECTURES "${LLAMA4_CUDA_A
 target_include_directories(llama4_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/csrc
                            ${CMAKE_CURRENT_SOURCE_DIR}/csrc/include)
 target_compile_options(llama4_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${_cuda_flags}>)
+# Host-side warnings for our own kernels' translation units, as the C++ core gets them.
+target_compile_options(llama4_cuda PRIVATE
+                       $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
 target_link_libraries(llama4_cuda PUBLIC CUDA::cudart_static)
 
 if(_hopper_cu)

@@ -1,9 +1,13 @@
 // CPU RMSNorm, interleaved RoPE and SiLU-gate: fp32 math, rounding where transformers rounds.
+// sin/cos/exp come from llama4/mathfn.h, not libm, so the CUDA kernels can match them bit for bit;
+// this file is compiled with -ffp-contract=off so every product rounds where written (RoPE's fmas
+// are explicit).
 #include "cpu/norm_rope.h"
 
 #include <cmath>
 
 #include "cpu/elem.h"
+#include "llama4/mathfn.h"
 
 namespace llama4::cpu {
 
@@ -49,12 +53,16 @@ void rope_impl(const TensorView& out, const TensorView& x, const TensorView& pos
     const float p = pos64 ? float(positions.ptr<int64_t>()[t]) : float(positions.ptr<int32_t>()[t]);
     for (int64_t j = 0; j < half; ++j) {
       const float angle = p * freq[j];  // fp32, as transformers computes it
-      const float c = std::cos(angle), s = std::sin(angle);
+      float s, c;
+      sincos_f32(angle, &s, &c);
       for (int64_t h = 0; h < H; ++h) {
         const int64_t base = (t * H + h) * d + 2 * j;
         const float a = E::load(xp, base), b = E::load(xp, base + 1);
-        E::store(op, base, a * c - b * s);
-        E::store(op, base + 1, a * s + b * c);
+        // Explicit fmas fix the rounding: left to itself, GCC vectorizes this complex-multiply
+        // shape into fmaddsub (fusing a*c and a*s) in some loop paths but not in others, even
+        // with -ffp-contract=off. The CUDA kernel computes exactly these two fmas.
+        E::store(op, base, std::fma(a, c, -(b * s)));
+        E::store(op, base + 1, std::fma(a, s, b * c));
       }
     }
   }
@@ -70,7 +78,7 @@ void silu_gate_impl(const TensorView& out, const TensorView& gate, const TensorV
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     const float gv = E::load(g, i);
-    const float act = E::round(gv / (1.0f + std::exp(-gv)));  // SiLU rounds before the product
+    const float act = E::round(gv / (1.0f + exp_f32(-gv)));  // SiLU rounds before the product
     E::store(o, i, act * E::load(u, i));
   }
 }

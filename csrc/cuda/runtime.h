@@ -9,7 +9,8 @@ namespace llama4::cuda {
 
 std::shared_ptr<void> allocate(size_t nbytes, int device);
 void memset_zero(void* ptr, size_t nbytes, int device);
-// kind: 0 host->device, 1 device->host, 2 device->device. Synchronous.
+// kind: 0 host->device, 1 device->host, 2 device->device. Synchronous for the host buffer
+// (cudaMemcpy); device->device is ordered on the default stream like the kernels.
 void memcpy(void* dst, const void* src, size_t nbytes, int kind, int device);
 int device_count();          // 0 on any error (no driver, no device); never throws
 std::string runtime_version();  // "13.0"

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The one prepared check for the GPU machine (/work/shared/GPU.md): prints the GPU, installs the
+# carried wheels (.ci/fetch_gpu_wheels.sh fetches them into .whl/), builds the package with the
+# CUDA backend (timed), prints build_info(), runs the `cuda`-marked tests (every CUDA op against
+# its CPU twin), runs the kernel benchmarks, and writes a compact log to $OUT/gpu_check.log when
+# $OUT is set. Every step has a timeout inside one overall deadline, so the run ends within
+# 5 minutes even when a step hangs. Exit status: 0 when the build, tests and benchmarks all passed.
+#
+#   bash .ci/gpu_check.sh          (on the device tool: carry [".whl"], which git ignores)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+site=${GPU_CHECK_SITE:-/tmp/site}   # the carried wheels and our package, side by side
+work=$(mktemp -d /tmp/gpu_check.XXXXXX)
+log=${OUT:+$OUT/gpu_check.log}
+log=${log:-$work/gpu_check.log}
+mkdir -p "$(dirname "$log")" && : >"$log"
+start=$(date +%s)
+deadline=$((start + 290))
+failed=()
+
+say() { printf '%s\n' "$*" | tee -a "$log"; }
+section() { say ""; say "== $* (t=$(($(date +%s) - start)) s)"; }
+# Seconds left for a step: at most $1, and never past the deadline.
+budget() {
+  local left=$((deadline - $(date +%s)))
+  ((left < 5)) && left=5
+  ((left < $1)) && echo "$left" || echo "$1"
+}
+
+section "GPU"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi 2>&1 | tee "$work/nvidia-smi.txt"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader \
+    >>"$log" 2>&1
+else
+  say "nvidia-smi not found"
+fi
+say "commit: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+  "python: $(python3 -V 2>&1)"
+
+section "Carried wheels"
+shopt -s nullglob
+wheels=(.whl/*.whl)
+if ((${#wheels[@]})); then
+  timeout "$(budget 60)" python3 -m pip install -q --no-index --no-deps --no-compile \
+    --target "$site" --upgrade "${wheels[@]}" 2>&1 | tail -5 | tee -a "$log"
+  say "installed ${#wheels[@]} wheels into $site: $(basename -a "${wheels[@]}" | tr '\n' ' ')"
+else
+  say "no .whl/*.whl here: the build needs nvidia-cutlass and scipy-openblas32" \
+    "(.ci/fetch_gpu_wheels.sh fetches them; carry .whl to the GPU machine)"
+fi
+export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
+
+section "Build (LLAMA4_CUDA=ON)"
+# Installed with --target next to the carried wheels: libllama4's RPATH finds
+# ../scipy_openblas32/lib there, and a --target install needs no writable system site-packages.
+# pyproject.toml names README.md as the project's readme; while the repository has none, the build
+# gets a one-line stand-in, removed again afterwards.
+made_readme=
+[[ -f README.md ]] || { printf '# llama4_native\n' >README.md && made_readme=1; }
+t0=$(date +%s)
+# LLAMA4_BUILD_PYTHON is spelled out: CMakeLists.txt defaults it to ${SKBUILD}, which
+# scikit-build-core sets to "2", and option() reads "2" as OFF (the wheel would lack _C).
+LLAMA4_CUDA=ON timeout "$(budget 200)" python3 -m pip install -v --no-build-isolation --no-deps \
+  --no-compile --target "$site" --upgrade -Ccmake.define.LLAMA4_BUILD_PYTHON=ON . \
+  >"$work/build.log" 2>&1
+rc=$?
+[[ -n $made_readme ]] && rm -f README.md
+say "build: exit $rc after $(($(date +%s) - t0)) s (log: $work/build.log)"
+grep -E "warning( #[0-9]+-D)?:|error( #[0-9]+-D)?:|CMake (Warning|Error)" "$work/build.log" |
+  sort -u | head -20 | tee -a "$log"
+if ((rc != 0)); then
+  tail -40 "$work/build.log" | tee -a "$log"
+  failed+=(build)
+fi
+
+if ((rc == 0)); then
+  # From a neutral folder, so the source tree's llama4_native/ does not shadow the installed one.
+  cd "$work"
+
+  section "build_info"
+  timeout "$(budget 60)" python3 -c "
+import json, llama4_native as l4, torch
+print(json.dumps(l4.build_info(), indent=1))
+print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.cuda.device_count())
+" 2>&1 | tee -a "$log"
+  ((PIPESTATUS[0] == 0)) || failed+=(build_info)
+
+  section "Tests: pytest -m cuda"
+  timeout "$(budget 120)" python3 -m pytest -m cuda -q -p no:cacheprovider --tb=short -rfEs \
+    "$repo/tests" >"$work/pytest.log" 2>&1
+  rc=$?
+  cat "$work/pytest.log"
+  # The log keeps failures and the summary, not the progress dots.
+  grep -vE '^[.sFExX]+( +\[ *[0-9]+%\])?$' "$work/pytest.log" | tail -60 >>"$log"
+  ((rc == 0)) || failed+=(tests)
+
+  section "Benchmarks"
+  timeout "$(budget 120)" python3 "$repo/benchmarks/bench_kernels.py" 2>&1 | tee -a "$log"
+  ((PIPESTATUS[0] == 0)) || failed+=(benchmarks)
+  cd "$repo"
+fi
+
+section "Done in $(($(date +%s) - start)) s"
+if ((${#failed[@]})); then
+  say "FAILED: ${failed[*]}"
+  exit 1
+fi
+say "OK"
