@@ -80,3 +80,30 @@ def cast(x, dtype: str):
 def contiguous(x):
     """A contiguous copy made by the engine (exercises the strided-copy kernels)."""
     return _like(_C.contiguous(x), x)
+
+
+def linear(x, w, out_dtype: str | None = None):
+    """x [M, K] . w[N, K]^T (nn.Linear layout), fp32 accumulation; out in x's dtype or out_dtype."""
+    return _like(_C.linear(x, w, out_dtype or ""), x)
+
+
+def embedding(table, ids):
+    """table[ids] -> [T, D]; an id outside the table raises ValueError."""
+    return _like(_C.embedding(table, ids), table)
+
+
+def moe_route(logits, k: int, score_dtype: str | None = None):
+    """Top-k experts per token on the router logits, and sigmoid(logit) scores (Llama 4)."""
+    ids, scores = _C.moe_route(logits, int(k), score_dtype or "")
+    return _like(ids, logits), _like(scores, logits)
+
+
+def moe_permute(x, topk_ids, topk_scores, num_experts: int):
+    """Group (token, choice) pairs by expert: -> (x_perm = x[t] * score, perm_token, perm_slot,
+    expert_offsets [E + 1])."""
+    return tuple(_like(t, x) for t in _C.moe_permute(x, topk_ids, topk_scores, int(num_experts)))
+
+
+def moe_unpermute(y_perm, perm_slot, shared):
+    """shared[t] + sum over t's choices of y_perm rows (one rounding of the sum)."""
+    return _like(_C.moe_unpermute(y_perm, perm_slot, shared), shared)

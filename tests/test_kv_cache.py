@@ -306,8 +306,15 @@ def test_from_budget():
     # max_step_tokens defaults to chunk_size.
     c = KVCache.from_budget(**kw, budget_bytes=budget, max_seqs=3)
     assert c.total_pages(0) == 3 * KVCache.chunked_pages_bound(16, 64, 64)
-    with pytest.raises(ValueError, match="too small for max_seqs=3"):
-        KVCache.from_budget(**kw, budget_bytes=3 * bound * page0, max_seqs=3, max_step_tokens=32)
+    # Less than the cap: the per-token split decides (40 pages each, capped at 3 sequences' bound).
+    c = KVCache.from_budget(**kw, budget_bytes=3 * bound * page0, max_seqs=3, max_step_tokens=32)
+    assert c.total_pages(0) == (3 * bound * page0) // (page0 + page1)
+    assert c.total_pages(1) == (3 * bound * page0 - c.total_pages(0) * page0) // page1
+    # One sequence needs a chunk window (bound pages) and one step's global pages (2 + 1).
+    c = KVCache.from_budget(**kw, budget_bytes=bound * page0 + 3 * page1, max_seqs=3, max_step_tokens=32)
+    assert c.total_pages(0) == bound and c.total_pages(1) == 3
+    with pytest.raises(ValueError, match="too small: one sequence needs 7 chunked-layer pages"):
+        KVCache.from_budget(**kw, budget_bytes=bound * page0 + 2 * page1, max_seqs=3, max_step_tokens=32)
     with pytest.raises(ValueError, match="max_step_tokens"):
         KVCache.from_budget(**kw, budget_bytes=budget, max_seqs=3, max_step_tokens=65)
     g = KVCache.from_budget(**dict(kw, layer_chunked=[0] * 4, chunk_size=0), budget_bytes=10 * 4 * page1,

@@ -1,4 +1,4 @@
-// CPU linear layer. Two paths:
+// CPU linear layer. bf16 x bf16 on CPUs with AVX512-BF16: cpu/gemm_bf16.cpp. Otherwise two paths:
 //  - few rows (decode, M <= kSmallM): a weight-streaming kernel. Each weight row is read once,
 //    converted to fp32 in registers (bf16 -> fp32 is a 16-bit shift) and dotted with all M
 //    activation rows. Decode is bound by weight bandwidth, so bf16 weights halve its cost.
@@ -13,6 +13,7 @@
 
 #include "cpu/blas.h"
 #include "cpu/elem.h"
+#include "cpu/gemm_bf16.h"
 
 namespace llama4::cpu {
 
@@ -113,6 +114,11 @@ void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
   const bool direct = out.dtype == DType::F32;  // write fp32 results straight into out
   std::vector<float> scratch(direct ? 0 : size_t(M * N));
   float* outf = direct ? out.ptr<float>() : scratch.data();
+  if (x.dtype == DType::BF16 && w.dtype == DType::BF16 && has_avx512_bf16()) {
+    gemm_bf16_avx512(outf, x.ptr<bf16>(), x.stride(0), w.ptr<bf16>(), M, N, K);
+    store_out(out, outf, M * N);
+    return;
+  }
   const bool x_plain_f32 = x.dtype == DType::F32;
   std::vector<float> xf_buf;
   if (!x_plain_f32 || M <= kSmallM) xf_buf = widen_rows(x);

@@ -1,4 +1,5 @@
 // KVCacheConfig: validation, per-page sizes, and sizing the two page pools from a memory budget.
+#include <algorithm>
 #include <limits>
 
 #include "llama4/error.h"
@@ -84,23 +85,27 @@ KVCacheConfig KVCacheConfig::from_budget(int num_layers, std::vector<int> layer_
   const int n_chunked = c.num_layers_in(0), n_global = c.num_layers_in(1);
   const int64_t bytes0 = c.page_bytes(0), bytes1 = c.page_bytes(1);
 
+  const int64_t step = max_step_tokens > 0 ? max_step_tokens : chunk_size;
+  const int64_t bound = n_chunked > 0 ? chunked_pages_bound(page_size, chunk_size, step) : 0;
+  // The least that lets one sequence run: a full chunk window on the chunked layers and one
+  // step's pages on the global layers.
+  const int64_t min_global = n_global > 0 ? (step + page_size - 1) / page_size + 1 : 0;
+  const int64_t need = bound * bytes0 + min_global * bytes1;
+  LLAMA4_CHECK_ARG(need <= budget_bytes, who, ": a budget of ", budget_bytes,
+                   " bytes is too small: one sequence needs ", bound, " chunked-layer pages (",
+                   bound * bytes0, " bytes) and ", min_global, " global-layer pages (",
+                   min_global * bytes1, " bytes)");
   int64_t chunked = 0;
-  if (n_chunked > 0) {
-    const int64_t step = max_step_tokens > 0 ? max_step_tokens : chunk_size;
-    chunked = max_seqs * chunked_pages_bound(page_size, chunk_size, step);
+  if (n_global == 0) {
+    chunked = budget_bytes / bytes0;
+  } else if (n_chunked > 0) {
+    // A token costs the same per layer in both groups, so split the budget per token, but never
+    // give the chunked layers more than max_seqs sequences can hold (the bound), nor less than one.
+    const int64_t even = budget_bytes / (bytes0 + bytes1);
+    chunked = std::min(std::max(even, bound), max_seqs * bound);
+    chunked = std::min(chunked, (budget_bytes - min_global * bytes1) / bytes0);
   }
-  const int64_t min_global = n_global > 0 ? max_seqs : 0;
-  const int64_t need = chunked * bytes0 + min_global * bytes1;
-  LLAMA4_CHECK_ARG(need <= budget_bytes, who, ": a budget of ", budget_bytes, " bytes is too small for max_seqs=",
-                   max_seqs, ": the chunked layers need ", chunked, " pages (", chunked * bytes0,
-                   " bytes) and the global layers at least one page per sequence (", min_global * bytes1,
-                   " bytes)");
-  const int64_t rest = budget_bytes - chunked * bytes0;
-  if (n_global > 0) {
-    c.num_pages_global = rest / bytes1;
-  } else {
-    chunked += rest / bytes0;  // no global layers: the spare budget lets more sequences run
-  }
+  if (n_global > 0) c.num_pages_global = (budget_bytes - chunked * bytes0) / bytes1;
   c.num_pages_chunked = chunked;
   // Stay within int32 slot ids (huge CPU budgets with tiny heads would overflow them).
   const int64_t max_pages = std::numeric_limits<int32_t>::max() / page_size;

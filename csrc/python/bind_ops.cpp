@@ -109,9 +109,77 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const std::string& 
   return llama4::rope_inv_freq(head_dim, theta, s);
 }
 
+py::object linear(const py::object& x, const py::object& w, const std::string& out_dtype) {
+  const BorrowedView xv = as_view(x, "x"), wv = as_view(w, "w");
+  const DType od = out_dtype.empty() ? xv.view.dtype : parse_float_dtype(out_dtype);
+  const int64_t M = xv.view.ndim == 2 ? xv.view.size(0) : 0, N = wv.view.ndim == 2 ? wv.view.size(0) : 0;
+  Tensor out = Tensor::empty({M, N}, od, xv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::linear(out, xv, wv);
+  }
+  return to_python(out);
+}
+
+py::object embedding(const py::object& table, const py::object& ids) {
+  const BorrowedView tv = as_view(table, "table"), iv = as_view(ids, "ids");
+  const int64_t T = iv.view.ndim >= 1 ? iv.view.size(0) : 0, D = tv.view.ndim == 2 ? tv.view.size(1) : 0;
+  Tensor out = Tensor::empty({T, D}, tv.view.dtype, tv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::embedding(out, tv, iv);
+  }
+  return to_python(out);
+}
+
+py::tuple moe_route(const py::object& logits, int64_t k, const std::string& score_dtype) {
+  const BorrowedView lv = as_view(logits, "logits");
+  const int64_t T = lv.view.ndim >= 1 ? lv.view.size(0) : 0;
+  Tensor ids = Tensor::empty({T, k}, DType::I32, lv.view.device);
+  Tensor scores = Tensor::empty({T, k}, score_dtype.empty() ? lv.view.dtype : parse_float_dtype(score_dtype),
+                                lv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::moe_route(ids, scores, lv);
+  }
+  return py::make_tuple(to_python(ids), to_python(scores));
+}
+
+py::tuple moe_permute(const py::object& x, const py::object& topk_ids, const py::object& topk_scores,
+                      int64_t num_experts) {
+  const BorrowedView xv = as_view(x, "x"), iv = as_view(topk_ids, "topk_ids"), sv = as_view(topk_scores, "topk_scores");
+  const int64_t T = xv.view.ndim == 2 ? xv.view.size(0) : 0, D = xv.view.ndim == 2 ? xv.view.size(1) : 0;
+  const int64_t k = iv.view.ndim == 2 ? iv.view.size(1) : 0;
+  LLAMA4_CHECK_ARG(num_experts >= 1, "moe_permute: num_experts must be >= 1, got ", num_experts);
+  const Device dev = xv.view.device;
+  Tensor xp = Tensor::empty({T * k, D}, xv.view.dtype, dev), ptok = Tensor::empty({T * k}, DType::I32, dev),
+         pslot = Tensor::empty({T * k}, DType::I32, dev), off = Tensor::empty({num_experts + 1}, DType::I32, dev);
+  {
+    py::gil_scoped_release nogil;
+    ops::moe_permute(xp, ptok, pslot, off, xv, iv, sv);
+  }
+  return py::make_tuple(to_python(xp), to_python(ptok), to_python(pslot), to_python(off));
+}
+
+py::object moe_unpermute(const py::object& y_perm, const py::object& perm_slot, const py::object& shared) {
+  const BorrowedView yv = as_view(y_perm, "y_perm"), pv = as_view(perm_slot, "perm_slot"), sv = as_view(shared, "shared");
+  Tensor out = Tensor::empty(sv.view.sizes(), sv.view.dtype, sv.view.device);
+  {
+    py::gil_scoped_release nogil;
+    ops::moe_unpermute(out, yv, pv, sv);
+  }
+  return to_python(out);
+}
+
 }  // namespace
 
 void register_ops(py::module_& m) {
+  m.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("out_dtype") = "");
+  m.def("embedding", &embedding, py::arg("table"), py::arg("ids"));
+  m.def("moe_route", &moe_route, py::arg("logits"), py::arg("k"), py::arg("score_dtype") = "");
+  m.def("moe_permute", &moe_permute, py::arg("x"), py::arg("topk_ids"), py::arg("topk_scores"),
+        py::arg("num_experts"));
+  m.def("moe_unpermute", &moe_unpermute, py::arg("y_perm"), py::arg("perm_slot"), py::arg("shared"));
   m.def("rms_norm", &rms_norm, py::arg("x"), py::arg("weight"), py::arg("eps"));
   m.def("rope", &rope, py::arg("x"), py::arg("positions"), py::arg("inv_freq"));
   m.def("silu_gate", &silu_gate, py::arg("gate"), py::arg("up"));

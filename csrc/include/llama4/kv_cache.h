@@ -39,11 +39,13 @@ struct KVCacheConfig {
   int64_t num_pages_global = 0;   // pool size of group 1
 
   // Sizes the two pools from a memory budget (bytes of K+V storage, all layers together).
-  // A live sequence never holds more than chunked_pages_bound(...) chunked-group pages (see
-  // below), so the chunked pool gets exactly that for max_seqs sequences and the global pool gets
-  // the rest of the budget (when there are no global layers the rest goes to the chunked pool).
+  // Tokens cost the same per layer in both groups, so the budget is split per token; but a live
+  // sequence never holds more than chunked_pages_bound(...) chunked-group pages (see below), so
+  // the chunked pool is capped at that bound for max_seqs sequences and the global pool gets the
+  // rest (all of it goes to the chunked pool when there are no global layers). Long contexts then
+  // cost memory only on the global layers.
   // max_step_tokens: the most tokens one step adds to one sequence (0 = chunk_size; never more).
-  // ValueError when the budget cannot hold the chunked bound plus one global page per sequence.
+  // ValueError when the budget cannot run even one sequence (a chunk window + one step).
   static KVCacheConfig from_budget(int num_layers, std::vector<int> layer_chunked, int num_kv_heads,
                                    int head_dim, DType dtype, Device device, int page_size,
                                    int64_t chunk_size, int64_t budget_bytes, int64_t max_seqs,

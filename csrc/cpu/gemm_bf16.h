@@ -1,0 +1,14 @@
+// bf16 x bf16 -> fp32 GEMM with AVX512-BF16 dot-product instructions, for CPUs that have them
+// (Zen 4, Sapphire Rapids, Cooper Lake). out[M, N] = x[M, K] . w[N, K]^T, both K-contiguous.
+#pragma once
+#include <cstdint>
+
+#include "llama4/numeric.h"
+
+namespace llama4::cpu {
+// True when this CPU executes AVX512-BF16 (checked once).
+bool has_avx512_bf16();
+// x rows have stride lda (elements); w is [N, K] contiguous; out is [M, N] contiguous fp32.
+void gemm_bf16_avx512(float* out, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
+                      int64_t K);
+}  // namespace llama4::cpu

@@ -1,0 +1,116 @@
+"""linear, embedding and the MoE routing ops against plain PyTorch formulations.
+
+linear covers every CPU path: the weight-streaming kernel (M <= 8), OpenBLAS sgemm (fp32, M > 8),
+and for bf16 the AVX512-BF16 kernel where the CPU has it (else widening + sgemm). The reference
+is an fp64 matmul of the same (bf16-valued) inputs; our fp32 accumulation may differ from it by
+a few fp32 ulps of the accumulated magnitude, and bf16 outputs by one bf16 rounding.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llama4_native import ops
+
+SIZES = [(1, 64, 48), (5, 19, 111), (8, 96, 33), (9, 111, 64), (19, 64, 200), (111, 40, 257)]
+
+
+def _ref_linear(x, w):
+    return (x.double() @ w.double().T)
+
+
+@pytest.mark.parametrize("M,N,K", SIZES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_linear_matches_torch(M, N, K, dtype):
+    g = torch.Generator().manual_seed(M * 1000 + N + K)
+    x = torch.randn(M, K, generator=g).to(dtype)
+    w = torch.randn(N, K, generator=g).to(dtype)
+    ref = _ref_linear(x, w)
+    bound = 1e-6 * (x.double().abs() @ w.double().abs().T) + 1e-12  # fp32 accumulation error
+    out32 = ops.linear(x, w, "float32")
+    assert out32.dtype == torch.float32
+    assert ((out32.double() - ref).abs() <= 8 * bound).all()
+    out = ops.linear(x, w)
+    assert out.dtype == dtype
+    # one rounding of the fp32 result to the output dtype
+    torch.testing.assert_close(out, out32.to(dtype), rtol=0, atol=0)
+
+
+def test_linear_row_stride_view_and_empty():
+    x = torch.randn(7, 64)
+    w = torch.randn(10, 32)
+    view = x[:, 16:48]  # a column slice: row stride 64, unit column stride
+    torch.testing.assert_close(ops.linear(view, w), (view.double() @ w.double().T).float(), rtol=1e-5, atol=1e-5)
+    t = x.T.contiguous().T[:, :32]  # column-major: copied internally
+    torch.testing.assert_close(ops.linear(t, w), (t.double() @ w.double().T).float(), rtol=1e-5, atol=1e-5)
+    assert ops.linear(torch.randn(0, 32), w).shape == (0, 10)
+    with pytest.raises(ValueError, match="'w' must have shape \\[N, 32\\]"):
+        ops.linear(torch.randn(3, 32), torch.randn(4, 31))
+    with pytest.raises(TypeError, match="'w' must have the dtype of 'x'"):
+        ops.linear(torch.randn(3, 32), torch.randn(4, 32).bfloat16())
+
+
+def test_embedding_matches_indexing_and_rejects_bad_ids():
+    table = torch.randn(50, 24).bfloat16()
+    ids = torch.tensor([0, 49, 7, 7, 13], dtype=torch.int32)
+    torch.testing.assert_close(ops.embedding(table, ids), table[ids.long()], rtol=0, atol=0)
+    torch.testing.assert_close(ops.embedding(table, ids.long()), table[ids.long()], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="token id 50 at position 1 is outside the vocabulary"):
+        ops.embedding(table, torch.tensor([1, 50]))
+    with pytest.raises(ValueError, match="token id -1"):
+        ops.embedding(table, torch.tensor([-1]))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_moe_route_is_topk_then_sigmoid(k, dtype):
+    g = torch.Generator().manual_seed(k)
+    # Distinct values per row (exact in bf16: multiples of 1/8 below 16), so top-k has no ties.
+    logits = torch.stack([torch.randperm(64, generator=g)[:16] for _ in range(111)]).to(dtype) / 8 - 4
+    ids, scores = ops.moe_route(logits, k)
+    top = torch.topk(logits.float(), k, dim=-1)
+    assert torch.equal(ids.long(), top.indices)
+    # transformers: sigmoid in fp32, cast back. Our exp is not torch's vectorized one: the fp32
+    # sigmoid may differ by an ulp or two, which can move a bf16 rounding by one bf16 ulp.
+    ref = torch.sigmoid(top.values.float())
+    _, s32 = ops.moe_route(logits, k, "float32")
+    torch.testing.assert_close(s32, ref, rtol=3e-7, atol=0)
+    torch.testing.assert_close(scores.float(), ref.to(dtype).float(),
+                               rtol=0 if dtype == torch.float32 else 2 ** -8, atol=3e-7)
+
+
+def test_moe_route_ties_take_the_lower_expert():
+    logits = torch.tensor([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]])
+    ids, _ = ops.moe_route(logits, 2)
+    assert ids.tolist() == [[1, 2], [0, 1]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_moe_permute_unpermute_match_dense_formulation(dtype):
+    """The routed sum equals transformers' dense form: every expert on every token with a zero
+    score for unselected experts, summed over experts, added to the shared output."""
+    g = torch.Generator().manual_seed(3)
+    T, D, E, k = 19, 24, 5, 2
+    x = torch.randn(T, D, generator=g).to(dtype)
+    logits = torch.randn(T, E, generator=g).to(dtype)
+    ids, scores = ops.moe_route(logits, k)
+    xp, ptok, pslot, off = ops.moe_permute(x, ids, scores, E)
+    assert off[0] == 0 and off[-1] == T * k and torch.all(off[1:] >= off[:-1])
+    for e in range(E):  # rows of expert e are its tokens, in token order, scaled by their score
+        rows = range(int(off[e]), int(off[e + 1]))
+        toks = [int(ptok[r]) for r in rows]
+        assert toks == sorted(toks) and all(e in ids[t].tolist() for t in toks)
+    dense_scores = torch.zeros(T, E, dtype=dtype).scatter(1, ids.long(), scores)
+    for r in range(T * k):
+        t = int(ptok[r])
+        e = next(e for e in range(E) if off[e] <= r < off[e + 1])
+        torch.testing.assert_close(xp[r], (x[t] * dense_scores[t, e]).to(dtype), rtol=0, atol=0)
+    # Expert "outputs": any per-row function of the permuted input.
+    y = (xp.float() * 1.5 + 0.25).to(dtype)
+    shared = torch.randn(T, D, generator=g).to(dtype)
+    out = ops.moe_unpermute(y, pslot, shared)
+    routed = torch.zeros(T, D, dtype=torch.float64)
+    for i in range(T * k):
+        routed[i // k] += y[int(pslot[i])].double()
+    ref = (shared.double() + routed.to(dtype).double()).to(dtype)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
