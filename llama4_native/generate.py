@@ -38,6 +38,8 @@ def _is_ids(x) -> bool:
 
 def _split_batch(prompt):
     """-> (list of single prompts, was_batched)."""
+    if isinstance(prompt, (list, tuple, str)) and len(prompt) == 0:
+        raise ValueError("input_ids must not be empty" if not isinstance(prompt, str) else "prompt must not be empty")
     if isinstance(prompt, str) or _is_messages(prompt) or _is_ids(prompt):
         return [prompt], False
     if isinstance(prompt, torch.Tensor) and prompt.dim() == 2:

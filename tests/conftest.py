@@ -52,3 +52,11 @@ def tiny_checkpoint(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def real_vocab_checkpoint(tmp_path_factory):
+    """A `llama4-native make-tiny` checkpoint: real layout, real tokenizer, random weights."""
+    from llama4_native.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("make_tiny"), dtype="bfloat16")
