@@ -26,8 +26,10 @@ setup: $(VPY)
 demo: setup
 	$(VENV)/bin/llama4-native demo
 
+# The pytest script, not `python -m pytest`: the latter puts the source folder first on sys.path,
+# which would shadow the installed (compiled) package.
 test: setup
-	$(VPY) -m pytest -q tests
+	$(VENV)/bin/pytest -q tests
 
 bench: setup
 	$(VPY) benchmarks/bench_text.py
