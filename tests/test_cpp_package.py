@@ -129,4 +129,7 @@ def test_example_against_installed_package(prefix, tmp_path):
     assert "cuda available: no" in out or "cuda" in re.search(r"^backends:.*$", out, re.M).group(0)
     assert "rms_norm: 0.516398 -2.065591 0.774597 -0.516398 1.000000 2.000000 0.500000 1.000000" in out
     assert "quantize_fp8: q = 0x6E 0xF6 0x7E scale = 0.00892857183 dequantized = 1 -2 4" in out
+    # The engine embedded from C++: a batched step equals each sequence run alone.
+    m = re.search(r"^engine: 2-layer random model, batched vs alone max \|dlogit\| = (\S+)", out, re.M)
+    assert m and float(m.group(1)) <= 1e-5, out
     assert "all results correct" in out

@@ -12,6 +12,8 @@
 #include <llama4/ops.h>
 #include <llama4/tensor.h>
 
+#include "engine_demo.h"
+
 namespace {
 
 int failures = 0;
@@ -78,6 +80,7 @@ int main() {
     print_build_info();
     run_rms_norm();
     run_quantize();
+    if (run_engine_demo() != 0) expect(false, "engine batched vs alone");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
