@@ -52,23 +52,46 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: list[int], penalty: flo
     return logits
 
 
-def filtered_probs(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:
-    """The distribution sampled from: softmax(logits / T) restricted by top-k, top-p, min-p."""
-    x = logits.double() / p.temperature
-    if p.top_k and p.top_k < x.numel():
-        kth = torch.topk(x, p.top_k).values[-1]
-        x = x.masked_fill(x < kth, float("-inf"))
-    probs = torch.softmax(x, dim=-1)
+_PREFIX = 1024  # top-p / min-p first look among this many most likely tokens
+
+
+def candidate_probs(logits: torch.Tensor, p: SamplingParams):
+    """The tokens that survive top-k / top-p / min-p and their renormalized probabilities,
+    most likely first: (ids [n] long, probs [n] float32). (None, probs [vocab]) when no filter is
+    set. Top-p and min-p look at the 1024 most likely tokens first and fall back to a full sort
+    only when that prefix cannot decide (its mass is below top_p, or min-p could keep more)."""
+    x = logits.float() / p.temperature
+    V = x.numel()
+    if p.top_k and p.top_k < V:
+        vals, ids = torch.topk(x, p.top_k)  # sorted, most likely first
+        base = torch.softmax(vals, 0)     # top-p then sees the top-k distribution (as HF orders it)
+    elif p.top_p < 1.0 or p.min_p > 0:
+        full = torch.softmax(x, 0)
+        base, ids = torch.topk(full, min(V, _PREFIX))
+        undecided = base.numel() < V and (
+            (p.top_p < 1.0 and float(base.sum()) < p.top_p)
+            or (p.min_p > 0 and float(base[-1]) >= p.min_p * float(base[0])))
+        if undecided:
+            base, ids = torch.sort(full, descending=True)
+    else:
+        return None, torch.softmax(x, 0)
+    keep = torch.ones_like(base, dtype=torch.bool)
     if p.top_p < 1.0:
         # Keep the smallest set of most likely tokens whose mass reaches top_p.
-        sorted_p, order = torch.sort(probs, descending=True)
-        before = torch.cumsum(sorted_p, 0) - sorted_p  # mass of the strictly more likely tokens
-        drop = before >= p.top_p
-        probs = probs.clone()
-        probs[order[drop]] = 0
+        keep &= (torch.cumsum(base, 0) - base) < p.top_p
     if p.min_p > 0:
-        probs = torch.where(probs >= p.min_p * probs.max(), probs, torch.zeros_like(probs))
-    return probs / probs.sum()
+        keep &= base >= p.min_p * base[0]
+    probs = base * keep
+    return ids, probs / probs.sum()
+
+
+def filtered_probs(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:
+    """The full distribution [vocab] sampled from: softmax(logits / T) restricted by top-k,
+    top-p, min-p (zeros elsewhere)."""
+    ids, probs = candidate_probs(logits, p)
+    if ids is None:
+        return probs
+    return torch.zeros(logits.numel(), dtype=probs.dtype).index_put_((ids,), probs)
 
 
 def select_token(logits: torch.Tensor, params: SamplingParams, seen: list[int],
@@ -77,5 +100,14 @@ def select_token(logits: torch.Tensor, params: SamplingParams, seen: list[int],
     logits = apply_repetition_penalty(logits, seen, params.repetition_penalty)
     if params.greedy:
         return int(torch.argmax(logits))
-    probs = filtered_probs(logits, params)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    ids, probs = candidate_probs(logits, params)
+    pick = _draw(probs, generator)
+    return pick if ids is None else int(ids[pick])
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> int:
+    """One index with probability probs[i] (inverse CDF: a few times cheaper than
+    torch.multinomial over a 200k vocabulary). Zero-probability entries are never drawn."""
+    cdf = torch.cumsum(probs.double(), 0)
+    u = torch.rand((), generator=generator, dtype=torch.float64) * cdf[-1]
+    return min(int(torch.searchsorted(cdf, u, right=True)), probs.numel() - 1)
