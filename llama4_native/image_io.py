@@ -7,8 +7,8 @@ Contract: `load_rgb(image, label)` → numpy `[H, W, 3] uint8`, H, W >= 1. Bad i
 Accepted inputs:
 * a file path (`str` / `os.PathLike`) or encoded bytes (`bytes`, `bytearray`, `memoryview`): decoded
   with Pillow, and the EXIF orientation applied, as HF's `load_image` does for paths and URLs.
-  Truncated files are an error (Meta's `preprocess.py` sets Pillow's global LOAD_TRUNCATED_IMAGES;
-  we change no global state).
+  Truncated files are an error, even when other code (Meta's `preprocess.py` does) has set Pillow's
+  global LOAD_TRUNCATED_IMAGES: it is held off while we decode and restored afterwards.
 * a `PIL.Image.Image`: used as given (HF's processor does not apply EXIF orientation to images the
   caller already opened).
 * a numpy array, channels last: `[H, W]` gray, `[H, W, 1]` gray, `[H, W, 2]` gray+alpha,
@@ -83,12 +83,18 @@ def _from_pil(im, label: str) -> np.ndarray:
 def _decode(data, label: str, what: str):
     """Open and fully decode `data` (a path or a file-like object) with Pillow."""
     _require_pil(label)
+    from PIL import ImageFile
+
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(data) as im:  # closes the file on every path, errors included
             im.load()  # Image.open is lazy; corrupt or truncated pixel data only fails here
             return ImageOps.exif_transpose(im)  # a new image (a copy when there is no rotation)
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise ValueError(f"{label}: cannot decode {what}: {type(e).__name__}: {e}") from e
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
 def _from_array(a: np.ndarray, label: str) -> np.ndarray:

@@ -71,11 +71,11 @@ def test_fp32_greedy_decode_matches_transformers(tiny_checkpoint, name):
 
 @pytest.mark.parametrize("name", ["scout", "maverick", "scout_text"])
 def test_bf16_error_within_twice_transformers_bf16_error(tiny_checkpoint, name):
-    """Errors against the fp32 reference over 8 prompts (168 positions). A bf16 run occasionally
+    """Errors against the fp32 reference over 32 prompts (672 positions). A bf16 run occasionally
     routes a token to a different expert than fp32 does (router logits within a bf16 ulp), which
-    shows as an isolated large error at that position; ours and transformers' flip at different
-    positions, so one short prompt would compare luck. Over 168 positions both the max and the
-    median must be within twice transformers' own."""
+    shows as an isolated large error at that position (a few percent of positions, for us and for
+    transformers alike); the two flip at different positions, so a single short prompt compares
+    luck. Over 672 positions both the max and the median must be within twice transformers'."""
     from transformers import AutoModelForCausalLM, Llama4ForConditionalGeneration
 
     folder, hf32 = tiny_checkpoint(name)
@@ -84,7 +84,7 @@ def test_bf16_error_within_twice_transformers_bf16_error(tiny_checkpoint, name):
     ours16 = l4.load(folder, dtype="bfloat16")
     vocab = hf32.config.get_text_config().vocab_size
     err_ours, err_hf = [], []
-    for seed in range(8):
+    for seed in range(32):
         prompt = _prompt(100 + seed, vocab)
         ids = torch.tensor([prompt])
         with torch.inference_mode():
