@@ -73,8 +73,9 @@ def test_gemm_config_rejects_bad_sizes():
 
 # ---- the grouped GEMM ----------------------------------------------------------------------------
 
-# Expert row counts: empty experts first, in the middle and last; 1..8 rows take the streaming path,
-# more the table + dgemm path. K = 100 leaves a tail after the 8-wide vector loop.
+# Expert row counts: empty experts first, in the middle and last; up to 32 rows take the streaming
+# path (in chunks of 8 rows), more the table + dgemm path. K = 100 leaves a tail after the 8-wide
+# vector loop.
 GEMM_CASES = [
     ([0, 3, 0, 1, 8, 0], 40, 100),
     ([9, 0, 31, 130], 24, 64),
@@ -103,22 +104,23 @@ def test_grouped_gemm_bit_exact_vs_torch(counts, N, K):
 
 def test_grouped_gemm_sum_is_exact():
     """448 * 448 + 2^-9 * 2^-9 - 448 * 448: fp32 accumulation loses the middle term (the sum is 0),
-    the exact sum is 2^-18. Both paths (1 row: streaming; 9 rows: dgemm) must give 2^-18."""
+    the exact sum is 2^-18. Every path (streaming: 1 and 9 rows; dgemm: 40) must give 2^-18."""
     a = torch.tensor([448.0, 2.0**-9, -448.0]).to(E4M3)
     w = torch.tensor([448.0, 2.0**-9, 448.0]).to(E4M3)
-    for rows in (1, 9):
+    for rows in (1, 9, 40):
         out = ops.moe_grouped_gemm_fp8(a.repeat(rows, 1), torch.ones(rows), w.reshape(1, 1, 3),
                                        torch.ones(1, 1), _offsets([rows]))
         assert torch.equal(out.float(), torch.full((rows, 1), 2.0**-18)), out
 
 
 def test_grouped_gemm_nan_weight_code():
-    """A NaN weight code makes its output column NaN on both paths (the streaming path's half-float
-    trick would turn 0x7F into 480: such rows are redone through the table)."""
+    """A NaN weight code makes its output column NaN on every path: streaming with one row chunk,
+    with several (the widened row is reused), and table + dgemm (the streaming path's half-float
+    trick would turn 0x7F into 480: such rows are widened through the table)."""
     g = torch.Generator().manual_seed(5)
     w = _codes((1, 8, 32), g)
     w.view(torch.uint8)[0, 3, 17] = 0x7F
-    for rows in (2, 12):
+    for rows in (2, 12, 40):
         a = _codes((rows, 32), g)
         out = ops.moe_grouped_gemm_fp8(a, torch.ones(rows), w, torch.ones(1, 8), _offsets([rows]))
         assert out[:, 3].isnan().all() and not out[:, [0, 1, 2, 4, 5, 6, 7]].isnan().any()
