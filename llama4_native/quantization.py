@@ -12,6 +12,8 @@ Stored FP8 (config.json `quantization_config`, read by `fp8_plan`):
   * fbgemm_fp8 (transformers' FbgemmFp8Config): fused `experts.gate_up_proj` [E, D, 2I] F8_E4M3 +
     `gate_up_proj_scale` [E, 1, 2I], `experts.down_proj` [E, I, D] + `down_proj_scale` [E, D, 1];
     `activation_scale_ub` (default 1200) and `modules_to_not_convert` (substrings of module names).
+Expert tensors stored as F8_E4M3 with scales but no quantization_config load as FP8 too (by dtype;
+no activation bound unless given).
 Quantized at load (`quantization="fp8"` on a checkpoint without quantization_config): each MoE
 layer's routed experts, except `fp8_skip_layers`, per output channel with the engine's own
 quantize_fp8_rowwise (the checkpoint's values, before any conversion to the model dtype), and

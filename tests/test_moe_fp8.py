@@ -102,6 +102,23 @@ def test_grouped_gemm_bit_exact_vs_torch(counts, N, K):
           f"{want.numel()} outputs (by summation order only)")
 
 
+def test_grouped_gemm_matches_fp32_torch_where_fp32_is_exact():
+    """The plain formulation with an fp32 matmul: torch float8 casts, `a.float() @ w.float().T`,
+    times w_scale, times a_scale, to bf16. On integer-valued codes in [-4, 4] with K = 1000 every
+    partial sum is an integer below 2^14, which fp32 holds exactly in any order, so the fp32
+    formulation must match bit for bit (random scales: the epilogue's rounding order matters)."""
+    g = torch.Generator().manual_seed(11)
+    counts, N, K = [5, 0, 40, 17], 24, 1000
+    E, R = len(counts), sum(counts)
+    a = torch.randint(-4, 5, (R, K), generator=g).float().to(E4M3)
+    w = torch.randint(-4, 5, (E, N, K), generator=g).float().to(E4M3)
+    a_scale, w_scale = torch.rand(R, generator=g) + 0.1, torch.rand(E, N, generator=g) * 1e-3
+    off = _offsets(counts)
+    want = torch.cat([((a[int(off[e]):int(off[e + 1])].float() @ w[e].float().T) * w_scale[e]
+                       * a_scale[int(off[e]):int(off[e + 1]), None]).to(torch.bfloat16) for e in range(E)])
+    _assert_bits(ops.moe_grouped_gemm_fp8(a, a_scale, w, w_scale, off), want)
+
+
 def test_grouped_gemm_sum_is_exact():
     """448 * 448 + 2^-9 * 2^-9 - 448 * 448: fp32 accumulation loses the middle term (the sum is 0),
     the exact sum is 2^-18. Every path (streaming: 1 and 9 rows; dgemm: 40) must give 2^-18."""
