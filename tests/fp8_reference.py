@@ -58,11 +58,10 @@ def moe_fp8(x, logits, shared, gate_up, gate_up_scale, down, down_scale, top_k: 
     T, _ = x.shape
     E = gate_up.shape[0]
     # route: top-k of the logits (lower index on ties), sigmoid rounded to x's dtype
-    order = sorted(range(E), key=lambda e: e)
     ids = torch.empty(T, top_k, dtype=torch.long)
     for t in range(T):
         row = logits[t].tolist()
-        ranked = sorted(order, key=lambda e: (-row[e], e))
+        ranked = sorted(range(E), key=lambda e: (-row[e], e))
         ids[t] = torch.tensor(ranked[:top_k])
     scores = sigmoid_f32(logits.gather(1, ids)).to(x.dtype)
     # permute: pairs grouped by expert, stable in (token, choice) order; rows x[t] * score

@@ -159,15 +159,16 @@ __global__ void build_group_args_kernel(GroupArgs<G> g, GroupedGemmFp8 p) {
     typename G::StrideD sd{};
     get<0>(sa) = p.k;
     get<0>(sb) = p.k;
+    // (Outside the `if constexpr`: inside, nvcc's front end wrongly warns that m is unused.)
+    using Problem = typename ProblemShape::UnderlyingProblemShape;
+    g.problems[e] = G::kSwapAB ? Problem{p.n, m, p.k} : Problem{m, p.n, p.k};
     if constexpr (G::kSwapAB) {  // GEMM (n, m, k): A = weights, B = tokens, D = out^T column-major
-      g.problems[e] = {p.n, m, p.k};
       g.ptr_a[e] = w;
       g.ptr_b[e] = a;
       g.col_scale[e] = w_scale;
       g.row_scale[e] = a_scale;
       get<1>(sd) = p.n;
     } else {  // GEMM (m, n, k): A = tokens, B = weights, D = out row-major
-      g.problems[e] = {m, p.n, p.k};
       g.ptr_a[e] = a;
       g.ptr_b[e] = w;
       g.col_scale[e] = a_scale;
@@ -230,12 +231,12 @@ template <class G>
 void run(const GroupedGemmFp8& p, char* workspace, size_t workspace_bytes, int device) {
   GroupArgs<G> g{};
   const size_t args_bytes = carve_args<G>(workspace, p.experts, &g);
-  build_group_args_kernel<G><<<1, 256>>>(g, p);
-  LLAMA4_CUDA_CHECK_LAUNCH();
   const auto arguments = make_arguments<G>(g, p.experts, device, sm_count_of(device));
   const size_t need = args_bytes + align256(G::Gemm::get_workspace_size(arguments));
   LLAMA4_CHECK(workspace_bytes >= need, "moe_grouped_gemm_fp8: workspace of ", workspace_bytes,
                " bytes, need ", need);
+  build_group_args_kernel<G><<<1, 256>>>(g, p);
+  LLAMA4_CUDA_CHECK_LAUNCH();
   typename G::Gemm gemm;
   check(gemm.can_implement(arguments), "can_implement");
   check(gemm.initialize(arguments, workspace + args_bytes, /*stream=*/nullptr), "initialize");

@@ -5,13 +5,14 @@
 #pragma once
 #include <cstdint>
 
+#include "llama4/moe_fp8.h"
 #include "llama4/numeric.h"
 #include "llama4/tensor.h"
 
 namespace llama4::cuda::moe {
 
-constexpr int kMaxTopK = 8;     // the router keeps its choices in registers
-constexpr int kMaxExperts = 1024;  // the offsets scan is one block
+constexpr int kMaxTopK = kMoeFp8CudaMaxTopK;        // the router keeps its choices in registers
+constexpr int kMaxExperts = kMoeFp8CudaMaxExperts;  // the offsets scan is one block
 
 // ids [R] int32, scores [R] float (sigmoid of the chosen logits, rounded to score_dtype):
 // the k largest logits of each row of logits [T, E] f32, as cpu/moe_routing.cpp chooses them.

@@ -3,11 +3,12 @@
 //   silu_gate_quantize     gu [R, 2I] bf16 -> h_q [R, I] e4m3 + h_scale [R]
 //   unpermute_add          y [R, D] bf16 + shared [T, D] -> out [T, D]
 // Each reproduces the CPU pipeline (cpu/moe_fp8.cpp) bit for bit: moe_permute's x * score rounded
-// to the model dtype, quantize_fp8_rowwise's amax / scale_ub / clamp rules (the same expressions
-// as cuda/quant.cu), silu_gate's roundings with exp_f32, and moe_unpermute's sum order. One block
+// to the model dtype, quantize_fp8_rowwise's amax / scale_ub / clamp rules (cuda/fp8_rowwise.cuh,
+// shared with cuda/quant.cu), silu_gate's roundings with exp_f32, and moe_unpermute's sum order. One block
 // per row: a row is read twice (amax, then quantize) and stays in L1/L2 between the passes.
 #include "cuda/common.cuh"
 #include "cuda/elem.cuh"
+#include "cuda/fp8_rowwise.cuh"
 #include "cuda/moe_kernels.h"
 #include "cuda/reduce.cuh"
 #include "llama4/mathfn.h"
@@ -15,22 +16,6 @@
 namespace llama4::cuda::moe {
 
 namespace {
-
-constexpr float kAmaxEps = 1e-12f;  // as cpu/quant.cpp
-
-// quantize_fp8_rowwise's inverse scale from the row's amax (NaN-propagating, as the CPU).
-__device__ __forceinline__ float inverse_scale(float amax, float scale_ub) {
-  amax = amax < kAmaxEps ? kAmaxEps : amax;
-  if (scale_ub > 0.f) amax = scale_ub < amax ? scale_ub : amax;
-  return __fdiv_rn(kFp8E4M3Max, amax);
-}
-
-// e4m3(clamp(v * inv, -448, 448)) with std::min/std::max semantics (a NaN passes through).
-__device__ __forceinline__ fp8e4m3 quantize(float v, float inv) {
-  const float y = __fmul_rn(v, inv);
-  const float lo = y < -kFp8E4M3Max ? -kFp8E4M3Max : y;
-  return fp8e4m3{f32_to_fp8e4m3(kFp8E4M3Max < lo ? kFp8E4M3Max : lo)};
-}
 
 template <typename T>
 __global__ void __launch_bounds__(kBlockThreads)
@@ -49,10 +34,10 @@ __global__ void __launch_bounds__(kBlockThreads)
   for (int64_t d = threadIdx.x; d < D; d += kBlockThreads)
     amax = MaxNanOp{}(amax, fabsf(E::round(__fmul_rn(E::load(xr[d]), s))));
   amax = row_reduce<kBlockThreads>(amax, smem, MaxNanOp{}, 0.f);
-  const float inv = inverse_scale(amax, scale_ub);
+  const float inv = fp8_inverse_scale(amax, scale_ub);
   fp8e4m3* qr = a_q + slot * D;
   for (int64_t d = threadIdx.x; d < D; d += kBlockThreads)
-    qr[d] = quantize(E::round(__fmul_rn(E::load(xr[d]), s)), inv);
+    qr[d] = fp8_quantize(E::round(__fmul_rn(E::load(xr[d]), s)), inv);
   if (threadIdx.x == 0) {
     a_scale[slot] = __fdiv_rn(1.0f, inv);
     perm_slot[i] = int32_t(slot);
@@ -75,9 +60,9 @@ __global__ void __launch_bounds__(kBlockThreads)
     amax = MaxNanOp{}(amax, fabsf(h));
   }
   amax = row_reduce<kBlockThreads>(amax, smem, MaxNanOp{}, 0.f);
-  const float inv = inverse_scale(amax, scale_ub);
+  const float inv = fp8_inverse_scale(amax, scale_ub);
   for (int64_t j = threadIdx.x; j < I; j += kBlockThreads)
-    h_q[r * I + j] = quantize(bf16_to_f32(g[j].bits), inv);
+    h_q[r * I + j] = fp8_quantize(bf16_to_f32(g[j].bits), inv);
   if (threadIdx.x == 0) h_scale[r] = __fdiv_rn(1.0f, inv);
 }
 

@@ -36,16 +36,11 @@ __device__ __forceinline__ Candidate pick(const Candidate& a, const Candidate& b
   return before(b, a) ? b : a;
 }
 
-// One warp per token; S: the scores' dtype (the model dtype), rounded to but stored as float.
+// The k choices of one token (row = its E logits), computed by a whole warp: each lane scans
+// its experts in ascending order, then a butterfly reduction; every lane ends with the same choice.
 template <typename S>
-__global__ void __launch_bounds__(kBlockThreads)
-    route_kernel(const float* __restrict__ logits, int64_t T, int E, int k, int32_t* __restrict__ ids,
-                 float* __restrict__ scores) {
-  const int lane = threadIdx.x % 32;
-  constexpr int kWarps = kBlockThreads / 32;
-  // Whole warps iterate together (the shuffles need all 32 lanes).
-  for (int64_t t = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32; t < T; t += int64_t(gridDim.x) * kWarps) {
-  const float* row = logits + t * E;
+__device__ __forceinline__ void route_token(const float* row, int E, int k, int lane,
+                                            int32_t* ids, float* scores) {
   int chosen[kMaxTopK];
   for (int j = 0; j < k; ++j) {
     Candidate best{0.f, -1};
@@ -61,12 +56,21 @@ __global__ void __launch_bounds__(kBlockThreads)
     }
     chosen[j] = best.e;  // the same in every lane: pick is a total order
     if (lane == 0) {
-      ids[t * k + j] = best.e;
-      const float s = __fdiv_rn(1.0f, __fadd_rn(1.0f, exp_f32(-best.v)));
-      scores[t * k + j] = DevElem<S>::round(s);
+      ids[j] = best.e;
+      scores[j] = DevElem<S>::round(__fdiv_rn(1.0f, __fadd_rn(1.0f, exp_f32(-best.v))));
     }
   }
-  }
+}
+
+// One warp per token; S: the scores' dtype (the model dtype), rounded to but stored as float.
+template <typename S>
+__global__ void __launch_bounds__(kBlockThreads)
+    route_kernel(const float* __restrict__ logits, int64_t T, int E, int k, int32_t* __restrict__ ids,
+                 float* __restrict__ scores) {
+  constexpr int kWarps = kBlockThreads / 32;
+  // Whole warps iterate together (the shuffles need all 32 lanes).
+  for (int64_t t = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32; t < T; t += int64_t(gridDim.x) * kWarps)
+    route_token<S>(logits + t * E, E, k, threadIdx.x % 32, ids + t * k, scores + t * k);
 }
 
 // One block per expert scans all pairs in order: the rank of a pair is the number of earlier

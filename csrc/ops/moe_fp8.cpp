@@ -141,8 +141,9 @@ void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& route
   switch (x.device.type) {
     case DeviceType::CPU: cpu::moe_fp8(out, xc, lc, sc, ex, top_k, scale_ub); break;
     case DeviceType::CUDA:
-      LLAMA4_CHECK_ARG(top_k <= 8 && E <= 1024, op, ": on CUDA top_k must be <= 8 and E <= 1024, "
-                       "got top_k = ", top_k, ", E = ", E);
+      LLAMA4_CHECK_ARG(top_k <= kMoeFp8CudaMaxTopK && E <= kMoeFp8CudaMaxExperts, op, ": on CUDA top_k "
+                       "must be <= ", kMoeFp8CudaMaxTopK, " and E <= ", kMoeFp8CudaMaxExperts, ", got top_k = ",
+                       top_k, ", E = ", E);
       check_cuda_gemm(op, 2 * I, D, {&ex.gate_up});
       check_cuda_gemm(op, D, I, {&ex.down});
       LLAMA4_CUDA_CALL(cuda::moe_fp8(

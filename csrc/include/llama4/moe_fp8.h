@@ -25,6 +25,10 @@ namespace llama4 {
 
 // Largest K the FP8 GEMMs accept: keeps the CPU k-sum exact (see above) with margin.
 constexpr int64_t kMoeFp8MaxK = 65536;
+// CUDA pipeline limits: the router keeps a token's choices in registers, and the expert offsets
+// are one block's prefix sum.
+constexpr int kMoeFp8CudaMaxTopK = 8;
+constexpr int kMoeFp8CudaMaxExperts = 1024;
 
 // Tile configuration of the CUDA FP8 grouped GEMM (CUTLASS ptr-array kernel, sm_90a). Exactly two
 // are compiled (cuda/moe_gemm_sm90a.cu); `swap_ab` picks one.
@@ -86,7 +90,8 @@ struct MoeFp8Experts {
 //   out[t] = round(shared[t] + round(sum_j y[row of (t, j)]))                      (moe_unpermute)
 // x, shared, out: [T, D] float32 or bfloat16 (one dtype; out may alias shared); router_logits:
 // [T, E] float32. scale_ub: finite, >= 0 (0: no bound), bounds both activation quantizations.
-// CUDA: 1 <= top_k <= 8, E <= 1024, D % 16 == 0, I % 16 == 0; nothing is read back to the host.
+// CUDA: top_k <= kMoeFp8CudaMaxTopK, E <= kMoeFp8CudaMaxExperts, D % 16 == 0, I % 16 == 0;
+// nothing is read back to the host.
 // `workspace`: as for moe_grouped_gemm_fp8, at least moe_fp8_workspace_bytes().
 void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& router_logits,
              const TensorView& shared, const MoeFp8Experts& experts, int64_t top_k, float scale_ub,
