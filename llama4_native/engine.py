@@ -12,6 +12,7 @@ import torch
 
 from . import _C
 from .config import ModelConfig, load_config
+from .quantization import fp8_plan
 from .weights import load_text_weights
 
 _DTYPES = ("float32", "bfloat16")
@@ -22,7 +23,8 @@ class Model:
 
     def __init__(self, path: str, device: str = "cpu", dtype: str = "float32", *,
                  kv_cache_bytes: int | None = None, max_sequences: int = 16, page_size: int = 16,
-                 progress: bool | None = None):
+                 progress: bool | None = None, quantization: str | None = None,
+                 activation_scale_ub: float | None = None, fp8_skip_layers=()):
         if device != "cpu":
             raise ValueError(f"device must be 'cpu' (the CUDA model path is not built yet), got {device!r}")
         if dtype not in _DTYPES:
@@ -32,12 +34,17 @@ class Model:
         self.dtype = dtype
         self.config: ModelConfig = load_config(self.path)
         text = self.config.text
-        weights = load_text_weights(self.path, text, dtype=dtype, progress=progress)
+        # FP8 routed experts (quantization.py): stored in the checkpoint, or quantized at load.
+        fp8 = fp8_plan(self.path, quantization, activation_scale_ub, fp8_skip_layers, text.num_hidden_layers)
+        weights = load_text_weights(self.path, text, dtype=dtype, progress=progress, fp8=fp8)
+        self.fp8_layers = sorted(int(k.split(".")[1]) for k in weights if k.endswith("moe.gate_up_scale"))
         if kv_cache_bytes is None:
             kv_cache_bytes = _default_kv_bytes(text, dtype)
         options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),
                    "max_sequences": int(max_sequences)}
-        self._engine = _C.Engine(text.to_engine_dict(), dtype, weights, options)
+        engine_config = text.to_engine_dict()
+        engine_config["moe_fp8_activation_scale_ub"] = fp8.activation_scale_ub if fp8 else 0.0
+        self._engine = _C.Engine(engine_config, dtype, weights, options)
         self.max_sequences = int(max_sequences)
         self.generation_config = _read_generation_config(self.path)
         self._tokenizer = None
@@ -137,5 +144,11 @@ def _as_id_list(ids, name: str) -> list[int]:
 
 
 def load(path, device: str = "cpu", dtype: str = "float32", **options) -> Model:
-    """Load a Hugging Face Llama 4 checkpoint folder onto the engine."""
+    """Load a Hugging Face Llama 4 checkpoint folder onto the engine.
+
+    FP8 routed experts: checkpoints stored in FP8 (compressed-tensors or fbgemm_fp8
+    quantization_config) load as FP8; quantization="fp8" quantizes a bf16/fp32 checkpoint's experts
+    at load (per output channel), except the layers in fp8_skip_layers (Meta's recipe skips the first
+    and the last: (0, -1)). activation_scale_ub bounds each activation row's amax before FP8
+    quantization (default: the checkpoint's, 1200 when quantizing at load; 0: no bound)."""
     return Model(path, device=device, dtype=dtype, **options)

@@ -107,3 +107,43 @@ def moe_permute(x, topk_ids, topk_scores, num_experts: int):
 def moe_unpermute(y_perm, perm_slot, shared):
     """shared[t] + sum over t's choices of y_perm rows (one rounding of the sum)."""
     return _like(_C.moe_unpermute(y_perm, perm_slot, shared), shared)
+
+
+# ---- FP8 MoE (llama4/moe_fp8.h) ------------------------------------------------------------------
+
+def moe_gemm_config(rows: int, experts: int) -> dict:
+    """The CUDA FP8 grouped GEMM's tile configuration for `rows` rows (tokens x top_k) over
+    `experts` experts: {"name", "swap_ab", "tile", "cluster", "schedule"} (a pure host function)."""
+    return dict(_C.moe_gemm_config(int(rows), int(experts)))
+
+
+def moe_grouped_gemm_fp8(a, a_scale, w, w_scale, expert_offsets, out=None, workspace=None):
+    """bf16 [R, N]: row r of expert e = bf16((float(sum_k a[r,k] * w[e,:,k]) * w_scale[e]) * a_scale[r]).
+
+    a [R, K] / w [E, N, K] float8_e4m3fn, a_scale [R] / w_scale [E, N] float32, expert_offsets
+    [E + 1] int32 (expert e owns rows [off[e], off[e+1])). `out`/`workspace` may be preallocated
+    (workspace: uint8 of moe_grouped_gemm_fp8_workspace_bytes); the CPU sums over k exactly."""
+    res = _C.moe_grouped_gemm_fp8(a, a_scale, w, w_scale, expert_offsets, out, workspace)
+    return out if out is not None else _like(res, a)
+
+
+def moe_grouped_gemm_fp8_workspace_bytes(device: str, experts: int) -> int:
+    return int(_C.moe_grouped_gemm_fp8_workspace_bytes(str(device), int(experts)))
+
+
+def moe_fp8(x, router_logits, shared, gate_up, gate_up_scale, down, down_scale, top_k: int,
+            scale_ub: float | None = None, out=None, workspace=None):
+    """A Llama 4 MoE block with FP8 experts: shared + routed experts (x [T, D] f32/bf16, router
+    logits [T, E] f32, shared [T, D]; gate_up [E, 2I, D] / down [E, D, I] e4m3 with per-output-
+    channel scales [E, 2I] / [E, D]). scale_ub bounds the activations' per-row amax (None: none)."""
+    if scale_ub is not None and not scale_ub > 0:
+        raise ValueError(f"moe_fp8: 'scale_ub' must be positive or None, got {scale_ub}")
+    res = _C.moe_fp8(x, router_logits, shared, gate_up, gate_up_scale, down, down_scale, int(top_k),
+                     float(scale_ub or 0.0), out, workspace)
+    return out if out is not None else _like(res, x)
+
+
+def moe_fp8_workspace_bytes(device: str, tokens: int, hidden: int, intermediate: int, experts: int,
+                            top_k: int) -> int:
+    return int(_C.moe_fp8_workspace_bytes(str(device), int(tokens), int(hidden), int(intermediate),
+                                          int(experts), int(top_k)))

@@ -286,7 +286,7 @@ BAD = [
                                       lambda t: torch.ones(64, dtype=torch.bool)), "has dtype BOOL"),
     ("fp8", "maverick", _set("language_model." + L1 + "feed_forward.experts.down_proj",
                              lambda t: t["language_model." + L1 + "feed_forward.experts.down_proj"]
-                             .to(torch.float8_e4m3fn)), "FP8 checkpoints are not supported yet"),
+                             .to(torch.float8_e4m3fn)), "layer 1 mixes FP8 and unquantized expert weights"),
     ("both_prefixes", "scout", _set("model.norm.weight", lambda t: torch.ones(64)), "cannot tell"),
 ]
 

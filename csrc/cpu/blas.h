@@ -17,4 +17,10 @@ inline void sgemm_nt(int M, int N, int K, const float* A, int lda, const float* 
   LLAMA4_CBLAS(sgemm)(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
 }
 
+// The same in double (the FP8 expert GEMM's exact accumulation, cpu/moe_gemm_fp8.cpp).
+inline void dgemm_nt(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C,
+                     int ldc) {
+  LLAMA4_CBLAS(dgemm)(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+}
+
 }  // namespace llama4::cpu::blas

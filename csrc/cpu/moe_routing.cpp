@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/elem.h"
+#include "llama4/mathfn.h"
 
 namespace llama4::cpu {
 
@@ -36,15 +37,17 @@ void route_impl(const TensorView& topk_ids, const TensorView& topk_scores, const
       float best_v = 0.f;
       for (int64_t e = 0; e < En; ++e) {
         const float v = E::load(lp, t * En + e);
-        // Strictly greater keeps the lower index on ties; NaN never wins.
-        if (!taken[size_t(e)] && (best < 0 || v > best_v)) {
+        // The largest logit, the lower index on ties; a NaN only when every candidate is NaN.
+        // This is a total order, so the CUDA kernel's tree reduction picks the same expert.
+        if (!taken[size_t(e)] && (best < 0 || v > best_v || (best_v != best_v && v == v))) {
           best = e;
           best_v = v;
         }
       }
       taken[size_t(best)] = true;
       ids[t * k + j] = int32_t(best);
-      store_score(topk_scores, t * k + j, 1.0f / (1.0f + std::exp(-best_v)));
+      // exp_f32 (llama4/mathfn.h), not libm: the CUDA router computes the same bits.
+      store_score(topk_scores, t * k + j, 1.0f / (1.0f + exp_f32(-best_v)));
     }
   }
 }

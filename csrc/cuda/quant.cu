@@ -9,6 +9,7 @@
 // (A NaN stays NaN, but its sign and payload may differ: GPU arithmetic returns a canonical NaN.)
 #include "cuda/common.cuh"
 #include "cuda/elem.cuh"
+#include "cuda/fp8_rowwise.cuh"
 #include "cuda/quant.h"
 #include "cuda/reduce.cuh"
 
@@ -16,7 +17,6 @@ namespace llama4::cuda {
 
 namespace {
 
-constexpr float kAmaxEps = 1e-12f;  // as cpu/quant.cpp
 
 // ---- quantize -----------------------------------------------------------------------------------
 
@@ -45,21 +45,12 @@ __global__ void __launch_bounds__(kBlockThreads)
     }
     // A NaN anywhere makes amax, the scale and the whole row NaN (as the CPU and torch's amax).
     amax = row_reduce<ROW_THREADS>(amax, smem, MaxNanOp{}, 0.f);
-    // std::max(amax, eps) and std::min(amax, ub) exactly: they keep a NaN amax (fmaxf would not).
-    amax = amax < kAmaxEps ? kAmaxEps : amax;
-    if (scale_ub > 0.f) amax = scale_ub < amax ? scale_ub : amax;
-    const float inv = __fdiv_rn(kFp8E4M3Max, amax);
+    const float inv = fp8_inverse_scale(amax, scale_ub);
     for (int64_t v = lane; v < nvec; v += ROW_THREADS) {
       const Vec<T, VEC> xv = load_vec<VEC>(xr + v * VEC);
       Vec<fp8e4m3, VEC> qv;
 #pragma unroll
-      for (int k = 0; k < VEC; ++k) {
-        const float y = __fmul_rn(E::load(xv.v[k]), inv);
-        // std::min(std::max(y, -448), 448) exactly: a NaN passes through (fminf would drop it).
-        const float lo = y < -kFp8E4M3Max ? -kFp8E4M3Max : y;
-        const float c = kFp8E4M3Max < lo ? kFp8E4M3Max : lo;
-        qv.v[k] = fp8e4m3{f32_to_fp8e4m3(c)};
-      }
+      for (int k = 0; k < VEC; ++k) qv.v[k] = fp8_quantize(E::load(xv.v[k]), inv);
       store_vec<VEC>(qr + v * VEC, qv);
     }
     if (lane == 0) scale[row] = __fdiv_rn(1.0f, inv);

@@ -8,6 +8,7 @@
 
 #include "llama4/error.h"
 #include "llama4/model.h"
+#include "llama4/moe_fp8.h"
 #include "llama4/ops.h"
 
 namespace llama4 {
@@ -27,6 +28,22 @@ TensorView heads_view(const TensorView& fused, int64_t first, int64_t count, int
   return v;
 }
 
+// The layers whose routed experts are FP8: a MoE layer is FP8 iff its moe.gate_up is e4m3.
+std::vector<int> fp8_moe_layers(const TextConfig& c, const WeightMap& w) {
+  std::vector<int> out;
+  for (int i = 0; i < int(c.num_hidden_layers); ++i) {
+    if (!c.is_moe_layer(i)) continue;
+    auto it = w.find(layer_name(i, "moe.gate_up"));
+    if (it != w.end() && it->second.dtype == DType::F8E4M3) out.push_back(i);
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::char_traits<char>::length(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
 // Columns [first, first + count) of a [T, N] tensor as a [T, count] view.
 TensorView column_view(const TensorView& t, int64_t first, int64_t count) {
   TensorView v = t;
@@ -41,16 +58,21 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
   config_.validate();
   LLAMA4_CHECK_TYPE(dtype == DType::F32 || dtype == DType::BF16,
                     "model dtype must be float32 or bfloat16, got ", dtype_name(dtype));
-  const auto expected = expected_text_weights(config_);
+  const std::vector<int> fp8 = fp8_moe_layers(config_, weights_);
+  const auto expected = expected_text_weights(config_, fp8);
   std::unordered_set<std::string> known;
+  for (const auto& e : expected) known.insert(e.first);
   bool first = true;
   for (const auto& [name, shape] : expected) {
-    known.insert(name);
     auto it = weights_.find(name);
     LLAMA4_CHECK_ARG(it != weights_.end(), "missing weight '", name, "'");
     const TensorView& t = it->second;
-    LLAMA4_CHECK_TYPE(t.dtype == dtype, "weight '", name, "' must have dtype ", dtype_name(dtype),
-                      ", got ", dtype_name(t.dtype));
+    // Only FP8 layers list scales: a weight with a scale is e4m3, a scale is float32.
+    const DType want_dtype = known.count(name + "_scale") ? DType::F8E4M3
+                             : ends_with(name, "_scale")   ? DType::F32
+                                                           : dtype;
+    LLAMA4_CHECK_TYPE(t.dtype == want_dtype, "weight '", name, "' must have dtype ",
+                      dtype_name(want_dtype), ", got ", dtype_name(t.dtype));
     const TensorView want(nullptr, dtype, shape);
     LLAMA4_CHECK_ARG(t.sizes() == want.sizes(), "weight '", name, "' must have shape ",
                      want.shape_str(), ", got ", t.shape_str());
@@ -151,7 +173,8 @@ Tensor TextModel::mlp(const TensorView& x, const TensorView& gate_up, const Tens
 }
 
 // Route -> permute by expert (inputs scaled by the router score) -> per-expert SwiGLU ->
-// un-permute, summed per token and added to the shared expert's output.
+// un-permute, summed per token and added to the shared expert's output. FP8 experts run the same
+// steps in one op (ops::moe_fp8, llama4/moe_fp8.h).
 Tensor TextModel::moe(int i, const TensorView& x) const {
   const TextConfig& c = config_;
   const int64_t T = x.size(0), D = c.hidden_size, E = c.num_local_experts, k = c.num_experts_per_tok;
@@ -160,6 +183,13 @@ Tensor TextModel::moe(int i, const TensorView& x) const {
   // unrounded logits follows the fp32 model's choice instead. Identical in fp32.
   Tensor logits = Tensor::empty({T, E}, DType::F32, device_);
   ops::linear(logits, x, weight(layer_name(i, "moe.router")));
+  if (weight(layer_name(i, "moe.gate_up")).dtype == DType::F8E4M3) {  // FP8 experts
+    Tensor out = mlp(x, weight(layer_name(i, "moe.shared_gate_up")), weight(layer_name(i, "moe.shared_down")));
+    const ops::MoeFp8Experts ex{weight(layer_name(i, "moe.gate_up")), weight(layer_name(i, "moe.gate_up_scale")),
+                                weight(layer_name(i, "moe.down")), weight(layer_name(i, "moe.down_scale"))};
+    ops::moe_fp8(out, x, logits, out, ex, k, c.moe_fp8_activation_scale_ub);
+    return out;
+  }
   Tensor ids = Tensor::empty({T, k}, DType::I32, device_);
   Tensor scores = Tensor::empty({T, k}, dtype_, device_);
   ops::moe_route(ids, scores, logits);

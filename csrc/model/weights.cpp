@@ -1,9 +1,12 @@
 // The engine weight names and shapes a TextConfig needs (the table the loaders fill).
+#include <algorithm>
+
 #include "llama4/model.h"
 
 namespace llama4 {
 
-std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfig& c) {
+std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfig& c,
+                                                                 const std::vector<int>& fp8_moe_layers) {
   const int64_t D = c.hidden_size, V = c.vocab_size, d = c.head_dim;
   const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads;
   const int64_t E = c.num_local_experts, I = c.intermediate_size, Im = c.intermediate_size_mlp;
@@ -19,6 +22,10 @@ std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfi
       w.push_back({p + "moe.router", {E, D}});
       w.push_back({p + "moe.gate_up", {E, 2 * I, D}});
       w.push_back({p + "moe.down", {E, D, I}});
+      if (std::find(fp8_moe_layers.begin(), fp8_moe_layers.end(), i) != fp8_moe_layers.end()) {
+        w.push_back({p + "moe.gate_up_scale", {E, 2 * I}});
+        w.push_back({p + "moe.down_scale", {E, D}});
+      }
       w.push_back({p + "moe.shared_gate_up", {2 * I, D}});
       w.push_back({p + "moe.shared_down", {D, I}});
     } else {

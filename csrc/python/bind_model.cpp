@@ -56,6 +56,8 @@ TextConfig text_config_from_dict(const py::dict& d) {
   c.attn_scale = get<float>(d, "attn_scale");
   c.rms_norm_eps = get<float>(d, "rms_norm_eps");
   c.max_position_embeddings = get<int64_t>(d, "max_position_embeddings");
+  if (d.contains("moe_fp8_activation_scale_ub"))  // optional: only FP8 models set it
+    c.moe_fp8_activation_scale_ub = get<float>(d, "moe_fp8_activation_scale_ub");
   return c;
 }
 

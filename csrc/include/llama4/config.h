@@ -30,6 +30,9 @@ struct TextConfig {
   float attn_scale = 0.1f;
   float rms_norm_eps = 1e-5f;
   int64_t max_position_embeddings = 131072;
+  // FP8 experts (layers whose moe.gate_up is e4m3): the per-row amax bound of the activation
+  // quantization (quantization_config's activation_scale_ub; Meta's recipe: 1200). 0: none.
+  float moe_fp8_activation_scale_ub = 0.f;
 
   // Throws ValueError naming the first inconsistent field.
   void validate() const;

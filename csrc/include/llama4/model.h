@@ -8,7 +8,10 @@
 //          layers.{i}.moe.down [E, D, I]  layers.{i}.moe.shared_gate_up [2I, D]
 //          layers.{i}.moe.shared_down [D, I]
 //   dense: layers.{i}.mlp.gate_up [2 Imlp, D]   layers.{i}.mlp.down [D, Imlp]
-// All weights share the model dtype (float32 or bfloat16) and device.
+// All weights share the model dtype (float32 or bfloat16) and device, except FP8 experts: a MoE
+// layer is FP8 iff its moe.gate_up is float8_e4m3fn; then moe.gate_up and moe.down are e4m3 and
+// come with float32 per-output-channel scales (llama4/moe_fp8.h):
+//          layers.{i}.moe.gate_up_scale [E, 2I]   layers.{i}.moe.down_scale [E, D]
 #pragma once
 #include <string>
 #include <unordered_map>
@@ -53,7 +56,9 @@ class TextModel {
   Tensor inv_freq_;  // [head_dim / 2] float32
 };
 
-// The weight names and shapes a config needs (used for validation and by loaders).
-std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfig& config);
+// The weight names and shapes a config needs (used for validation and by loaders), with the
+// FP8 experts' scales for the MoE layers listed in fp8_moe_layers.
+std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfig& config,
+                                                                 const std::vector<int>& fp8_moe_layers = {});
 
 }  // namespace llama4

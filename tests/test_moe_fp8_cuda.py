@@ -1,0 +1,175 @@
+"""The CUDA FP8 MoE (CUTLASS grouped GEMM on sm_90a + the pipeline kernels) against the CPU
+emulation, which predicts it: the same steps and roundings, except that the GPU accumulates the
+k-sum in fp32 on the tensor cores while the CPU sums exactly.
+
+Tolerances are derived, not fitted:
+  * Data whose every partial sum is a small integer (|sum| <= 2^11) is summed exactly by any
+    accumulator, so on such data the GPU must match the CPU bit for bit. That also proves the
+    kernel is not the empty plain-sm_90 build of a wgmma kernel (TOOLCHAIN.md §2), which writes
+    nothing or aborts.
+  * General data: the GPU's sum may differ from the exact one by the tensor cores' FP8
+    accumulation error. DeepSeek-V3 (§3.3.2) measured about 14 retained bits per accumulation on
+    Hopper; CUTLASS promotes into fp32 every 4 k-blocks of 128, i.e. after at most 16 wgmma
+    accumulations, so |error| <= 16 * 2^-14 * sum|a*w| = 2^-10 * sum|a*w| (scaled by both scales).
+    Both sides then round to bf16, which may add one bf16 ulp (2^-7 relative at most).
+  * The whole block: GEMM differences pass through SiLU and a re-quantization, where a one-ulp
+    change can move an e4m3 rounding, so only a ratio is meaningful: the GPU's distance from the CPU
+    emulation must be at most a tenth of the FP8 emulation's own distance from bf16 experts.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fp8_reference as ref
+import llama4_native as l4
+from llama4_native import ops
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not (l4.cuda_available() and torch.cuda.is_available()),
+                       reason="needs the CUDA backend, a CUDA GPU and a CUDA build of torch"),
+]
+
+E4M3 = torch.float8_e4m3fn
+
+
+def _offsets(counts) -> torch.Tensor:
+    return torch.tensor([0] + list(torch.tensor(counts).cumsum(0).tolist()), dtype=torch.int32)
+
+
+def _run_both(a, a_scale, w, w_scale, off):
+    cpu = ops.moe_grouped_gemm_fp8(a, a_scale, w, w_scale, off)
+    gpu = ops.moe_grouped_gemm_fp8(a.cuda(), a_scale.cuda(), w.cuda(), w_scale.cuda(), off.cuda())
+    torch.cuda.synchronize()
+    return cpu, gpu.cpu()
+
+
+# Row counts per expert with empty experts first, in the middle and last. Few rows per expert take
+# the swap-AB decode kernel, many the cooperative one (printed). N and K obey the TMA rules
+# (K % 16, N % 8); 200 x 464 leaves partial tiles.
+GEMM_CASES = [
+    ([0, 1, 0, 3, 2, 0], 256, 512),      # decode: swap-AB
+    ([0, 7, 0, 1, 0, 0, 5, 0], 200, 464),
+    ([0, 300, 0, 257, 130, 0], 256, 512),  # prefill: cooperative
+    ([64, 1, 0, 3], 200, 1280),
+]
+
+
+@pytest.mark.parametrize("counts,N,K", GEMM_CASES)
+def test_grouped_gemm_exact_on_integer_data(counts, N, K):
+    """a, w in {-2..2}: every partial sum is an integer of magnitude <= 4 * K < 2^13, exact in any
+    accumulator that keeps 14 bits; the scales are powers of two, so the float the epilogue rounds
+    to bf16 is the same on both sides: GPU == CPU bit for bit."""
+    g = torch.Generator().manual_seed(len(counts) * K)
+    E, R = len(counts), sum(counts)
+    a = torch.randint(-2, 3, (R, K), generator=g).float().to(E4M3)
+    w = torch.randint(-2, 3, (E, N, K), generator=g).float().to(E4M3)
+    a_scale = 2.0 ** torch.randint(-6, 3, (R,), generator=g).float()
+    w_scale = 2.0 ** torch.randint(-9, -3, (E, N), generator=g).float()
+    cfg = ops.moe_gemm_config(R, E)
+    cpu, gpu = _run_both(a, a_scale, w, w_scale, _offsets(counts))
+    print(f"counts {counts} N {N} K {K}: {cfg['name']}")
+    assert cpu.abs().max() > 0, "test data must not be all zeros"
+    assert torch.equal(gpu.view(torch.int16), cpu.view(torch.int16))
+
+
+@pytest.mark.parametrize("counts,N,K", GEMM_CASES)
+def test_grouped_gemm_within_accumulation_bound(counts, N, K):
+    g = torch.Generator().manual_seed(K + N)
+    E, R = len(counts), sum(counts)
+    x = torch.randn(R, K, generator=g) * 3
+    a, a_scale = ref.quantize_rows(x)
+    w, w_scale = ref.quantize_experts(torch.randn(E, N, K, generator=g) / K**0.5)
+    off = _offsets(counts)
+    cpu, gpu = _run_both(a, a_scale, w, w_scale, off)
+    # sum_k |a * w| per output, scaled like the output
+    mag = torch.cat([(a[int(off[e]):int(off[e + 1])].double().abs() @ w[e].double().abs().T)
+                     * w_scale[e].double() * a_scale[int(off[e]):int(off[e + 1]), None].double()
+                     for e in range(E)])
+    tol = 2.0**-7 * cpu.double().abs() + 2.0**-10 * mag
+    err = (gpu.double() - cpu.double()).abs()
+    exact = float((gpu.view(torch.int16) == cpu.view(torch.int16)).float().mean())
+    print(f"counts {counts}: {100 * exact:.2f}% bit-identical, max err/tol {float((err / tol).max()):.3f}")
+    assert bool((err <= tol).all())
+
+
+def test_grouped_gemm_kernel_is_not_empty():
+    """Guards the sm_90-instead-of-sm_90a pitfall: the build targets 90a, and a large random GEMM is
+    non-zero and agrees with the CPU (an empty kernel leaves zeros/garbage or aborts)."""
+    assert "90a" in l4.build_info()["cuda_archs"]
+    g = torch.Generator().manual_seed(0)
+    a, a_scale = ref.quantize_rows(torch.randn(512, 1024, generator=g))
+    w, w_scale = ref.quantize_experts(torch.randn(2, 512, 1024, generator=g))
+    cpu, gpu = _run_both(a, a_scale, w, w_scale, _offsets([256, 256]))
+    assert gpu.float().abs().mean() > 0.1 * cpu.float().abs().mean()
+    assert float((gpu.float() - cpu.float()).norm() / cpu.float().norm()) < 1e-2
+
+
+def _moe_case(T, D, I, E, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, D, generator=g).to(dtype)
+    logits = torch.randn(T, E, generator=g) * 2
+    shared = torch.randn(T, D, generator=g).to(dtype)
+    w_gu = (torch.randn(E, 2 * I, D, generator=g) / D**0.5).to(torch.bfloat16)
+    w_dn = (torch.randn(E, D, I, generator=g) / I**0.5).to(torch.bfloat16)
+    return x, logits, shared, w_gu, w_dn
+
+
+MOE_CASES = [  # (T, D, I, E, top_k, dtype, scale_ub): decode and prefill, bf16 and fp32 models
+    (1, 512, 256, 16, 1, torch.bfloat16, 1200.0),
+    (7, 256, 128, 4, 2, torch.float32, None),
+    (300, 512, 256, 16, 1, torch.bfloat16, 1200.0),
+    (129, 256, 128, 8, 2, torch.bfloat16, 0.5),
+]
+
+
+@pytest.mark.parametrize("T,D,I,E,k,dtype,ub", MOE_CASES)
+def test_moe_fp8_cuda_vs_cpu_emulation(T, D, I, E, k, dtype, ub):
+    x, logits, shared, w_gu, w_dn = _moe_case(T, D, I, E, dtype, seed=T)
+    gu, gu_s = ref.quantize_experts(w_gu)
+    dn, dn_s = ref.quantize_experts(w_dn)
+    cpu = ops.moe_fp8(x, logits, shared, gu, gu_s, dn, dn_s, k, ub)
+    args = [t.cuda() for t in (x, logits, shared, gu, gu_s, dn, dn_s)]
+    gpu = ops.moe_fp8(*args, k, ub).cpu()
+    # The FP8 emulation's distance from bf16 experts: the scale the GPU-CPU distance is judged on.
+    zero = torch.zeros_like(shared)
+    routed_cpu = ops.moe_fp8(x, logits, zero, gu, gu_s, dn, dn_s, k, ub).float()
+    d_gpu = float((gpu.float() - cpu.float()).norm())
+    d_fp8 = float((routed_cpu - _bf16_routed(x, logits, w_gu, w_dn, k)).norm())
+    print(f"T {T} {dtype}: |gpu - cpu| = {d_gpu:.4g}, |fp8 - bf16 experts| = {d_fp8:.4g}, "
+          f"bit-identical {100 * float((gpu == cpu).float().mean()):.1f}%")
+    assert torch.isfinite(gpu.float()).all()
+    assert d_gpu <= 0.1 * d_fp8
+
+
+def _bf16_routed(x, logits, w_gu, w_dn, k):
+    """The routed experts with bf16 weights (fp32 math, HF's roundings)."""
+    ids = logits.topk(k, dim=-1).indices
+    scores = torch.sigmoid(logits.gather(1, ids)).to(x.dtype)
+    I = w_dn.shape[2]
+    out = torch.zeros(x.shape, dtype=torch.float32)
+    for t in range(x.shape[0]):
+        for j in range(k):
+            e = int(ids[t, j])
+            gu = (w_gu[e].float() @ (x[t] * scores[t, j]).float()).to(torch.bfloat16).float()
+            h = (torch.nn.functional.silu(gu[:I]).bfloat16().float() * gu[I:]).bfloat16().float()
+            out[t] += (w_dn[e].float() @ h).bfloat16().float()
+    return out.to(x.dtype).float()
+
+
+def test_moe_fp8_cuda_preallocated_workspace_and_out():
+    """The benchmark's path: caller-owned out and workspace (no allocation in the call)."""
+    x, logits, shared, w_gu, w_dn = _moe_case(5, 256, 128, 4, torch.bfloat16, seed=3)
+    gu, gu_s = ref.quantize_experts(w_gu)
+    dn, dn_s = ref.quantize_experts(w_dn)
+    args = [t.cuda() for t in (x, logits, shared, gu, gu_s, dn, dn_s)]
+    n = ops.moe_fp8_workspace_bytes("cuda:0", 5, 256, 128, 4, 1)
+    ws = torch.empty(n, dtype=torch.uint8, device="cuda")
+    out = torch.empty_like(args[0])
+    ops.moe_fp8(*args, 1, None, out=out, workspace=ws)
+    want = ops.moe_fp8(*args, 1, None)
+    torch.cuda.synchronize()
+    assert torch.equal(out, want)
+    with pytest.raises(ValueError, match="at least"):
+        ops.moe_fp8(*args, 1, None, workspace=ws[: n // 2])
