@@ -6,4 +6,5 @@ namespace llama4::python {
 void register_ops(pybind11::module_& m);    // bind_ops.cpp
 void register_model(pybind11::module_& m);  // bind_model.cpp
 void register_attention(pybind11::module_& m);  // bind_attention.cpp (KV cache, paged attention)
+void register_vision(pybind11::module_& m);  // bind_vision.cpp (vision tower, its ops, early fusion)
 }  // namespace llama4::python

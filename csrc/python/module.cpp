@@ -48,4 +48,5 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_ops(m);
   llama4::python::register_model(m);
   llama4::python::register_attention(m);
+  llama4::python::register_vision(m);
 }
