@@ -5,7 +5,7 @@
 # The CUDA early-fusion kernel is compared with the CPU op (marked `cuda`).
 from __future__ import annotations
 
-import math
+import zlib
 
 import pytest
 import torch
@@ -30,18 +30,19 @@ def as_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
     return view
 
 
-def tolerance(dtype: torch.dtype, roundings: int = 1, f32_rtol: float = 1e-6) -> dict:
+def tolerance(dtype: torch.dtype, roundings: int = 1) -> dict:
     """Engine and reference round to `dtype` at the same points from fp32 values that differ only by
-    fp32 noise (summation order, libm): a few fp32 ulps for float32 outputs (f32_rtol; longer sums
-    get more), and one output ulp per rounding of the chain for bf16/f16 (the noise can flip a
-    rounding). 1e-6 absolute for values that cancel to ~0."""
+    fp32 noise (summation order, libm): a few fp32 ulps for float32 outputs, and one output ulp per
+    rounding of the chain for bf16/f16 (the noise can flip a rounding). 1e-6 absolute for values
+    that cancel to ~0."""
     if dtype == torch.float32:
-        return dict(rtol=f32_rtol, atol=1e-6)
+        return dict(rtol=1e-6, atol=1e-6)
     return dict(rtol=roundings * torch.finfo(dtype).eps, atol=1e-6)
 
 
 def gen(*key) -> torch.Generator:
-    return torch.Generator().manual_seed(hash(key) % (1 << 31))
+    """A generator seeded from the key (crc32: the same in every process, unlike hash())."""
+    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
 
 
 # ---- element-wise ops ---------------------------------------------------------------------------
@@ -132,8 +133,14 @@ def test_attention_dense(dtype, shape, layout):
     else:
         q_, k_, v_ = (as_layout(t, layout) for t in (q, k, v))
     got = ops.attention_dense(q_, k_, v_, scale)
-    # fp32: sums over N keys of d products; 1e-5 covers N <= 111 (fp32 ulps grow with the sum).
-    torch.testing.assert_close(got, ref, **tolerance(dtype, f32_rtol=1e-5))
+    # fp32 noise in attention is not relative to the output (a convex combination of v rows that
+    # may cancel): a score error of ~eps * S, S = max_j scale * sum_x |q_x k_jx|, becomes a relative
+    # error of the weights and so an absolute error of ~eps * S * max|v| in the output. One such
+    # unit bounds it (measured: ours <= 0.21 units up to N = 577, torch's own fp32 sdpa <= 0.41).
+    S = (torch.einsum("bnhd,bmhd->bhnm", q.float().abs(), k.float().abs()) * scale).max().item()
+    unit = torch.finfo(torch.float32).eps * v.float().abs().max().item() * (1 + S)
+    rtol = 0.0 if dtype == torch.float32 else torch.finfo(dtype).eps  # + one output ulp
+    torch.testing.assert_close(got, ref, rtol=rtol, atol=unit)
 
 
 def test_attention_dense_empty_and_one_key():
