@@ -4,9 +4,11 @@
 // rounding to the output dtype, as torch rounds these ops.
 #include "cpu/vision_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "cpu/attention_micro.h"
 #include "cpu/elem.h"
 
 namespace llama4::cpu {
@@ -42,17 +44,53 @@ void layer_norm_impl(const TensorView& out, const TensorView& x, const TensorVie
   }
 }
 
+// GELU(x) = 0.5 x (1 + erf(x / sqrt 2)) computed as PyTorch's CPU kernel does (the reference's
+// own arithmetic): erf by Abramowitz-Stegun 7.1.26, |error| <= 1.5e-7,
+// erf(a) = sign(a) (1 - r(t) t exp(-a^2)) with t = 1 / (1 + p |a|).
+#if LLAMA4_ATTN_AVX2
+inline __m256 gelu8(__m256 x) {  // exp from the attention kernels (Cephes, 2e-7 relative)
+  const __m256 one = _mm256_set1_ps(1.0f), neg_zero = _mm256_set1_ps(-0.0f);
+  const __m256 a = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752440f));
+  const __m256 sign = _mm256_and_ps(neg_zero, a);
+  const __m256 abs_a = _mm256_xor_ps(sign, a);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), abs_a, one));
+  __m256 r = _mm256_fmadd_ps(_mm256_set1_ps(1.061405429f), t, _mm256_set1_ps(-1.453152027f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(1.421413741f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-0.284496736f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(0.254829592f));
+  const __m256 e = micro::exp_nonpos(_mm256_xor_ps(neg_zero, _mm256_mul_ps(a, a)));  // exp(-a^2)
+  const __m256 erf_abs = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_xor_ps(neg_zero, e), t), r, one);
+  const __m256 erf = _mm256_xor_ps(sign, erf_abs);
+  return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), _mm256_add_ps(one, erf));
+}
+#else
+inline float gelu1(float x) {
+  const float a = x * 0.70710678118654752440f, abs_a = std::fabs(a);
+  const float t = 1.0f / (0.3275911f * abs_a + 1.0f);
+  const float r = (((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f;
+  const float erf_abs = 1.0f - r * t * std::exp(-a * a);
+  return x * 0.5f * (1.0f + std::copysign(erf_abs, a));
+}
+#endif
+
 template <typename T>
 void gelu_impl(const TensorView& out, const TensorView& x) {
   using E = Elem<T>;
-  const int64_t n = x.numel();
+  const int64_t n = x.numel(), blocks = (n + 7) / 8;
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();
-  constexpr float kInvSqrt2 = 0.70710678118654752440f;
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = E::load(xp, i);
-    E::store(op, i, 0.5f * v * (1.0f + std::erf(v * kInvSqrt2)));
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    // Through a buffer of 8 (the tail padded), so every element takes the same arithmetic.
+    const int64_t i0 = blk * 8, m = std::min<int64_t>(8, n - i0);
+    alignas(32) float buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = 0; j < m; ++j) buf[j] = E::load(xp, i0 + j);
+#if LLAMA4_ATTN_AVX2
+    _mm256_store_ps(buf, gelu8(_mm256_load_ps(buf)));
+#else
+    for (float& v : buf) v = gelu1(v);
+#endif
+    for (int64_t j = 0; j < m; ++j) E::store(op, i0 + j, buf[j]);
   }
 }
 
@@ -81,13 +119,14 @@ void rope_table_impl(const TensorView& out, const TensorView& x, const TensorVie
   const int64_t B = x.size(0), N = x.size(1), H = x.size(2), d = x.size(3), half = d / 2;
   const float* cp = cos.ptr<float>();
   const float* sp = sin.ptr<float>();
+  const int64_t sb = x.stride(0), sn = x.stride(1), sh = x.stride(2);
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();
 #pragma omp parallel for collapse(2) schedule(static) if (B * N * H * d > 32768)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t h = 0; h < H; ++h) {
-        const T* xr = xp + b * x.stride(0) + n * x.stride(1) + h * x.stride(2);
+        const T* xr = xp + b * sb + n * sn + h * sh;
         T* orow = op + ((b * N + n) * H + h) * d;
         for (int64_t j = 0; j < half; ++j) {
           const float c = cp[n * half + j], s = sp[n * half + j];
