@@ -95,6 +95,9 @@ def _prompt_images(prompts: list, images, batched: bool) -> list:
                                  f"image (give each an 'image' entry, or none and pass images=)")
             if found:
                 per[i] = found
+            elif items and per[i] is None:
+                raise ValueError(f"prompt {i}: its messages hold {items} image item(s) but no image "
+                                 f"was given (put it in the item's 'image' entry, or pass images=)")
     return per
 
 

@@ -204,5 +204,7 @@ def test_generate_image_argument_errors(real_vocab):
     two_items = [{"role": "user", "content": [{"type": "image", "image": arr}, {"type": "image"}]}]
     with pytest.raises(ValueError, match="1 of its 2 image items carry no image"):
         real_vocab.generate(two_items, max_new_tokens=1)
+    with pytest.raises(ValueError, match=r"holds? 1 image item\(s\) but no image was given"):
+        real_vocab.generate(_messages(), max_new_tokens=1)
     with pytest.raises(ValueError, match="with 2 prompts, images must be a list of 2 entries"):
         real_vocab.generate([_messages(), _messages()], images=[arr], max_new_tokens=1)

@@ -8,6 +8,10 @@
 //   9  adapter: gelu(fc2(gelu(fc1(x)))), no bias    10 projector -> [B * N/f^2, text_hidden_size]
 // Linear layers with a bias write their product in fp32 and add the bias with one rounding, as
 // nn.Linear does (identical in fp32, and what bf16 parity needs).
+// 2D RoPE goes through ops::rope_table rather than ops::rope: the text op's angle is
+// position * inv_freq[j] with one position per token, but here the first half of the pairs turns
+// with the column and the second half with the row (and CLS not at all). A per-token angle table
+// expresses that exactly, and its cos/sin are computed once per model instead of per layer and tile.
 #include <algorithm>
 #include <cmath>
 #include <unordered_set>
