@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from . import special_tokens as st
 
@@ -209,20 +210,38 @@ def num_patches_per_tile(image_size: int = 336, patch_size: int = 14, pixel_shuf
     return (image_size // patch_size) ** 2 // int(round(1.0 / pixel_shuffle_ratio**2))
 
 
-def image_token_ids(ratio_h: int, ratio_w: int, patches_per_tile: int) -> list[int]:
+@dataclass(frozen=True)
+class ImageTokens:
+    """The ids an image expands into. Defaults: Llama 4's (§4.1). A checkpoint with its own
+    vocabulary (e.g. a tiny test model) takes its <|patch|> from config image_token_index and its
+    start/end from boi/eoi_token_index; `image` is the placeholder the chat template writes."""
+
+    patch: int = st.PATCH_ID
+    image: int = st.IMAGE_ID
+    start: int = st.IMAGE_START_ID
+    end: int = st.IMAGE_END_ID
+    tile_x: int = st.TILE_X_SEPARATOR_ID
+    tile_y: int = st.TILE_Y_SEPARATOR_ID
+
+
+LLAMA4_IMAGE_TOKENS = ImageTokens()
+
+
+def image_token_ids(ratio_h: int, ratio_w: int, patches_per_tile: int,
+                    tokens: ImageTokens = LLAMA4_IMAGE_TOKENS) -> list[int]:
     """The tokens of one image cut into ratio_h x ratio_w tiles (plus a global tile when > 1)."""
-    patches = [st.PATCH_ID] * patches_per_tile
-    ids = [st.IMAGE_START_ID]
+    patches = [tokens.patch] * patches_per_tile
+    ids = [tokens.start]
     if ratio_h * ratio_w > 1:
         for _ in range(ratio_h):
             for x in range(ratio_w):
                 ids += patches
                 if x < ratio_w - 1:
-                    ids.append(st.TILE_X_SEPARATOR_ID)
-            ids.append(st.TILE_Y_SEPARATOR_ID)  # after every row, the last one included
-    ids.append(st.IMAGE_ID)
+                    ids.append(tokens.tile_x)
+            ids.append(tokens.tile_y)  # after every row, the last one included
+    ids.append(tokens.image)
     ids += patches  # the single tile, or the global tile
-    ids.append(st.IMAGE_END_ID)
+    ids.append(tokens.end)
     return ids
 
 
@@ -231,11 +250,12 @@ def _is_pos_int(v: object) -> bool:
 
 
 def expand_image_tokens(ids: Sequence[int], tiles_per_image: Sequence[tuple[int, int]],
-                        patches_per_tile: int) -> list[int]:  # fmt: skip
+                        patches_per_tile: int, tokens: ImageTokens = LLAMA4_IMAGE_TOKENS) -> list[int]:  # fmt: skip
     """Replace the k-th `<|image|>` placeholder in `ids` by image k's tile/patch tokens.
 
     tiles_per_image[k] = (ratio_h, ratio_w), the tile grid of image k from the image processor;
-    patches_per_tile = num_patches_per_tile(...) (144 for the published models).
+    patches_per_tile = num_patches_per_tile(...) (144 for the published models); tokens: the ids
+    to use (Llama 4's by default).
     """
     if not _is_pos_int(patches_per_tile):
         raise ValueError(f"patches_per_tile must be a positive int, got {patches_per_tile!r}")
@@ -243,19 +263,19 @@ def expand_image_tokens(ids: Sequence[int], tiles_per_image: Sequence[tuple[int,
         if not (isinstance(ratio, Sequence) and len(ratio) == 2 and all(map(_is_pos_int, ratio))):
             raise ValueError(f"tiles_per_image[{k}]: expected (ratio_h, ratio_w) of positive ints, got {ratio!r}")
     ids = list(ids)
-    n_placeholders = ids.count(st.IMAGE_ID)
+    n_placeholders = ids.count(tokens.image)
     if n_placeholders != len(tiles_per_image):
         raise ValueError(f"ids hold {n_placeholders} <|image|> placeholders but tiles_per_image "
                          f"describes {len(tiles_per_image)} images")  # fmt: skip
-    if st.PATCH_ID in ids:
+    if tokens.patch in ids:
         # An expanded image also holds <|image|>; expanding twice would nest images.
         raise ValueError("ids already hold <|patch|> tokens: the images look expanded already")
     out: list[int] = []
     images = iter(tiles_per_image)
     for t in ids:
-        if t == st.IMAGE_ID:
+        if t == tokens.image:
             ratio_h, ratio_w = next(images)
-            out += image_token_ids(ratio_h, ratio_w, patches_per_tile)
+            out += image_token_ids(ratio_h, ratio_w, patches_per_tile, tokens)
         else:
             out.append(t)
     return out

@@ -42,12 +42,16 @@ class Model:
             kv_cache_bytes = _default_kv_bytes(text, dtype)
         options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),
                    "max_sequences": int(max_sequences)}
+        if self.config.vision is not None:
+            options["image_token_id"] = int(self.config.image_token_index)
         engine_config = text.to_engine_dict()
         engine_config["moe_fp8_activation_scale_ub"] = fp8.activation_scale_ub if fp8 else 0.0
         self._engine = _C.Engine(engine_config, dtype, weights, options)
         self.max_sequences = int(max_sequences)
         self.generation_config = _read_generation_config(self.path)
         self._tokenizer = None
+        self._vision = None  # the vision tower, loaded on first use (images)
+        self.image_tokens = _image_tokens(self.config)
 
     # ---- low level -------------------------------------------------------------------------
     @property
@@ -81,19 +85,66 @@ class Model:
     def _free_sequence(self, seq: int) -> None:
         self._engine.free_sequence(seq)
 
-    def _step(self, requests: Sequence[tuple[int, list[int], bool]]) -> torch.Tensor:
-        """One engine step: [(seq, new_tokens, all_logits), ...] -> float32 logits rows."""
+    def _step(self, requests: Sequence[tuple]) -> torch.Tensor:
+        """One engine step: [(seq, new_tokens, all_logits[, image_features]), ...] -> float32
+        logits rows. image_features: [n, D] rows for the request's <|patch|> tokens, or None."""
         return torch.from_dlpack(self._engine.step(list(requests)))
+
+    # ---- images ------------------------------------------------------------------------------
+    @property
+    def vision(self):
+        """The vision tower (`_C.VisionModel`), loaded from the checkpoint on first use."""
+        if self._vision is None:
+            from .vision_weights import engine_config, has_vision_weights, load_vision_weights
+
+            if self.config.vision is None or not has_vision_weights(self.path):
+                raise ValueError(f"{self.path}: this checkpoint has no vision tower "
+                                 f"({self.config.architecture}); it cannot take images")
+            text_d = self.config.text.hidden_size
+            weights = load_vision_weights(self.path, self.config.vision, text_d, dtype=self.dtype)
+            self._vision = _C.VisionModel(engine_config(self.config.vision, text_d), self.dtype, weights)
+        return self._vision
+
+    def encode_images(self, images) -> torch.Tensor:
+        """Vision features of images (see llama4_native.multimodal for the accepted kinds):
+        [sum(tiles) * tokens_per_tile, hidden_size] in the model dtype, images and tiles in order."""
+        from .multimodal import as_image_inputs, vision_features
+
+        inputs = as_image_inputs(images, self._vision_config())
+        if not inputs:
+            return torch.empty(0, self.config.text.hidden_size, dtype=_TORCH_DTYPES[self.dtype])
+        return vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype])
+
+    def _vision_config(self):
+        if self.config.vision is None:
+            raise ValueError(f"{self.path}: this checkpoint has no vision tower "
+                             f"({self.config.architecture}); it cannot take images")
+        return self.config.vision
+
+    def _with_images(self, ids: list[int], images) -> tuple[list[int], torch.Tensor | None]:
+        """(prompt ids with every image's <|patch|> tokens, their feature rows); the vision tower
+        runs here, once per prompt (prefill only)."""
+        from .multimodal import as_image_inputs, prompt_with_images, vision_features
+
+        c = self._vision_config()
+        inputs = as_image_inputs(images, c)
+        ids = prompt_with_images(ids, inputs, self.image_tokens, c.tokens_per_tile)
+        if not inputs:
+            return ids, None
+        return ids, vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype])
 
     # ---- public API --------------------------------------------------------------------------
     def logits(self, input_ids, images=None) -> torch.Tensor:
-        """Logits [len(input_ids), vocab] (float32) of a fresh sequence, one row per position."""
-        if images is not None:
-            raise ValueError("images are not supported by this model build yet")
+        """Logits [len(ids), vocab] (float32) of a fresh sequence, one row per position. With
+        images, `input_ids` hold one <|image|> per image, expanded here (the rows are then those of
+        the expanded prompt), or are already expanded (<|patch|> tokens)."""
         ids = _as_id_list(input_ids, "input_ids")
+        features = None
+        if images is not None:
+            ids, features = self._with_images(ids, images)
         seq = self._new_sequence()
         try:
-            return self._step([(seq, ids, True)])
+            return self._step([(seq, ids, True, features)])
         finally:
             self._free_sequence(seq)
 
@@ -102,6 +153,21 @@ class Model:
         from .generate import generate
 
         return generate(self, prompt, **kwargs)
+
+
+_TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def _image_tokens(config: ModelConfig):
+    """The ids images expand into: <|patch|>, <|image_start|> and <|image_end|> from the config
+    (image/boi/eoi_token_index), the placeholder and tile separators Llama 4's (LLAMA4.md §4.1).
+    Replace `model.image_tokens` for a checkpoint with another vocabulary."""
+    from .chat import ImageTokens
+
+    if config.vision is None:
+        return ImageTokens()
+    return ImageTokens(patch=config.image_token_index, start=config.boi_token_index,
+                       end=config.eoi_token_index)
 
 
 def _read_generation_config(path: str) -> dict:

@@ -59,6 +59,64 @@ def _encode(model, prompt) -> list[int]:
     return _as_id_list(prompt, "input_ids")
 
 
+def _message_images(messages) -> tuple[list, int]:
+    """The images carried by {"type": "image", "image" or "path": ...} content items, and the
+    number of image items (an item may carry none: its image then comes from images=)."""
+    found, items = [], 0
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, (list, tuple)):
+            continue
+        for item in content:
+            if isinstance(item, dict) and item.get("type") == "image":
+                items += 1
+                payload = item.get("image", item.get("path"))
+                if payload is not None:
+                    found.append(payload)
+    return found, items
+
+
+def _prompt_images(prompts: list, images, batched: bool) -> list:
+    """Per prompt: its images (a list, or None for a text-only prompt). `images` is one prompt's
+    list (single prompt) or one entry per prompt (batched); chat messages may carry them instead."""
+    if images is not None and batched:
+        if not isinstance(images, (list, tuple)) or len(images) != len(prompts):
+            raise ValueError(f"with {len(prompts)} prompts, images must be a list of {len(prompts)} "
+                             f"entries (None, an image, or a list of images per prompt)")
+        per = list(images)
+    else:
+        per = [images] * len(prompts)
+    for i, p in enumerate(prompts):
+        if _is_messages(p):
+            found, items = _message_images(p)
+            if found and per[i] is not None:
+                raise ValueError(f"prompt {i}: images are given both in the messages and with images=; "
+                                 f"use one of the two")
+            if found and len(found) != items:
+                raise ValueError(f"prompt {i}: {items - len(found)} of its {items} image items carry no "
+                                 f"image (give each an 'image' entry, or none and pass images=)")
+            if found:
+                per[i] = found
+            elif items and per[i] is None:
+                raise ValueError(f"prompt {i}: its messages hold {items} image item(s) but no image "
+                                 f"was given (put it in the item's 'image' entry, or pass images=)")
+    return per
+
+
+def _encode_with_images(model, prompt, images) -> tuple[list[int], torch.Tensor | None]:
+    """Prompt ids (images expanded) and the feature rows of their <|patch|> tokens. A plain string
+    prompt has no image placeholder (special-token text is not special in it): its images go
+    right after BOS."""
+    ids = _encode(model, prompt)
+    if images is None:
+        return ids, None
+    tokens = model.image_tokens
+    if isinstance(prompt, str) and tokens.image not in ids and tokens.patch not in ids:
+        n = len(images) if isinstance(images, (list, tuple)) else 1
+        ids = ids[:1] + [tokens.image] * n + ids[1:]
+    return model._with_images(ids, images)
+
+
 def _defaults(model, temperature, top_k, top_p, min_p, repetition_penalty, stop_token_ids):
     """Unset parameters take the checkpoint's generation_config.json, then greedy."""
     gc = getattr(model, "generation_config", {}) or {}
@@ -119,11 +177,15 @@ def generate(model, prompt=None, *, input_ids=None, images=None, max_new_tokens:
              seed: int | None = None, stop_token_ids=None, stop_strings=None, stream: bool = False,
              return_logits: bool = False, max_batch: int | None = None):
     """Generate for one prompt (-> GenerationResult, or an iterator of text pieces with
-    stream=True) or a list of prompts (-> list of GenerationResult, served together)."""
+    stream=True) or a list of prompts (-> list of GenerationResult, served together).
+
+    images: the prompt's images (one prompt), or one entry per prompt (a list of prompts): paths,
+    bytes, PIL images, numpy arrays, ImageInput or pixel_values (llama4_native.multimodal). Chat
+    messages may carry them as {"type": "image", "image": ...} items instead. Token-id prompts
+    hold one <|image|> per image (or are already expanded); a plain string gets its images
+    after BOS. The vision tower runs once per prompt, before its prefill."""
     if (prompt is None) == (input_ids is None):
         raise ValueError("pass exactly one of prompt and input_ids")
-    if images is not None:
-        raise ValueError("images are not supported by this model build yet")
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
     if seed is not None and not isinstance(seed, int):
@@ -133,15 +195,15 @@ def generate(model, prompt=None, *, input_ids=None, images=None, max_new_tokens:
                                  stop_token_ids)
     stop_check = _stop_string_check(model, stop_strings)
     requests = []
-    for i, p in enumerate(prompts):
-        ids = _encode(model, p)
+    for i, (p, imgs) in enumerate(zip(prompts, _prompt_images(prompts, images, batched))):
+        ids, features = _encode_with_images(model, p, imgs)
         if len(ids) + max_new_tokens > model.max_context:
             raise ValueError(f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} "
                              f"it exceeds the context length {model.max_context}")
         gen = torch.Generator().manual_seed(seed + i) if seed is not None else None
         requests.append(Request(prompt=ids, max_new_tokens=max_new_tokens, params=params,
                                 stop_ids=stop_ids, stop_check=stop_check, generator=gen,
-                                return_logits=return_logits))
+                                return_logits=return_logits, image_features=features))
     scheduler = Scheduler(model, max_batch or model.max_sequences)
     if stream:
         if batched:

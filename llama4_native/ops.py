@@ -147,3 +147,48 @@ def moe_fp8_workspace_bytes(device: str, tokens: int, hidden: int, intermediate:
                             top_k: int) -> int:
     return int(_C.moe_fp8_workspace_bytes(str(device), int(tokens), int(hidden), int(intermediate),
                                           int(experts), int(top_k)))
+
+
+# ---- early fusion and the vision encoder's ops ----------------------------------------------------
+
+
+def embedding_fused(table, ids, image_features=None, image_token_id: int = -1):
+    """Decoder input rows: table[ids[t]], or the next row of image_features where
+    ids[t] == image_token_id (rows consumed in order). table: [V, D]; ids: [T] int;
+    image_features: [R, D] with R = the number of placeholders (ValueError otherwise)."""
+    return _like(_C.embedding_fused(table, ids, image_features, int(image_token_id)), table)
+
+
+def layer_norm(x, weight, bias, eps: float = 1e-5):
+    """nn.LayerNorm over the last dim (weight and bias, biased variance)."""
+    return _like(_C.layer_norm(x, weight, bias, float(eps)), x)
+
+
+def gelu(x):
+    """Exact (erf) GELU, nn.GELU()."""
+    return _like(_C.gelu(x), x)
+
+
+def add_bias(x, bias, out_dtype: str = ""):
+    """x + bias (broadcast over rows), rounded once; x may be float32 with out_dtype the bias's."""
+    return _like(_C.add_bias(x, bias, str(out_dtype)), x)
+
+
+def rope_table(x, cos, sin):
+    """Interleaved-pair rotation by per-position angles. x: [B, N, H, d]; cos, sin: [N, d/2] fp32."""
+    return _like(_C.rope_table(x, cos, sin), x)
+
+
+def attention_dense(q, k, v, scale: float):
+    """Unmasked attention per batch row and head. q, k, v: [B, N, H, d] -> [B, N, H, d]."""
+    return _like(_C.attention_dense(q, k, v, float(scale)), q)
+
+
+def pixel_shuffle(x, factor: int):
+    """[B, S*S, C] -> [B, (S/f)^2, C*f*f], transformers' pixel_shuffle with ratio 1/factor."""
+    return _like(_C.pixel_shuffle(x, int(factor)), x)
+
+
+def patchify(pixels, patch: int, out_dtype: str = "float32"):
+    """[B, C, H, W] -> [B, (H/p)(W/p), C*p*p]: unfold into p x p patches, (C, ky, kx) order."""
+    return _like(_C.patchify(pixels, int(patch), str(out_dtype)), pixels)

@@ -24,6 +24,7 @@ class Request:
     stop_check: Callable[[list[int]], str | None] | None = None  # stop strings: -> reason or None
     generator: torch.Generator | None = None
     return_logits: bool = False
+    image_features: torch.Tensor | None = None  # [n, D] rows for the prompt's <|patch|> tokens
     # filled while running
     seq: int = -1
     output: list[int] = field(default_factory=list)
@@ -48,7 +49,9 @@ class Scheduler:
         try:
             while waiting or active:
                 joined = self._admit(waiting, active)
-                batch = [(r.seq, r.prompt if r in joined else [r.output[-1]], False) for r in active]
+                # Prefill carries the prompt's image features; decode steps never do.
+                batch = [(r.seq, r.prompt, False, r.image_features) if r in joined
+                         else (r.seq, [r.output[-1]], False) for r in active]
                 try:
                     logits = self.model._step(batch)
                 except CacheFullError:

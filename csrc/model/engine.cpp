@@ -6,6 +6,7 @@
 
 #include "llama4/error.h"
 #include "llama4/ops.h"
+#include "model/image_rows.h"
 
 namespace llama4 {
 
@@ -15,6 +16,9 @@ Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOp
   LLAMA4_CHECK_ARG(options.page_size > 0, "page_size must be positive, got ", options.page_size);
   LLAMA4_CHECK_ARG(options.max_sequences > 0, "max_sequences must be positive, got ", options.max_sequences);
   LLAMA4_CHECK_ARG(options.max_step_tokens >= 0, "max_step_tokens must be >= 0, got ", options.max_step_tokens);
+  LLAMA4_CHECK_ARG(options.image_token_id >= -1 && options.image_token_id < c.vocab_size,
+                   "image_token_id must be -1 (no images) or a token id in [0, ", c.vocab_size, "), got ",
+                   options.image_token_id);
   if (options_.max_step_tokens == 0 || options_.max_step_tokens > c.attention_chunk_size)
     options_.max_step_tokens = c.attention_chunk_size;
   std::vector<int> chunked(size_t(c.num_hidden_layers));
@@ -67,6 +71,7 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
     for (int32_t t : r.tokens)
       LLAMA4_CHECK_ARG(0 <= t && t < c.vocab_size, "sequence ", r.seq, ": token id ", t,
                        " is outside the vocabulary [0, ", c.vocab_size, ")");
+    check_image_features(r, options_.image_token_id, model_);
     total_rows += r.all_logits ? int64_t(r.tokens.size()) : 1;
   }
   check_capacity(requests);
@@ -107,9 +112,13 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
       }
       at += n;
     }
+    std::vector<int64_t> from(which.size());
+    for (size_t b = 0; b < which.size(); ++b) from[b] = done[which[b]];
+    const PassImages images = pass_images(requests, which, from, n_new, options_.image_token_id, model_);
     cache_->reserve(seqs, n_new);
     const KVCache::StepPlan plan = cache_->plan(seqs, n_new);
-    const Tensor pass_logits = model_.forward(ops::to_device(ids, model_.device()), *cache_, plan, rows);
+    const Tensor pass_logits = model_.forward(ops::to_device(ids, model_.device()), *cache_, plan, rows,
+                                              images.rows, images.token_id);
     cache_->commit(seqs, n_new);
     for (size_t j = 0; j < rows.size(); ++j)
       ops::copy(logits.view().slice0(dest[j], dest[j] + 1), pass_logits.view().slice0(int64_t(j), int64_t(j) + 1));

@@ -92,10 +92,12 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
 const TensorView& TextModel::weight(const std::string& name) const { return weights_.at(name); }
 
 Tensor TextModel::forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
-                          const std::vector<int32_t>& rows) const {
+                          const std::vector<int32_t>& rows, const TensorView& image_features,
+                          int64_t image_token_id) const {
   const int64_t T = token_ids.size(0), D = config_.hidden_size;
   Tensor h = Tensor::empty({T, D}, dtype_, device_);
-  ops::embedding(h, weight("embed_tokens"), token_ids);
+  const int64_t n_image = image_features.ndim > 0 ? image_features.size(0) : 0;
+  ops::embedding_fused(h, weight("embed_tokens"), token_ids, image_features, image_token_id, n_image);
   Tensor x = Tensor::empty({T, D}, dtype_, device_);
   for (int i = 0; i < int(config_.num_hidden_layers); ++i) {
     ops::rms_norm(x, h, weight(layer_name(i, "input_layernorm")), config_.rms_norm_eps);

@@ -88,6 +88,7 @@ std::unique_ptr<PyEngine> make_engine(const py::dict& config, const std::string&
   if (options.contains("kv_cache_bytes")) opt.kv_cache_bytes = options["kv_cache_bytes"].cast<int64_t>();
   if (options.contains("max_sequences")) opt.max_sequences = options["max_sequences"].cast<int>();
   if (options.contains("max_step_tokens")) opt.max_step_tokens = options["max_step_tokens"].cast<int64_t>();
+  if (options.contains("image_token_id")) opt.image_token_id = options["image_token_id"].cast<int64_t>();
   TextConfig cfg = text_config_from_dict(config);
   const DType dt = model_dtype(dtype);
   py::gil_scoped_release nogil;
@@ -95,11 +96,22 @@ std::unique_ptr<PyEngine> make_engine(const py::dict& config, const std::string&
   return out;
 }
 
-// requests: list of (seq, tokens, all_logits)
-py::object step(PyEngine& e, const std::vector<std::tuple<int64_t, std::vector<int32_t>, bool>>& requests) {
+// requests: list of (seq, tokens, all_logits) or (seq, tokens, all_logits, image_features or None)
+py::object step(PyEngine& e, const py::list& requests) {
   std::vector<StepRequest> reqs;
+  std::vector<BorrowedView> features;  // keeps the feature tensors alive during the step
   reqs.reserve(requests.size());
-  for (const auto& [seq, tokens, all] : requests) reqs.push_back(StepRequest{seq, tokens, all});
+  for (const py::handle& item : requests) {
+    const auto t = item.cast<py::sequence>();
+    LLAMA4_CHECK_ARG(t.size() == 3 || t.size() == 4, "a step request is (seq, tokens, all_logits"
+                     "[, image_features]), got ", t.size(), " items");
+    StepRequest r{t[0].cast<int64_t>(), t[1].cast<std::vector<int32_t>>(), t[2].cast<bool>()};
+    if (t.size() == 4 && !t[3].is_none()) {
+      features.push_back(as_view(t[3], "image_features"));
+      r.image_features = features.back().view;
+    }
+    reqs.push_back(std::move(r));
+  }
   Tensor logits;
   {
     py::gil_scoped_release nogil;
@@ -118,7 +130,7 @@ void register_model(py::module_& m) {
       .def("free_sequence", [](PyEngine& e, int64_t s) { e.engine->free_sequence(s); }, py::arg("seq"))
       .def("length", [](PyEngine& e, int64_t s) { return e.engine->length(s); }, py::arg("seq"))
       .def("step", &step, py::arg("requests"),
-           "Run [(seq, tokens, all_logits), ...]; returns float32 logits rows")
+           "Run [(seq, tokens, all_logits[, image_features]), ...]; returns float32 logits rows")
       .def("free_pages", [](PyEngine& e, int g) { return e.engine->cache().free_pages(g); }, py::arg("group"))
       .def("total_pages", [](PyEngine& e, int g) { return e.engine->cache().total_pages(g); }, py::arg("group"));
 }

@@ -15,12 +15,17 @@ struct EngineOptions {
   int64_t kv_cache_bytes = 1LL << 30;  // memory budget of the KV cache
   int max_sequences = 16;             // live sequences the chunked-layer pool is sized for
   int64_t max_step_tokens = 0;        // tokens per sequence per forward pass (0: attention_chunk_size)
+  int64_t image_token_id = -1;        // <|patch|> (config image_token_index); -1: text only
 };
 
 struct StepRequest {
   int64_t seq = 0;
   std::vector<int32_t> tokens;  // tokens appended to the sequence in this step (at least one)
   bool all_logits = false;      // logits for every new token, or only the last
+  // Optional early fusion: [n, D] rows (model dtype and device), one per image_token_id token of
+  // `tokens`, taken in order (across the passes a long prompt is split into). Without it, such
+  // tokens are embedded as text (a decode step that sampled the placeholder id, say).
+  TensorView image_features;
 };
 
 class Engine {
@@ -34,7 +39,8 @@ class Engine {
   // Runs the requests (each sequence at most once per step). Long prompts are split into passes of
   // at most max_step_tokens tokens inside this call. Returns float32 logits: for each request in
   // order, one row per new token (all_logits) or one row for its last token.
-  // Raises ValueError when a sequence would pass max_position_embeddings, and CacheFullError
+  // Raises ValueError when a sequence would pass max_position_embeddings or when a request's
+  // image_features rows disagree with its placeholder count, and CacheFullError
   // (leaving every sequence unchanged) when the KV cache cannot hold the step.
   Tensor step(const std::vector<StepRequest>& requests);
 

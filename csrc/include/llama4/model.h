@@ -37,9 +37,13 @@ class TextModel {
 
   // One forward step over the tokens of a batch, laid out sequence after sequence as in `plan`.
   // Writes their K/V into `cache` and returns float32 logits [rows.size(), V] for the token
-  // indices in `rows`.
+  // indices in `rows`. Early fusion: the tokens equal to image_token_id take the rows of
+  // image_features [R, D] in order instead of their embedding (R must equal their count;
+  // undefined features and image_token_id -1: text only).
   Tensor forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
-                 const std::vector<int32_t>& rows) const;
+                 const std::vector<int32_t>& rows, const TensorView& image_features = TensorView(),
+                 int64_t image_token_id = -1) const;
+  const TensorView& embed_tokens() const { return weights_.at("embed_tokens"); }  // [V, D]
 
  private:
   struct Layer;

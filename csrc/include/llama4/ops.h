@@ -105,6 +105,50 @@ void embedding(const TensorView& out, const TensorView& table, const TensorView&
 // out = a + b, rounded once to out's dtype (the residual add). out may alias a.
 void add(const TensorView& out, const TensorView& a, const TensorView& b);
 
+// ---- early fusion (embedding with image features) ----
+// The decoder input of a batch of sequences in one pass: out[t] = table[ids[t]], except where
+// ids[t] == image_token_id, where out[t] = image_features[k] for the k-th such token of `ids`
+// (row-major over the batch's tokens, as transformers' masked_scatter fills them).
+// out: [T, D] like table; table: [V, D]; ids: [T] int32/int64; image_features: [R, D] like table
+// (R may be 0; undefined = no features). num_image_tokens: the number of placeholders in `ids`,
+// counted by the caller from its host copy of the ids (so a CUDA launch never waits for the
+// device); it must equal R (ValueError otherwise), and on CPU it is also verified against ids.
+// image_token_id < 0: no placeholder (plain embedding). An id outside [0, V) raises ValueError.
+void embedding_fused(const TensorView& out, const TensorView& table, const TensorView& ids,
+                     const TensorView& image_features, int64_t image_token_id,
+                     int64_t num_image_tokens);
+
+// ---- vision encoder ops (fp32 math; one rounding to the output dtype) ----
+// LayerNorm over the last dim with weight and bias (nn.LayerNorm): biased variance, statistics in
+// fp32 or better. x, out: [..., D]; weight, bias: [D], x's dtype.
+void layer_norm(const TensorView& out, const TensorView& x, const TensorView& weight,
+                const TensorView& bias, float eps);
+// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU()). out like x; out may alias x.
+void gelu(const TensorView& out, const TensorView& x);
+// out[..., N] = x[..., N] + bias[N], rounded once to out's dtype. x has out's dtype or float32 (an
+// unrounded ops::linear output: with it, linear + add_bias rounds once, as nn.Linear does).
+// bias: [N] in out's dtype. out may alias x when they share a dtype.
+void add_bias(const TensorView& out, const TensorView& x, const TensorView& bias);
+// Interleaved-pair rotation by a per-position angle table (the vision tower's 2D RoPE):
+// out[b, n, h, 2j:2j+2] = rotate(x[b, n, h, 2j:2j+2], cos[n, j], sin[n, j]) in fp32
+// (a c - b s, a s + b c, as a complex multiply). x: [B, N, H, d] (d even); cos, sin: [N, d/2]
+// float32; out like x, contiguous.
+void rope_table(const TensorView& out, const TensorView& x, const TensorView& cos,
+                const TensorView& sin);
+// Bidirectional (unmasked) multi-head attention of independent batch rows:
+// out[b, n, h] = softmax_m(q[b, n, h] . k[b, m, h] * scale) @ v[b, m, h], fp32 scores, softmax and
+// sums, one rounding. q, k, v: [B, N, H, d] (any strides); out: [B, N, H, d] contiguous.
+void attention_dense(const TensorView& out, const TensorView& q, const TensorView& k,
+                     const TensorView& v, float scale);
+// Pixel shuffle of a square token grid by an integer factor f (transformers' pixel_shuffle with
+// ratio 1/f): x: [B, S*S, C] (row-major grid) -> out: [B, (S/f)^2, C*f*f] with
+// out[b, i*(S/f) + j, (n*f + m)*C : +C] = x[b, (f*i + n)*S + f*j + m]. x may be strided.
+void pixel_shuffle(const TensorView& out, const TensorView& x, int64_t factor);
+// Non-overlapping p x p patches (nn.Unfold(kernel=p, stride=p), then permute), converted to out's
+// dtype: pixels [B, C, H, W] -> out [B, (H/p)*(W/p), C*p*p], patches row-major, each flattened in
+// (channel, ky, kx) order.
+void patchify(const TensorView& out, const TensorView& pixels, int64_t patch);
+
 // ---- MoE routing (Llama 4: top-k on logits, sigmoid score scales the expert INPUT) ----
 // topk_ids[T, k] int32 = indices of the k largest router logits per token (ties: lower index);
 // topk_scores[T, k] = sigmoid(logit) computed in fp32, rounded to topk_scores' dtype (any
