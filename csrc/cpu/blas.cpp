@@ -32,13 +32,15 @@ void single_threaded_blas() {
 void gemm(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
   LLAMA4_CBLAS(sgemm)(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
 }
+void gemm(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
+  LLAMA4_CBLAS(dgemm)(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+}
 
 constexpr int64_t kMinFlopsPerThread = int64_t(1) << 22;  // below this, splitting costs more than it saves
 constexpr int kMinRows = 16;                               // rows (or columns) per block at least
 
-}  // namespace
-
-void sgemm_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+template <typename T>
+void gemm_nt_parallel(int M, int N, int K, const T* A, int lda, const T* B, int ldb, T* C, int ldc) {
   single_threaded_blas();
   const int64_t flops = 2 * int64_t(M) * N * K;
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -60,6 +62,16 @@ void sgemm_nt(int M, int N, int K, const float* A, int lda, const float* B, int 
     else
       gemm(M, n, K, A, lda, B + int64_t(lo) * ldb, ldb, C + lo, ldc);
   }
+}
+
+}  // namespace
+
+void sgemm_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  gemm_nt_parallel(M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void dgemm_nt(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
+  gemm_nt_parallel(M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 }  // namespace llama4::cpu::blas

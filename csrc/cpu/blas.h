@@ -9,9 +9,6 @@ namespace llama4::cpu::blas {
 void sgemm_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc);
 
 // The same in double (the FP8 expert GEMM's exact accumulation, cpu/moe_gemm_fp8.cpp).
-inline void dgemm_nt(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C,
-                     int ldc) {
-  LLAMA4_CBLAS(dgemm)(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
-}
+void dgemm_nt(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C, int ldc);
 
 }  // namespace llama4::cpu::blas
