@@ -22,6 +22,8 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
 def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="checkpoint folder (Hugging Face layout)")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    p.add_argument("--quantization", default=None, choices=["fp8"],
+                   help="fp8: e4m3 MoE experts (quantized at load unless the checkpoint is FP8)")
     p.add_argument("--threads", type=int, default=None)
 
 
@@ -37,7 +39,7 @@ def _load(a):
     if a.threads:
         l4.set_cpu_threads(a.threads)
     t0 = time.perf_counter()
-    model = l4.load(a.model, dtype=a.dtype, progress=True)
+    model = l4.load(a.model, dtype=a.dtype, progress=True, quantization=a.quantization)
     print(f"[loaded {a.model} ({a.dtype}) in {time.perf_counter() - t0:.1f} s]", file=sys.stderr)
     return model
 
@@ -125,7 +127,7 @@ def cmd_bench(a) -> int:
     path = a.model or demo_checkpoint()
     if a.threads:
         l4.set_cpu_threads(a.threads)
-    model = l4.load(path, dtype=a.dtype)
+    model = l4.load(path, dtype=a.dtype, quantization=a.quantization)
     prompt = list(range(1000, 1000 + a.prompt_tokens))
     seq = model._new_sequence()
     t0 = time.perf_counter()
@@ -153,8 +155,13 @@ def cmd_demo(a) -> int:
     path = demo_checkpoint()
     model = l4.load(path, dtype="bfloat16")
     print(f"[checkpoint {path} ready in {time.perf_counter() - t0:.1f} s]", file=sys.stderr)
+    from .tiny import bundled_dog_image
+
+    image = bundled_dog_image()
+    print(f"[prompt: a chat message with the image {image} and a question]", file=sys.stderr)
     messages = [{"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": "Write a haiku about llamas."}]
+                {"role": "user", "content": [{"type": "image", "image": image},
+                                             {"type": "text", "text": "What is in this picture?"}]}]
     _run_one(model, messages, None, dict(max_new_tokens=a.max_new_tokens, temperature=0.6,
                                          top_p=0.9, seed=0), stream=False)
     return 0

@@ -45,6 +45,11 @@ def bundled_tokenizer_path() -> str:
     return os.path.join(spec.submodule_search_locations[0], "llama4", "tokenizer.model")
 
 
+def bundled_dog_image() -> str:
+    """The photo that ships with llama-models (used by the demo)."""
+    return os.path.join(os.path.dirname(os.path.dirname(bundled_tokenizer_path())), "resources", "dog.jpg")
+
+
 def _tensors(text: dict, vision: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
     D, V, I, Im = text["hidden_size"], text["vocab_size"], text["intermediate_size"], text["intermediate_size_mlp"]
     H, KV, d, E = text["num_attention_heads"], text["num_key_value_heads"], text["head_dim"], text["num_local_experts"]

@@ -71,3 +71,20 @@ def test_bad_arguments_give_a_clear_error(tiny_dir):
     assert r.returncode == 2 and "top_p" in r.stderr
     r = _cli("generate", "--model", str(tiny_dir / "missing"), "--prompt", "x", cwd=tiny_dir.parent)
     assert r.returncode == 2 and "error" in r.stderr
+
+
+def test_demo_builds_its_checkpoint_and_generates_from_an_image_prompt(tmp_path):
+    env = dict(_ENV, LLAMA4_NATIVE_CACHE=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "llama4_native.cli", "demo", "--max-new-tokens", "6"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "RANDOM weights" in r.stderr and "dog.jpg" in r.stderr
+    assert "6 tokens" in r.stderr and "tokens/s" in r.stderr
+    assert (tmp_path / "cache" / "tiny-random-v1" / "model.safetensors").exists()
+
+
+def test_generate_with_fp8_experts(tiny_dir):
+    r = _cli("generate", "--model", str(tiny_dir), "--prompt", "Hello", "--max-new-tokens", "4",
+             "--temperature", "0", "--quantization", "fp8", cwd=tiny_dir.parent)
+    assert r.returncode == 0, r.stderr
+    assert "4 tokens" in r.stderr
