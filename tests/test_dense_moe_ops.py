@@ -12,7 +12,8 @@ import torch
 
 from llama4_native import ops
 
-SIZES = [(1, 64, 48), (5, 19, 111), (8, 96, 33), (9, 111, 64), (19, 64, 200), (111, 40, 257)]
+SIZES = [(1, 64, 48), (5, 19, 111), (8, 96, 33), (9, 111, 64), (19, 64, 200), (111, 40, 257),
+         (3, 25, 70), (10, 35, 33), (4, 50, 40)]  # every remainder of N modulo the 6-row weight block
 
 
 def _ref_linear(x, w):

@@ -51,7 +51,7 @@ LLAMA4_TARGET_BF16 void micro(float* out, int64_t ldo, const bf16* x, int64_t ld
     for (int j = 0; j < NR; ++j) out[i * ldo + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-constexpr int kMR = 4, kNR = 4;
+constexpr int kMR = 4, kNR = 6;  // 24 accumulators + 6 weight vectors + 1 activation: 31 of 32 zmm
 
 // All rows of x against w rows [n0, n0 + nr) (nr <= kNR).
 template <int NR>
@@ -76,6 +76,8 @@ void gemm_bf16_avx512(float* out, const bf16* x, int64_t lda, const bf16* w, int
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t n0 = b * kNR;
     switch (std::min<int64_t>(kNR, N - n0)) {
+      case 6: row_block<6>(out, x, lda, w, M, N, K, n0); break;
+      case 5: row_block<5>(out, x, lda, w, M, N, K, n0); break;
       case 4: row_block<4>(out, x, lda, w, M, N, K, n0); break;
       case 3: row_block<3>(out, x, lda, w, M, N, K, n0); break;
       case 2: row_block<2>(out, x, lda, w, M, N, K, n0); break;
