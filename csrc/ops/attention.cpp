@@ -7,33 +7,11 @@
 
 #include "cpu/paged_attention.h"
 #include "ops/checks.h"
+#include "ops/dispatch.h"
 
 namespace llama4::ops {
 
 namespace {
-
-[[noreturn]] void no_cuda_kernel(const char* op) {
-  throw TypeError(detail::concat(op, ": got CUDA tensors, but there is no CUDA kernel for ", op,
-                                 " yet (only CPU tensors are supported)"));
-}
-
-// A view whose last dim is contiguous (the kernels' row access), copying only when it is not.
-class RowInput {
- public:
-  explicit RowInput(const TensorView& t) {
-    if (t.ndim == 0 || t.strides[t.ndim - 1] == 1 || t.shape[t.ndim - 1] <= 1) {
-      view_ = t;
-    } else {
-      copy_ = contiguous(t);
-      view_ = copy_.view();
-    }
-  }
-  operator const TensorView&() const { return view_; }
-
- private:
-  Tensor copy_;
-  TensorView view_;
-};
 
 void check_cache_pair(const char* op, const TensorView& k_cache, const TensorView& v_cache) {
   detail::check_activation(op, "k_cache", k_cache);
@@ -83,12 +61,12 @@ void cache_write(const TensorView& k_cache, const TensorView& v_cache, const Ten
   if (T == 0) return;
   switch (k_cache.device.type) {
     case DeviceType::CPU: {
-      const RowInput kr(k), vr(v);
+      const detail::LastDimContiguousInput kr(k), vr(v);
       const detail::ContiguousInput sc(slots);
       cpu::cache_write(k_cache, v_cache, kr, vr, sc);
       break;
     }
-    case DeviceType::CUDA: no_cuda_kernel(op);
+    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
   }
 }
 
@@ -119,9 +97,9 @@ void paged_attention(const TensorView& out, const TensorView& q, const TensorVie
   check_index(op, "query_pos", query_pos, T, q);
   check_params(params);
   if (T == 0 || H == 0) return;
-  if (q.device.is_cuda()) no_cuda_kernel(op);
+  if (q.device.is_cuda()) detail::throw_cuda_not_implemented(op);
 
-  const RowInput qr(q);
+  const detail::LastDimContiguousInput qr(q);
   const detail::ContiguousInput pt(page_table), qs(query_seq), qp(query_pos);
   const int64_t S = page_table.size(0);
   const int32_t* seqp = qs.view().ptr<int32_t>();

@@ -85,4 +85,24 @@ class ContiguousInput {
   TensorView view_;
 };
 
+// An input whose last dimension has unit stride (other strides free, as row-wise kernels take):
+// the view itself, or a contiguous copy.
+class LastDimContiguousInput {
+ public:
+  explicit LastDimContiguousInput(const TensorView& t) {
+    if (t.ndim == 0 || t.strides[t.ndim - 1] == 1 || t.shape[t.ndim - 1] <= 1) {
+      view_ = t;
+    } else {
+      copy_ = ops::contiguous(t);
+      view_ = copy_.view();
+    }
+  }
+  const TensorView& view() const { return view_; }
+  operator const TensorView&() const { return view_; }
+
+ private:
+  Tensor copy_;
+  TensorView view_;
+};
+
 }  // namespace llama4::detail

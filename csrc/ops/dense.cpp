@@ -34,31 +34,9 @@ void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
   }
 }
 
+// A plain lookup is the fused embedding without image placeholders (one kernel, one id check).
 void embedding(const TensorView& out, const TensorView& table, const TensorView& ids) {
-  constexpr const char* op = "embedding";
-  detail::check_activation(op, "table", table);
-  detail::check_ndim(op, "table", table, 2);
-  detail::check_dtype_in(op, "ids", ids, {DType::I32, DType::I64});
-  detail::check_ndim(op, "ids", ids, 1);
-  detail::check_same_dtype(op, "out", out, "table", table);
-  detail::check_shape(op, "out", out, {ids.size(0), table.size(1)});
-  detail::check_contiguous_out(op, "out", out);
-  detail::check_same_device(op, "ids", ids, "table", table);
-  detail::check_same_device(op, "out", out, "table", table);
-  const detail::ContiguousInput tc(table), ic(ids);
-  if (ids.device.is_cpu()) {  // range check here, once, so kernels can trust the ids
-    const int64_t V = table.size(0);
-    for (int64_t t = 0; t < ids.size(0); ++t) {
-      const int64_t id = ids.dtype == DType::I64 ? ic.view().ptr<int64_t>()[t] : ic.view().ptr<int32_t>()[t];
-      LLAMA4_CHECK_ARG(0 <= id && id < V, op, ": token id ", id, " at position ", t,
-                       " is outside the vocabulary [0, ", V, ")");
-    }
-  }
-  if (out.numel() == 0) return;
-  switch (table.device.type) {
-    case DeviceType::CPU: cpu::embedding(out, tc, ic); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented("embedding");
-  }
+  embedding_fused(out, table, ids, TensorView(), -1, 0);
 }
 
 void add(const TensorView& out, const TensorView& a, const TensorView& b) {

@@ -11,24 +11,6 @@
 namespace llama4::ops {
 
 namespace {
-// A view whose last dimension has unit stride (other strides free): the view itself, or a copy.
-class UnitLastStride {
- public:
-  explicit UnitLastStride(const TensorView& t) {
-    if (t.ndim == 0 || t.stride(-1) == 1 || t.size(-1) <= 1) {
-      view_ = t;
-    } else {
-      copy_ = contiguous(t);
-      view_ = copy_.view();
-    }
-  }
-  operator const TensorView&() const { return view_; }
-
- private:
-  Tensor copy_;
-  TensorView view_;
-};
-
 void check_out_like(const char* op, const TensorView& out, const TensorView& x) {
   detail::check_same_dtype(op, "out", out, "x", x);
   detail::check_same_device(op, "out", out, "x", x);
@@ -102,7 +84,7 @@ void rope_table(const TensorView& out, const TensorView& x, const TensorView& co
     detail::check_same_device(op, name, *t, "x", x);
   }
   if (x.numel() == 0) return;
-  const UnitLastStride xc(x);
+  const detail::LastDimContiguousInput xc(x);
   const detail::ContiguousInput cc(cos), sc(sin);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::rope_table(out, xc, cc, sc); break;
@@ -148,7 +130,7 @@ void pixel_shuffle(const TensorView& out, const TensorView& x, int64_t factor) {
   detail::check_shape(op, "out", out, {x.size(0), So * So, x.size(2) * factor * factor});
   detail::check_contiguous_out(op, "out", out);
   if (out.numel() == 0) return;
-  const UnitLastStride xc(x);
+  const detail::LastDimContiguousInput xc(x);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::pixel_shuffle(out, xc, factor); break;
     case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);

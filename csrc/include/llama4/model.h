@@ -46,7 +46,6 @@ class TextModel {
   const TensorView& embed_tokens() const { return weights_.at("embed_tokens"); }  // [V, D]
 
  private:
-  struct Layer;
   const TensorView& weight(const std::string& name) const;
   Tensor attention(int layer, const TensorView& x, KVCache& cache, const KVCache::StepPlan& plan) const;
   Tensor feed_forward(int layer, const TensorView& x) const;
