@@ -222,7 +222,6 @@ def _stream(model, scheduler: Scheduler, request: Request, stop_strings) -> Iter
 
     decoder = IncrementalDecoder(model.tokenizer)
     stops = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings or [])
-    emitted = ""
     held = ""  # text that might be the start of a stop string
     for r, tok in scheduler.run([request]):
         if tok is None or tok in request.stop_ids:
@@ -239,13 +238,11 @@ def _stream(model, scheduler: Scheduler, request: Request, stop_strings) -> Iter
                         yield piece
                     return
             # Emit all but a tail that could still begin a stop string.
-            keep = max((len(s) - 1 for s in stops), default=0)
-            piece, held = (text[:-keep], text[-keep:]) if keep and len(text) > keep else (
-                (text, "") if not keep else ("", text))
+            split = max(len(text) - (max(len(s) for s in stops) - 1), 0)
+            piece, held = text[:split], text[split:]
         else:
             piece, held = text, ""
         if piece:
-            emitted += piece
             yield piece
     tail = held + decoder.flush()
     if tail:

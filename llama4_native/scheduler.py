@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ._C import CacheFullError  # noqa: F401 (raised by engine steps)
+from ._C import CacheFullError
 from .sampling import SamplingParams, select_token
 
 
@@ -95,7 +95,9 @@ class Scheduler:
     def _sample(r: Request, row: torch.Tensor) -> int:
         if r.return_logits:
             r.logits.append(row.clone())
-        tok = select_token(row, r.params, r.prompt + r.output, r.generator)
+        # The token history only matters to the repetition penalty: don't rebuild it otherwise.
+        seen = r.prompt + r.output if r.params.repetition_penalty != 1.0 else []
+        tok = select_token(row, r.params, seen, r.generator)
         r.output.append(tok)
         return tok
 
