@@ -115,3 +115,22 @@ def test_moe_permute_unpermute_match_dense_formulation(dtype):
         routed[i // k] += y[int(pslot[i])].double()
     ref = (shared.double() + routed.to(dtype).double()).to(dtype)
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
+
+
+def test_linear_portable_path_without_avx512_bf16():
+    """The bf16 fallback (weight-streaming kernel, widening + sgemm) for CPUs without AVX512-BF16,
+    forced in a subprocess; the same checks as above."""
+    import os
+    import subprocess
+    import sys
+
+    import llama4_native
+
+    code = (
+        "import torch, sys; sys.path.insert(0, {tests!r}); import test_dense_moe_ops as t\n"
+        "for M, N, K in t.SIZES: t.test_linear_matches_torch(M, N, K, torch.bfloat16)\n"
+        "print('ok')\n").format(tests=os.path.dirname(__file__))
+    env = dict(os.environ, LLAMA4_NO_AVX512_BF16="1",
+               PYTHONPATH=os.path.dirname(os.path.dirname(llama4_native.__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -11,11 +11,15 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace llama4::cpu {
 
 bool has_avx512_bf16() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+  // LLAMA4_NO_AVX512_BF16=1 takes the portable path (AVX2 widening), so tests can cover it on
+  // machines that have the instructions.
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16") &&
+                          !std::getenv("LLAMA4_NO_AVX512_BF16");
   return yes;
 }
 
