@@ -55,18 +55,11 @@ export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 section "Build (LLAMA4_CUDA=ON)"
 # Installed with --target next to the carried wheels: libllama4's RPATH finds
 # ../scipy_openblas32/lib there, and a --target install needs no writable system site-packages.
-# pyproject.toml names README.md as the project's readme; while the repository has none, the build
-# gets a one-line stand-in, removed again afterwards.
-made_readme=
-[[ -f README.md ]] || { printf '# llama4_native\n' >README.md && made_readme=1; }
 t0=$(date +%s)
-# LLAMA4_BUILD_PYTHON is spelled out: CMakeLists.txt defaults it to ${SKBUILD}, which
-# scikit-build-core sets to "2", and option() reads "2" as OFF (the wheel would lack _C).
 LLAMA4_CUDA=ON timeout "$(budget 200)" python3 -m pip install -v --no-build-isolation --no-deps \
-  --no-compile --target "$site" --upgrade -Ccmake.define.LLAMA4_BUILD_PYTHON=ON . \
+  --no-compile --target "$site" --upgrade . \
   >"$work/build.log" 2>&1
 rc=$?
-[[ -n $made_readme ]] && rm -f README.md
 say "build: exit $rc after $(($(date +%s) - t0)) s (log: $work/build.log)"
 grep -E "warning( #[0-9]+-D)?:|error( #[0-9]+-D)?:|CMake (Warning|Error)" "$work/build.log" |
   sort -u | head -20 | tee -a "$log"

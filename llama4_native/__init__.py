@@ -7,7 +7,25 @@ from __future__ import annotations
 
 import os
 
-from . import _C
+
+def _preload_openblas() -> None:
+    """libllama4 finds libscipy_openblas.so through its RPATH when the scipy-openblas32 package sits
+    beside this one; load it from wherever that package is installed, so other layouts (user site,
+    --target installs, virtualenv overlays) import too."""
+    import ctypes
+
+    try:
+        import scipy_openblas32
+    except ImportError:  # a build against the system OpenBLAS
+        return
+    path = os.path.join(scipy_openblas32.get_lib_dir(), "libscipy_openblas.so")
+    if os.path.exists(path):
+        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+
+
+_preload_openblas()
+
+from . import _C  # noqa: E402  (after the BLAS preload)
 from . import attention  # paged KV cache and paged attention
 from .attention import CacheFullError, KVCache
 from . import ops
