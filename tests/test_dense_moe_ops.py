@@ -123,6 +123,7 @@ def test_linear_portable_path_without_avx512_bf16():
     import os
     import subprocess
     import sys
+    import tempfile
 
     import llama4_native
 
@@ -132,5 +133,8 @@ def test_linear_portable_path_without_avx512_bf16():
         "print('ok')\n").format(tests=os.path.dirname(__file__))
     env = dict(os.environ, LLAMA4_NO_AVX512_BF16="1",
                PYTHONPATH=os.path.dirname(os.path.dirname(llama4_native.__file__)))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    # From a neutral folder: `python -c` puts the working folder first on sys.path, where the
+    # source tree would shadow the installed package.
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=tempfile.gettempdir())
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
