@@ -192,3 +192,44 @@ def pixel_shuffle(x, factor: int):
 def patchify(pixels, patch: int, out_dtype: str = "float32"):
     """[B, C, H, W] -> [B, (H/p)(W/p), C*p*p]: unfold into p x p patches, (C, ky, kx) order."""
     return _like(_C.patchify(pixels, int(patch), str(out_dtype)), pixels)
+
+
+# ---- the sampler (llama4/sampling.h) --------------------------------------------------------------
+
+SamplingParams = _C.SamplingParams
+
+
+def sample(logits, params, *, seeds=None, sample_indices=None, token_indices=None,
+           prompt_tokens=None, output_tokens=None, num_top: int = 0, workspace=None):
+    """One token per row of logits [B, V] float32 (CPU or CUDA) -> (tokens [B] int32, logprobs [B]
+    float32, top_ids [B, N] int32, top_logprobs [B, N] float32, status [B] int32).
+
+    params: a SamplingParams (every row) or one per row. Row r draws with params.seed, else
+    seeds[r] (default 0), at (sample_indices[r], token_indices[r]) (default 0): the seeding
+    contract of llama4/sampling.h. prompt_tokens / output_tokens: per-row token ids the penalties
+    look at (repetition: both; presence / frequency: the output). Logprobs are the raw model's
+    (log_softmax of the logits before penalties and temperature); N = max(num_top, the largest
+    params.logprobs). status[r] != 0 marks a row whose logits were unusable (token -1; see
+    sample_status_message)."""
+    B = int(logits.shape[0]) if len(logits.shape) >= 1 else 0
+    rows = list(params) if isinstance(params, (list, tuple)) else [params] * B
+
+    def per_row(v, name):
+        if v is None:
+            return []
+        v = list(v)
+        if len(v) != B:
+            raise ValueError(f"sample: '{name}' must have one entry per row ({B}), got {len(v)}")
+        return v
+
+    res = _C.sample(logits, rows, [int(s) for s in per_row(seeds, "seeds")],
+                    [int(s) for s in per_row(sample_indices, "sample_indices")],
+                    [int(s) for s in per_row(token_indices, "token_indices")],
+                    [[int(t) for t in p] for p in per_row(prompt_tokens, "prompt_tokens")],
+                    [[int(t) for t in p] for p in per_row(output_tokens, "output_tokens")],
+                    int(num_top), workspace)
+    return tuple(_like(t, logits) for t in res)
+
+
+def sample_status_message(status: int) -> str:
+    return _C.sample_status_message(int(status))

@@ -8,4 +8,5 @@ void register_model(pybind11::module_& m);  // bind_model.cpp
 void register_attention(pybind11::module_& m);  // bind_attention.cpp (KV cache, paged attention)
 void register_moe(pybind11::module_& m);        // bind_moe.cpp (FP8 MoE ops)
 void register_vision(pybind11::module_& m);  // bind_vision.cpp (vision tower, its ops, early fusion)
+void register_sampling(pybind11::module_& m);  // bind_sampling.cpp (SamplingParams, sample, Philox)
 }  // namespace llama4::python

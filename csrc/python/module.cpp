@@ -50,4 +50,5 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_attention(m);
   llama4::python::register_moe(m);
   llama4::python::register_vision(m);
+  llama4::python::register_sampling(m);
 }
