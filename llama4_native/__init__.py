@@ -30,7 +30,9 @@ from . import attention  # paged KV cache and paged attention
 from .attention import CacheFullError, KVCache
 from . import ops
 from .engine import Model, load
-from .generate import GenerationResult
+from .generate import GenerationError, GenerationResult, StreamOutput, TokenLogprobs
+from .image import ImageInput
+from .sampling_params import SamplingParams
 from .tokenizer import Tokenizer, get_tokenizer
 
 __version__ = _C.build_info()["version"]
@@ -60,5 +62,6 @@ def cmake_prefix_path() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-__all__ = ["load", "Model", "GenerationResult", "get_tokenizer", "Tokenizer", "CacheFullError", "KVCache",
+__all__ = ["load", "Model", "GenerationResult", "GenerationError", "StreamOutput", "TokenLogprobs",
+           "SamplingParams", "ImageInput", "get_tokenizer", "Tokenizer", "CacheFullError", "KVCache",
            "build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops", "attention"]

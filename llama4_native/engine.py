@@ -12,6 +12,8 @@ import torch
 
 from . import _C
 from .config import ModelConfig, load_config
+from .generate import generate
+from .prompts import as_id_list
 from .quantization import fp8_plan
 from .weights import load_text_weights
 
@@ -138,7 +140,7 @@ class Model:
         """Logits [len(ids), vocab] (float32) of a fresh sequence, one row per position. With
         images, `input_ids` hold one <|image|> per image, expanded here (the rows are then those of
         the expanded prompt), or are already expanded (<|patch|> tokens)."""
-        ids = _as_id_list(input_ids, "input_ids")
+        ids = as_id_list(input_ids, "input_ids")
         features = None
         if images is not None:
             ids, features = self._with_images(ids, images)
@@ -150,8 +152,6 @@ class Model:
 
     def generate(self, prompt=None, **kwargs):
         """Generate text/tokens; see llama4_native.generate.generate for the parameters."""
-        from .generate import generate
-
         return generate(self, prompt, **kwargs)
 
 
@@ -189,24 +189,6 @@ def _default_kv_bytes(text, dtype: str) -> int:
     per_token = 2 * text.num_hidden_layers * text.num_key_value_heads * text.head_dim
     per_token *= 4 if dtype == "float32" else 2
     return int(min(1 << 30, max(64 << 20, per_token * min(text.max_position_embeddings, 32768) * 4)))
-
-
-def _as_id_list(ids, name: str) -> list[int]:
-    if isinstance(ids, torch.Tensor):
-        if ids.dtype.is_floating_point or ids.dtype.is_complex:
-            raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
-        if ids.dim() == 2 and ids.shape[0] == 1:
-            ids = ids[0]
-        if ids.dim() != 1:
-            raise ValueError(f"{name} must be 1-d, got shape {tuple(ids.shape)}")
-        ids = ids.tolist()
-    try:
-        out = [int(t) for t in ids]
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a sequence of integer token ids") from None
-    if not out:
-        raise ValueError(f"{name} must not be empty")
-    return out
 
 
 def load(path, device: str = "cpu", dtype: str = "float32", **options) -> Model:

@@ -1,18 +1,34 @@
-"""model.generate(): prompts in (token ids, a string, chat messages, or a list of those), tokens
-and text out. Greedy or sampled (sampling.py), stop tokens and stop strings, streaming, and
-continuous batching of several prompts on one engine (scheduler.py). Defaults for the sampling
-parameters come from the checkpoint's generation_config.json when it has one.
+"""model.generate(): prompts in (prompts.py), tokens and text out. The C++ scheduler batches,
+samples and stops on stop tokens (llama4/scheduler.h); this loop feeds it the requests, turns
+tokens into text (never splitting a character), cuts stop strings and streams.
+
+Sampling parameters: keyword arguments set them for every prompt; `sampling=` gives one
+SamplingParams or one per prompt, whose set fields win; unset ones come from the checkpoint's
+generation_config.json, then greedy (sampling_params.py).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import torch
 
-from .sampling import SamplingParams
-from .scheduler import Request, Scheduler
+from . import _C
+from .prompts import encode_with_images, prompt_images, split_batch
+from .sampling_params import SamplingParams
+from .text_stream import TextStream
+
+
+class GenerationError(RuntimeError):
+    """A request could not go on (its logits were not finite, say); the message names it."""
+
+
+@dataclass
+class TokenLogprobs:
+    token_id: int
+    logprob: float                          # of the chosen token, under the model's distribution
+    top: list[tuple[int, float]]            # the `logprobs` most likely (id, logprob), best first
 
 
 @dataclass
@@ -23,161 +39,101 @@ class GenerationResult:
     logits: torch.Tensor | None = None   # [steps, vocab] float32 with return_logits=True
     prompt_tokens: int = 0
     timings: dict = field(default_factory=dict)  # prefill_s, decode_s, total_s, decode_tokens_per_s
+    logprobs: list[TokenLogprobs] | None = None  # one per token when logprobs is set
+    samples: list["GenerationResult"] = field(default_factory=list)  # all n samples (this is samples[0])
 
 
-def _is_messages(x) -> bool:
-    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(m, dict) for m in x)
+@dataclass
+class StreamOutput:
+    """One step's news for one sample (streaming a batch, or n > 1)."""
+    index: int                           # the prompt's position in the batch
+    sample: int                          # 0..n-1
+    token_ids: list[int]                 # new tokens
+    text: str                            # new text (held back while it could begin a stop string)
+    logprobs: list[TokenLogprobs] | None = None
+    finish_reason: str | None = None     # set on the sample's last output
 
 
-def _is_ids(x) -> bool:
-    if isinstance(x, torch.Tensor):
-        return x.dim() == 1 or (x.dim() == 2 and x.shape[0] == 1)
-    return isinstance(x, (list, tuple)) and len(x) > 0 and all(
-        isinstance(t, int) and not isinstance(t, bool) for t in x)
+class _Sample:
+    """What one sample has produced so far."""
+
+    def __init__(self, model, index: int, k: int, prompt_tokens: int, stop_ids, stop_strings, t_start: float):
+        self.index, self.k, self.prompt_tokens, self.stop_ids = index, k, prompt_tokens, frozenset(stop_ids)
+        self.tokens: list[int] = []
+        self.logprobs: list[TokenLogprobs] = []
+        self.logits: list[torch.Tensor] = []
+        self.text = TextStream(model.tokenizer, stop_strings)
+        self.finish: str | None = None
+        self.t_start, self.t_first, self.t_end = t_start, None, None
+
+    def add(self, tokens, logprobs, logits, now: float) -> tuple[str, bool]:
+        """-> (new text, whether a stop string ended the sample)."""
+        self.t_first = self.t_first or now
+        self.tokens += tokens
+        if logprobs:
+            self.logprobs += [TokenLogprobs(t, lp, list(zip(ids, lps))) for t, (lp, ids, lps) in zip(tokens, logprobs)]
+        if logits is not None:
+            self.logits.append(torch.from_dlpack(logits))
+        piece = "".join(self.text.feed(t) for t in tokens if t not in self.stop_ids)
+        return piece, self.text.stopped
+
+    def result(self, want_logprobs: bool, want_logits: bool, vocab: int) -> GenerationResult:
+        t_end = self.t_end or time.perf_counter()
+        decode_s = t_end - self.t_first if self.t_first else 0.0
+        timings = {"prefill_s": (self.t_first or t_end) - self.t_start, "decode_s": decode_s,
+                   "total_s": t_end - self.t_start,
+                   "decode_tokens_per_s": max(len(self.tokens) - 1, 0) / decode_s if decode_s > 0 else 0.0}
+        logits = None
+        if want_logits:
+            logits = torch.cat(self.logits) if self.logits else torch.empty(0, vocab)
+        return GenerationResult(token_ids=list(self.tokens), finish_reason=self.finish or "length",
+                                text=self.text.full_text(), logits=logits,
+                                prompt_tokens=self.prompt_tokens, timings=timings,
+                                logprobs=list(self.logprobs) if want_logprobs else None)
 
 
-def _split_batch(prompt):
-    """-> (list of single prompts, was_batched)."""
-    if isinstance(prompt, (list, tuple, str)) and len(prompt) == 0:
-        raise ValueError("input_ids must not be empty" if not isinstance(prompt, str) else "prompt must not be empty")
-    if isinstance(prompt, str) or _is_messages(prompt) or _is_ids(prompt):
-        return [prompt], False
-    if isinstance(prompt, torch.Tensor) and prompt.dim() == 2:
-        return [row for row in prompt], True
-    if isinstance(prompt, (list, tuple)) and prompt:
-        return list(prompt), True
-    raise TypeError("prompt must be token ids, a string, a list of chat messages, or a list of those")
-
-
-def _encode(model, prompt) -> list[int]:
-    from .engine import _as_id_list
-
-    if isinstance(prompt, str):
-        return [model.tokenizer.bos_id] + model.tokenizer.encode(prompt)
-    if _is_messages(prompt):
-        return model.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True)
-    return _as_id_list(prompt, "input_ids")
-
-
-def _message_images(messages) -> tuple[list, int]:
-    """The images carried by {"type": "image", "image" or "path": ...} content items, and the
-    number of image items (an item may carry none: its image then comes from images=)."""
-    found, items = [], 0
-    for m in messages:
-        content = m.get("content")
-        if not isinstance(content, (list, tuple)):
-            continue
-        for item in content:
-            if isinstance(item, dict) and item.get("type") == "image":
-                items += 1
-                payload = item.get("image", item.get("path"))
-                if payload is not None:
-                    found.append(payload)
-    return found, items
-
-
-def _prompt_images(prompts: list, images, batched: bool) -> list:
-    """Per prompt: its images (a list, or None for a text-only prompt). `images` is one prompt's
-    list (single prompt) or one entry per prompt (batched); chat messages may carry them instead."""
-    if images is not None and batched:
-        if not isinstance(images, (list, tuple)) or len(images) != len(prompts):
-            raise ValueError(f"with {len(prompts)} prompts, images must be a list of {len(prompts)} "
-                             f"entries (None, an image, or a list of images per prompt)")
-        per = list(images)
-    else:
-        per = [images] * len(prompts)
-    for i, p in enumerate(prompts):
-        if _is_messages(p):
-            found, items = _message_images(p)
-            if found and per[i] is not None:
-                raise ValueError(f"prompt {i}: images are given both in the messages and with images=; "
-                                 f"use one of the two")
-            if found and len(found) != items:
-                raise ValueError(f"prompt {i}: {items - len(found)} of its {items} image items carry no "
-                                 f"image (give each an 'image' entry, or none and pass images=)")
-            if found:
-                per[i] = found
-            elif items and per[i] is None:
-                raise ValueError(f"prompt {i}: its messages hold {items} image item(s) but no image "
-                                 f"was given (put it in the item's 'image' entry, or pass images=)")
-    return per
-
-
-def _encode_with_images(model, prompt, images) -> tuple[list[int], torch.Tensor | None]:
-    """Prompt ids (images expanded) and the feature rows of their <|patch|> tokens. A plain string
-    prompt has no image placeholder (special-token text is not special in it): its images go
-    right after BOS."""
-    ids = _encode(model, prompt)
-    if images is None:
-        return ids, None
-    tokens = model.image_tokens
-    if isinstance(prompt, str) and tokens.image not in ids and tokens.patch not in ids:
-        n = len(images) if isinstance(images, (list, tuple)) else 1
-        ids = ids[:1] + [tokens.image] * n + ids[1:]
-    return model._with_images(ids, images)
-
-
-def _defaults(model, temperature, top_k, top_p, min_p, repetition_penalty, stop_token_ids):
-    """Unset parameters take the checkpoint's generation_config.json, then greedy."""
+def _fallback(model, kwargs: dict) -> SamplingParams:
+    """generate()'s keyword arguments, then generation_config.json (sampling only when it says
+    do_sample), then the checkpoint's stop ids."""
     gc = getattr(model, "generation_config", {}) or {}
     sampled = bool(gc.get("do_sample", False))
-    if temperature is None:
-        temperature = float(gc.get("temperature", 1.0)) if sampled else 0.0
-    if top_k is None:
-        top_k = int(gc.get("top_k", 0) or 0) if sampled else 0
-    if top_p is None:
-        top_p = float(gc.get("top_p", 1.0) or 1.0) if sampled else 1.0
-    if stop_token_ids is None:
-        stop_token_ids = model.default_stop_ids()
-    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
-                            min_p=0.0 if min_p is None else min_p,
-                            repetition_penalty=1.0 if repetition_penalty is None else repetition_penalty)
-    return params, frozenset(int(t) for t in stop_token_ids)
+    from_config = SamplingParams(
+        temperature=float(gc.get("temperature", 1.0)) if sampled else 0.0,
+        top_k=int(gc.get("top_k", 0) or 0) if sampled else 0,
+        top_p=float(gc.get("top_p", 1.0) or 1.0) if sampled else 1.0,
+        stop_token_ids=tuple(model.default_stop_ids()))
+    return SamplingParams(**kwargs).merged(from_config)
 
 
-def _stop_string_check(model, stop_strings):
-    if not stop_strings:
-        return None
-    stops = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
-    if not all(isinstance(s, str) and s for s in stops):
-        raise ValueError("stop_strings must be non-empty strings")
-    tok = model.tokenizer
-    return lambda out: any(s in tok.decode(out[-64:]) for s in stops)  # a stop string is short
+def _per_prompt(sampling, n_prompts: int, fallback: SamplingParams, batched: bool) -> list[SamplingParams]:
+    """Each prompt's parameters: its own, then the fallback. One seed for a whole batch gives
+    prompt i the seed + i, so that equal prompts still draw differently."""
+    if sampling is None or isinstance(sampling, SamplingParams):
+        given = [sampling or SamplingParams()] * n_prompts
+    elif isinstance(sampling, (list, tuple)) and all(isinstance(s, SamplingParams) for s in sampling):
+        if len(sampling) != n_prompts:
+            raise ValueError(f"sampling has {len(sampling)} entries for {n_prompts} prompts")
+        given = list(sampling)
+    else:
+        raise TypeError("sampling must be a SamplingParams or a list of them, one per prompt")
+    out = []
+    for i, p in enumerate(given):
+        if batched and p.seed is None and fallback.seed is not None:
+            p = replace(p, seed=fallback.seed + i)
+        out.append(p.merged(fallback))
+    return out
 
 
-def _finish_text(model, r: Request, stop_strings) -> str:
-    tok = model.tokenizer
-    ids = [t for t in r.output if t not in r.stop_ids]
-    text = tok.decode(ids)
-    if stop_strings:
-        for s in ([stop_strings] if isinstance(stop_strings, str) else stop_strings):
-            cut = text.find(s)
-            if cut >= 0:
-                text = text[:cut]
-    return text
-
-
-def _result(model, r: Request, stop_strings) -> GenerationResult:
-    decode_s = (r.t_end - r.t_first) if r.t_first else 0.0
-    steps = max(len(r.output) - 1, 0)
-    timings = {"prefill_s": (r.t_first or r.t_end) - r.t_start, "decode_s": decode_s,
-               "total_s": r.t_end - r.t_start,
-               "decode_tokens_per_s": steps / decode_s if decode_s > 0 else 0.0}
-    logits = None
-    if r.return_logits:
-        logits = torch.stack(r.logits) if r.logits else torch.empty(0, model.vocab_size)
-    return GenerationResult(token_ids=list(r.output), finish_reason=r.finish_reason or "length",
-                            text=_finish_text(model, r, stop_strings), logits=logits,
-                            prompt_tokens=len(r.prompt), timings=timings)
-
-
-def generate(model, prompt=None, *, input_ids=None, images=None, max_new_tokens: int = 128,
+def generate(model, prompt=None, *, input_ids=None, images=None, sampling=None, max_new_tokens: int | None = None,
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              min_p: float | None = None, repetition_penalty: float | None = None,
-             seed: int | None = None, stop_token_ids=None, stop_strings=None, stream: bool = False,
-             return_logits: bool = False, max_batch: int | None = None):
-    """Generate for one prompt (-> GenerationResult, or an iterator of text pieces with
-    stream=True) or a list of prompts (-> list of GenerationResult, served together).
+             presence_penalty: float | None = None, frequency_penalty: float | None = None,
+             seed: int | None = None, n: int | None = None, logprobs: int | None = None, stop_token_ids=None,
+             stop_strings=None, stream: bool = False, return_logits: bool = False, max_batch: int | None = None):
+    """Generate for one prompt (-> GenerationResult; with stream=True an iterator of text pieces)
+    or a list of prompts (-> list of GenerationResult, served together; with stream=True an
+    iterator of StreamOutput). n > 1 gives n samples per prompt (result.samples; streaming yields
+    StreamOutput then too). logprobs=k reports each token's logprob and the k most likely.
 
     images: the prompt's images (one prompt), or one entry per prompt (a list of prompts): paths,
     bytes, PIL images, numpy arrays, ImageInput or pixel_values (llama4_native.multimodal). Chat
@@ -186,64 +142,81 @@ def generate(model, prompt=None, *, input_ids=None, images=None, max_new_tokens:
     after BOS. The vision tower runs once per prompt, before its prefill."""
     if (prompt is None) == (input_ids is None):
         raise ValueError("pass exactly one of prompt and input_ids")
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-    if seed is not None and not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    prompts, batched = _split_batch(input_ids if input_ids is not None else prompt)
-    params, stop_ids = _defaults(model, temperature, top_k, top_p, min_p, repetition_penalty,
-                                 stop_token_ids)
-    stop_check = _stop_string_check(model, stop_strings)
-    requests = []
-    for i, (p, imgs) in enumerate(zip(prompts, _prompt_images(prompts, images, batched))):
-        ids, features = _encode_with_images(model, p, imgs)
-        if len(ids) + max_new_tokens > model.max_context:
-            raise ValueError(f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} "
-                             f"it exceeds the context length {model.max_context}")
-        gen = torch.Generator().manual_seed(seed + i) if seed is not None else None
-        requests.append(Request(prompt=ids, max_new_tokens=max_new_tokens, params=params,
-                                stop_ids=stop_ids, stop_check=stop_check, generator=gen,
-                                return_logits=return_logits, image_features=features))
-    scheduler = Scheduler(model, max_batch or model.max_sequences)
+    if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
+        raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+    fallback = _fallback(model, dict(
+        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
+        presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed, n=n, logprobs=logprobs,
+        max_new_tokens=max_new_tokens, stop_token_ids=stop_token_ids, stop_strings=stop_strings))
+    prompts, batched = split_batch(input_ids if input_ids is not None else prompt)
+    params = _per_prompt(sampling, len(prompts), fallback, batched)
+    encoded = [encode_with_images(model, p, imgs) for p, imgs in zip(prompts, prompt_images(prompts, images, batched))]
+
+    scheduler = _C.Scheduler(model._engine, max_batch=max_batch or 0)
+    run = _Run(model, scheduler, params, encoded, return_logits)
     if stream:
-        if batched:
-            raise ValueError("stream=True takes a single prompt")
-        return _stream(model, scheduler, requests[0], stop_strings)
-    for _ in scheduler.run(requests):
+        if not batched and all(p.n in (None, 1) for p in params):
+            return run.text_pieces()
+        return run.stream_outputs()
+    for _ in run.events():
         pass
-    results = [_result(model, r, stop_strings) for r in requests]
+    results = run.results()
     return results if batched else results[0]
 
 
-def _stream(model, scheduler: Scheduler, request: Request, stop_strings) -> Iterator[str]:
-    """Text pieces as tokens arrive; never splits a UTF-8 character; stop tokens and stop strings
-    are not emitted. Joined, the pieces equal the result's text."""
-    from .tokenizer import IncrementalDecoder
+class _Run:
+    """The requests of one generate() call on a C++ Scheduler, and what they produced."""
 
-    decoder = IncrementalDecoder(model.tokenizer)
-    stops = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings or [])
-    held = ""  # text that might be the start of a stop string
-    for r, tok in scheduler.run([request]):
-        if tok is None or tok in request.stop_ids:
-            continue
-        held += decoder.feed(tok)
-        text = held
-        if stops:
-            for s in stops:
-                cut = text.find(s)
-                if cut >= 0:
-                    text = text[:cut]
-                    piece, held = text, ""
-                    if piece:
-                        yield piece
-                    return
-            # Emit all but a tail that could still begin a stop string.
-            split = max(len(text) - (max(len(s) for s in stops) - 1), 0)
-            piece, held = text[:split], text[split:]
-        else:
-            piece, held = text, ""
-        if piece:
-            yield piece
-    tail = held + decoder.flush()
-    if tail:
-        yield tail
+    def __init__(self, model, scheduler, params: list[SamplingParams], encoded, return_logits: bool):
+        self.model, self.scheduler, self.params, self.return_logits = model, scheduler, params, return_logits
+        self.samples: dict[tuple[int, int], _Sample] = {}
+        self.index_of: dict[int, int] = {}  # request id -> prompt index
+        self.ids: list[int] = []
+        for i, ((ids, features), p) in enumerate(zip(encoded, params)):
+            kw = p.engine_kwargs()
+            rid = scheduler.add_request(ids, image_features=features, return_logits=return_logits, **kw)
+            self.ids.append(rid)
+            self.index_of[rid] = i
+            now = time.perf_counter()
+            for k in range(kw["n"]):
+                self.samples[(i, k)] = _Sample(model, i, k, len(ids), kw["stop_token_ids"], p.stop_strings, now)
+
+    def events(self) -> Iterator[StreamOutput]:
+        try:
+            while self.scheduler.has_unfinished():
+                for rid, k, tokens, logprobs, logits, finish, error in self.scheduler.step():
+                    i = self.index_of[rid]
+                    s = self.samples[(i, k)]
+                    if finish == "error":
+                        raise GenerationError(f"prompt {i}: {error}")
+                    piece, stopped = s.add(tokens, logprobs, logits, time.perf_counter())
+                    if stopped and not finish:
+                        self.scheduler.cancel(rid, k)
+                        finish = "stop"
+                    if finish:
+                        s.finish, s.t_end = finish, time.perf_counter()
+                        piece += s.text.flush()
+                    yield StreamOutput(i, k, list(tokens), piece, s.logprobs[-len(tokens):] if logprobs else None,
+                                       finish or None)
+        finally:
+            for rid in self.ids:  # an abandoned stream or an error: free what is still running
+                self.scheduler.cancel(rid)
+
+    def text_pieces(self) -> Iterator[str]:
+        for out in self.events():
+            if out.text:
+                yield out.text
+
+    def stream_outputs(self) -> Iterator[StreamOutput]:
+        yield from self.events()
+
+    def results(self) -> list[GenerationResult]:
+        out = []
+        vocab = self.model.vocab_size
+        for i, p in enumerate(self.params):
+            n = p.n or 1
+            samples = [self.samples[(i, k)].result(p.logprobs is not None, self.return_logits, vocab) for k in range(n)]
+            first = samples[0]
+            first.samples = samples
+            out.append(first)
+        return out

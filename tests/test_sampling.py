@@ -1,10 +1,11 @@
-"""Sampling statistics of llama4_native.sampling against their definitions."""
+"""Sampling statistics of the Python reference sampler (tests/python_sampler.py: the sampler
+generate() used before the C++ one) against their definitions."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from llama4_native.sampling import SamplingParams, filtered_probs, select_token
+from python_sampler import SamplingParams, filtered_probs, select_token
 
 
 def _logits(seed=0, n=64):

@@ -10,6 +10,17 @@
 
 namespace llama4 {
 
+namespace {
+int64_t rows_of(const StepRequest& r) {
+  switch (r.logits) {
+    case LogitRows::All: return int64_t(r.tokens.size());
+    case LogitRows::Last: return 1;
+    case LogitRows::None: return 0;
+  }
+  return 0;
+}
+}  // namespace
+
 Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOptions& options)
     : model_(std::move(config), dtype, std::move(weights)), options_(options) {
   const TextConfig& c = model_.config();
@@ -72,15 +83,14 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
       LLAMA4_CHECK_ARG(0 <= t && t < c.vocab_size, "sequence ", r.seq, ": token id ", t,
                        " is outside the vocabulary [0, ", c.vocab_size, ")");
     check_image_features(r, options_.image_token_id, model_);
-    total_rows += r.all_logits ? int64_t(r.tokens.size()) : 1;
+    total_rows += rows_of(r);
   }
   check_capacity(requests);
 
   Tensor logits = Tensor::empty({total_rows, c.vocab_size}, DType::F32, model_.device());
   std::vector<int64_t> done(requests.size(), 0);       // tokens of each request already run
   std::vector<int64_t> first_row(requests.size(), 0);  // its first row in `logits`
-  for (size_t i = 1; i < requests.size(); ++i)
-    first_row[i] = first_row[i - 1] + (requests[i - 1].all_logits ? int64_t(requests[i - 1].tokens.size()) : 1);
+  for (size_t i = 1; i < requests.size(); ++i) first_row[i] = first_row[i - 1] + rows_of(requests[i - 1]);
 
   for (;;) {
     std::vector<int64_t> seqs, n_new;
@@ -105,9 +115,10 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
       std::copy_n(r.tokens.begin() + from, n, ids.ptr<int32_t>() + at);
       for (int64_t j = 0; j < n; ++j) {
         const bool last = from + j + 1 == int64_t(r.tokens.size());
-        if (r.all_logits || last) {
+        const bool all = r.logits == LogitRows::All;
+        if (all || (last && r.logits == LogitRows::Last)) {
           rows.push_back(int32_t(at + j));
-          dest.push_back(first_row[which[b]] + (r.all_logits ? from + j : 0));
+          dest.push_back(first_row[which[b]] + (all ? from + j : 0));
         }
       }
       at += n;

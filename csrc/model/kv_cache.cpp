@@ -31,6 +31,7 @@ KVCache::KVCache(const KVCacheConfig& config) : config_(config) {
     pool.active = config_.num_layers_in(g) > 0;
     pool.total = pool.active ? pages[g] : 0;
     pool.free.resize(size_t(pool.total));
+    pool.refs.assign(size_t(pool.total), 0);
     // A stack popped from the back: hand out pages 0, 1, 2, ... first (easier to read in dumps).
     for (int64_t i = 0; i < pool.total; ++i) pool.free[size_t(i)] = int32_t(pool.total - 1 - i);
   }
@@ -67,8 +68,79 @@ void KVCache::free_sequence(int64_t id) {
   Sequence& s = seq(id, "free_sequence");
   for (int g = 0; g < 2; ++g)
     for (int32_t p : s.pages[g])
-      if (p >= 0) pools_[g].free.push_back(p);
+      if (p >= 0) pools_[g].drop(p);
   seqs_.erase(id);
+}
+
+int32_t KVCache::Pool::take() {
+  const int32_t page = free.back();
+  free.pop_back();
+  refs[size_t(page)] = 1;
+  return page;
+}
+
+void KVCache::Pool::drop(int32_t page) {
+  if (--refs[size_t(page)] == 0) free.push_back(page);
+}
+
+int64_t KVCache::fork_pages(int64_t parent) const {
+  const Sequence& s = seq(parent, "fork_sequence");
+  return s.length % config_.page_size != 0 ? 1 : 0;
+}
+
+int64_t KVCache::fork_sequence(int64_t parent) {
+  const Sequence& src = seq(parent, "fork_sequence");
+  const int64_t P = config_.page_size;
+  LLAMA4_CHECK_ARG(int64_t(src.pages[0].size()) == ceil_div(src.length, P), "KVCache.fork_sequence: sequence ",
+                   parent, " has reserved pages that are not committed; fork after commit");
+  const int64_t copies = fork_pages(parent);
+  for (int g = 0; g < 2; ++g)
+    if (pools_[g].active && int64_t(pools_[g].free.size()) < copies)
+      throw CacheFullError(detail::concat("KVCache.fork_sequence: the ", kGroupName[g],
+                                          " pool has no free page for the copy of sequence ", parent,
+                                          "'s last page; nothing was forked"));
+  Sequence child = src;
+  for (int g = 0; g < 2; ++g) {
+    Pool& pool = pools_[g];
+    for (size_t j = 0; j < child.pages[g].size(); ++j) {
+      int32_t& page = child.pages[g][j];
+      if (page < 0) continue;
+      const bool last_partial = copies && j + 1 == child.pages[g].size();
+      if (last_partial) {
+        const int32_t fresh = pool.take();
+        copy_page(g, page, fresh);
+        page = fresh;
+      } else {
+        ++pool.refs[size_t(page)];
+      }
+    }
+  }
+  const int64_t id = next_id_++;
+  seqs_.emplace(id, std::move(child));
+  return id;
+}
+
+void KVCache::copy_page(int group, int32_t from, int32_t to) {
+  for (int l = 0; l < config_.num_layers; ++l) {
+    if (group_of(l) != group) continue;
+    for (const Tensor* t : {&k_[size_t(l)], &v_[size_t(l)]})
+      ops::copy(t->view().slice0(to, to + 1), t->view().slice0(from, from + 1));
+  }
+}
+
+int64_t KVCache::pages_needed(int64_t id, int64_t n) const {
+  const Sequence& s = seq(id, "pages_needed");
+  LLAMA4_CHECK_ARG(n >= 0, "KVCache.pages_needed: n must be >= 0, got ", n);
+  return std::max<int64_t>(0, ceil_div(s.length + n, config_.page_size) - int64_t(s.pages[0].size()));
+}
+
+int64_t KVCache::pages_for_tokens(int group, int64_t tokens, int64_t max_step_tokens) const {
+  check_group("pages_for_tokens", group);
+  if (!pools_[group].active) return 0;
+  const int64_t all = ceil_div(tokens, config_.page_size);
+  if (group == 1 || config_.chunk_size == 0) return all;
+  const int64_t step = max_step_tokens > 0 ? std::min(max_step_tokens, config_.chunk_size) : config_.chunk_size;
+  return std::min(all, KVCacheConfig::chunked_pages_bound(config_.page_size, config_.chunk_size, step));
 }
 
 int64_t KVCache::length(int64_t id) const { return seq(id, "length").length; }
@@ -119,12 +191,7 @@ void KVCache::reserve(const std::vector<int64_t>& seqs, const std::vector<int64_
     for (int g = 0; g < 2; ++g) {
       Pool& pool = pools_[g];
       for (int64_t j = 0; j < grow[i]; ++j) {
-        int32_t page = -1;
-        if (pool.active) {
-          page = pool.free.back();
-          pool.free.pop_back();
-        }
-        s.pages[g].push_back(page);
+        s.pages[g].push_back(pool.active ? pool.take() : -1);
       }
     }
   }
@@ -148,7 +215,7 @@ void KVCache::commit(const std::vector<int64_t>& seqs, const std::vector<int64_t
     const int64_t dead = chunk_start / P;  // pages [0, dead) end at or before chunk_start
     for (; s.chunked_freed < dead; ++s.chunked_freed) {
       int32_t& page = s.pages[0][size_t(s.chunked_freed)];
-      if (page >= 0) pools_[0].free.push_back(page);
+      if (page >= 0) pools_[0].drop(page);
       page = -1;
     }
   }

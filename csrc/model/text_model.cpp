@@ -44,6 +44,40 @@ bool ends_with(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
+// The typed view of a validated WeightMap (every name is known to be present).
+TextWeights resolve_weights(const TextConfig& c, const WeightMap& w) {
+  TextWeights out;
+  out.embed_tokens = w.at("embed_tokens");
+  out.norm = w.at("norm");
+  out.lm_head = w.at("lm_head");
+  out.layers.resize(size_t(c.num_hidden_layers));
+  for (int i = 0; i < int(c.num_hidden_layers); ++i) {
+    LayerWeights& l = out.layers[size_t(i)];
+    auto get = [&](const char* what) -> const TensorView& { return w.at(layer_name(i, what)); };
+    l.input_layernorm = get("input_layernorm");
+    l.post_attention_layernorm = get("post_attention_layernorm");
+    l.qkv = get("attn.qkv");
+    l.o = get("attn.o");
+    l.is_moe = c.is_moe_layer(i);
+    if (l.is_moe) {
+      l.router = get("moe.router");
+      l.gate_up = get("moe.gate_up");
+      l.down = get("moe.down");
+      l.shared_gate_up = get("moe.shared_gate_up");
+      l.shared_down = get("moe.shared_down");
+      l.fp8 = l.gate_up.dtype == DType::F8E4M3;
+      if (l.fp8) {
+        l.gate_up_scale = get("moe.gate_up_scale");
+        l.down_scale = get("moe.down_scale");
+      }
+    } else {
+      l.mlp_gate_up = get("mlp.gate_up");
+      l.mlp_down = get("mlp.down");
+    }
+  }
+  return out;
+}
+
 // Columns [first, first + count) of a [T, N] tensor as a [T, count] view.
 TensorView column_view(const TensorView& t, int64_t first, int64_t count) {
   TensorView v = t;
@@ -85,11 +119,11 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
   for (const auto& [name, view] : weights_)
     LLAMA4_CHECK_ARG(known.count(name), "unexpected weight '", name, "' for this config");
 
+  w_ = resolve_weights(config_, weights_);
+
   const std::vector<float> f = rope_inv_freq(int(config_.head_dim), config_.rope_theta, config_.rope_scaling);
   inv_freq_ = ops::to_device(TensorView(const_cast<float*>(f.data()), DType::F32, {int64_t(f.size())}), device_);
 }
-
-const TensorView& TextModel::weight(const std::string& name) const { return weights_.at(name); }
 
 Tensor TextModel::forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
                           const std::vector<int32_t>& rows, const TensorView& image_features,
@@ -97,26 +131,28 @@ Tensor TextModel::forward(const TensorView& token_ids, KVCache& cache, const KVC
   const int64_t T = token_ids.size(0), D = config_.hidden_size;
   Tensor h = Tensor::empty({T, D}, dtype_, device_);
   const int64_t n_image = image_features.ndim > 0 ? image_features.size(0) : 0;
-  ops::embedding_fused(h, weight("embed_tokens"), token_ids, image_features, image_token_id, n_image);
+  ops::embedding_fused(h, w_.embed_tokens, token_ids, image_features, image_token_id, n_image);
   Tensor x = Tensor::empty({T, D}, dtype_, device_);
   for (int i = 0; i < int(config_.num_hidden_layers); ++i) {
-    ops::rms_norm(x, h, weight(layer_name(i, "input_layernorm")), config_.rms_norm_eps);
+    const LayerWeights& lw = w_.layers[size_t(i)];
+    ops::rms_norm(x, h, lw.input_layernorm, config_.rms_norm_eps);
     const Tensor attn = attention(i, x, cache, plan);
     ops::add(h, h, attn);
-    ops::rms_norm(x, h, weight(layer_name(i, "post_attention_layernorm")), config_.rms_norm_eps);
+    ops::rms_norm(x, h, lw.post_attention_layernorm, config_.rms_norm_eps);
     const Tensor ffn = feed_forward(i, x);
     ops::add(h, h, ffn);
   }
   // Only the requested rows go through the final norm and the vocabulary projection.
   const int64_t R = int64_t(rows.size());
+  if (R == 0) return Tensor::empty({0, config_.vocab_size}, DType::F32, device_);  // a prefill chunk
   Tensor row_ids = Tensor::empty({R}, DType::I32, Device::cpu());
   std::copy(rows.begin(), rows.end(), row_ids.ptr<int32_t>());
   Tensor picked = Tensor::empty({R, D}, dtype_, device_);
   ops::embedding(picked, h, ops::to_device(row_ids, device_));
   Tensor normed = Tensor::empty({R, D}, dtype_, device_);
-  ops::rms_norm(normed, picked, weight("norm"), config_.rms_norm_eps);
+  ops::rms_norm(normed, picked, w_.norm, config_.rms_norm_eps);
   Tensor logits = Tensor::empty({R, config_.vocab_size}, DType::F32, device_);
-  ops::linear(logits, normed, weight("lm_head"));
+  ops::linear(logits, normed, w_.lm_head);
   return logits;
 }
 
@@ -124,7 +160,8 @@ Tensor TextModel::attention(int i, const TensorView& x, KVCache& cache, const KV
   const TextConfig& c = config_;
   const int64_t T = x.size(0), H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
   Tensor qkv = Tensor::empty({T, (H + 2 * KV) * d}, dtype_, device_);
-  ops::linear(qkv, x, weight(layer_name(i, "attn.qkv")));
+  const LayerWeights& lw = w_.layers[size_t(i)];
+  ops::linear(qkv, x, lw.qkv);
   TensorView q = heads_view(qkv, 0, H, d), k = heads_view(qkv, H, KV, d), v = heads_view(qkv, H + KV, KV, d);
 
   const bool rope = c.uses_rope(i);
@@ -153,13 +190,14 @@ Tensor TextModel::attention(int i, const TensorView& x, KVCache& cache, const KV
   ops::paged_attention(out, q, cache.k(i), cache.v(i), plan.page_table[group], plan.query_seq,
                        plan.query_pos, params);
   Tensor o = Tensor::empty({T, c.hidden_size}, dtype_, device_);
-  ops::linear(o, out.view().reshape({T, H * d}), weight(layer_name(i, "attn.o")));
+  ops::linear(o, out.view().reshape({T, H * d}), lw.o);
   return o;
 }
 
 Tensor TextModel::feed_forward(int i, const TensorView& x) const {
-  if (config_.is_moe_layer(i)) return moe(i, x);
-  return mlp(x, weight(layer_name(i, "mlp.gate_up")), weight(layer_name(i, "mlp.down")));
+  const LayerWeights& lw = w_.layers[size_t(i)];
+  if (lw.is_moe) return moe(lw, x);
+  return mlp(x, lw.mlp_gate_up, lw.mlp_down);
 }
 
 // down(silu(x gate^T) * (x up^T)) with gate_up [2I, D] = [gate rows; up rows].
@@ -177,18 +215,17 @@ Tensor TextModel::mlp(const TensorView& x, const TensorView& gate_up, const Tens
 // Route -> permute by expert (inputs scaled by the router score) -> per-expert SwiGLU ->
 // un-permute, summed per token and added to the shared expert's output. FP8 experts run the same
 // steps in one op (ops::moe_fp8, llama4/moe_fp8.h).
-Tensor TextModel::moe(int i, const TensorView& x) const {
+Tensor TextModel::moe(const LayerWeights& w, const TensorView& x) const {
   const TextConfig& c = config_;
   const int64_t T = x.size(0), D = c.hidden_size, E = c.num_local_experts, k = c.num_experts_per_tok;
   // The router logits stay fp32 (transformers rounds them to the model dtype). In bf16 that rounding
   // makes near experts tie exactly, and torch.topk then picks one arbitrarily; routing on the
   // unrounded logits follows the fp32 model's choice instead. Identical in fp32.
   Tensor logits = Tensor::empty({T, E}, DType::F32, device_);
-  ops::linear(logits, x, weight(layer_name(i, "moe.router")));
-  if (weight(layer_name(i, "moe.gate_up")).dtype == DType::F8E4M3) {  // FP8 experts
-    Tensor out = mlp(x, weight(layer_name(i, "moe.shared_gate_up")), weight(layer_name(i, "moe.shared_down")));
-    const ops::MoeFp8Experts ex{weight(layer_name(i, "moe.gate_up")), weight(layer_name(i, "moe.gate_up_scale")),
-                                weight(layer_name(i, "moe.down")), weight(layer_name(i, "moe.down_scale"))};
+  ops::linear(logits, x, w.router);
+  if (w.fp8) {
+    Tensor out = mlp(x, w.shared_gate_up, w.shared_down);
+    const ops::MoeFp8Experts ex{w.gate_up, w.gate_up_scale, w.down, w.down_scale};
     ops::moe_fp8(out, x, logits, out, ex, k, c.moe_fp8_activation_scale_ub);
     return out;
   }
@@ -202,8 +239,8 @@ Tensor TextModel::moe(int i, const TensorView& x) const {
   Tensor offsets = Tensor::empty({E + 1}, DType::I32, device_);
   ops::moe_permute(x_perm, perm_token, perm_slot, offsets, x, ids, scores);
 
-  const TensorView& gate_up = weight(layer_name(i, "moe.gate_up"));
-  const TensorView& down = weight(layer_name(i, "moe.down"));
+  const TensorView& gate_up = w.gate_up;
+  const TensorView& down = w.down;
   Tensor y_perm = Tensor::empty({T * k, D}, dtype_, device_);
   const Tensor host_offsets = ops::to_device(offsets, Device::cpu());
   const int32_t* off = host_offsets.ptr<int32_t>();
@@ -212,7 +249,7 @@ Tensor TextModel::moe(int i, const TensorView& x) const {
     const Tensor y = mlp(x_perm.view().slice0(off[e], off[e + 1]), gate_up.select0(e), down.select0(e));
     ops::copy(y_perm.view().slice0(off[e], off[e + 1]), y);
   }
-  Tensor out = mlp(x, weight(layer_name(i, "moe.shared_gate_up")), weight(layer_name(i, "moe.shared_down")));
+  Tensor out = mlp(x, w.shared_gate_up, w.shared_down);
   ops::moe_unpermute(out, y_perm, perm_slot, out);
   return out;
 }

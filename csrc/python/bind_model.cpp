@@ -7,6 +7,7 @@
 #include "llama4/engine.h"
 #include "llama4/error.h"
 #include "python/bindings.h"
+#include "python/py_engine.h"
 #include "python/tensor_bridge.h"
 
 namespace llama4::python {
@@ -67,11 +68,6 @@ DType model_dtype(const std::string& s) {
   throw ValueError("dtype must be 'float32' or 'bfloat16', got '" + s + "'");
 }
 
-struct PyEngine {
-  py::dict weight_objects;  // keeps the weight memory alive
-  std::unique_ptr<Engine> engine;
-};
-
 std::unique_ptr<PyEngine> make_engine(const py::dict& config, const std::string& dtype,
                                       const py::dict& weights, const py::dict& options) {
   auto out = std::make_unique<PyEngine>();
@@ -105,7 +101,8 @@ py::object step(PyEngine& e, const py::list& requests) {
     const auto t = item.cast<py::sequence>();
     LLAMA4_CHECK_ARG(t.size() == 3 || t.size() == 4, "a step request is (seq, tokens, all_logits"
                      "[, image_features]), got ", t.size(), " items");
-    StepRequest r{t[0].cast<int64_t>(), t[1].cast<std::vector<int32_t>>(), t[2].cast<bool>()};
+    StepRequest r{t[0].cast<int64_t>(), t[1].cast<std::vector<int32_t>>(),
+                  t[2].cast<bool>() ? LogitRows::All : LogitRows::Last};
     if (t.size() == 4 && !t[3].is_none()) {
       features.push_back(as_view(t[3], "image_features"));
       r.image_features = features.back().view;

@@ -51,4 +51,5 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_moe(m);
   llama4::python::register_vision(m);
   llama4::python::register_sampling(m);
+  llama4::python::register_scheduler(m);
 }

@@ -68,16 +68,16 @@ int run_engine_demo() {
   const std::vector<int32_t> prompt_b = {3, 4, 5};
   // Alone: each sequence on its own.
   const int64_t a = engine.add_sequence();
-  const llama4::Tensor alone_a = engine.step({{a, prompt_a, false}});
+  const llama4::Tensor alone_a = engine.step({{a, prompt_a, llama4::LogitRows::Last}});
   engine.free_sequence(a);
   const int64_t b = engine.add_sequence();
-  engine.step({{b, {prompt_b[0], prompt_b[1]}, false}});
-  const llama4::Tensor alone_b = engine.step({{b, {prompt_b[2]}, false}});
+  engine.step({{b, {prompt_b[0], prompt_b[1]}, llama4::LogitRows::Last}});
+  const llama4::Tensor alone_b = engine.step({{b, {prompt_b[2]}, llama4::LogitRows::Last}});
   engine.free_sequence(b);
   // Together: a's prefill and b's decode in one step.
   const int64_t a2 = engine.add_sequence(), b2 = engine.add_sequence();
-  engine.step({{b2, {prompt_b[0], prompt_b[1]}, false}});
-  const llama4::Tensor both = engine.step({{a2, prompt_a, false}, {b2, {prompt_b[2]}, false}});
+  engine.step({{b2, {prompt_b[0], prompt_b[1]}, llama4::LogitRows::Last}});
+  const llama4::Tensor both = engine.step({{a2, prompt_a, llama4::LogitRows::Last}, {b2, {prompt_b[2]}, llama4::LogitRows::Last}});
 
   int failures = 0;
   const int64_t V = config.vocab_size;

@@ -18,10 +18,13 @@ struct EngineOptions {
   int64_t image_token_id = -1;        // <|patch|> (config image_token_index); -1: text only
 };
 
+// Which logits rows a step request wants back.
+enum class LogitRows : int8_t { Last = 0, All, None };
+
 struct StepRequest {
   int64_t seq = 0;
   std::vector<int32_t> tokens;  // tokens appended to the sequence in this step (at least one)
-  bool all_logits = false;      // logits for every new token, or only the last
+  LogitRows logits = LogitRows::Last;  // the last new token's row, every new token's, or none
   // Optional early fusion: [n, D] rows (model dtype and device), one per image_token_id token of
   // `tokens`, taken in order (across the passes a long prompt is split into). Without it, such
   // tokens are embedded as text (a decode step that sampled the placeholder id, say).
@@ -38,7 +41,7 @@ class Engine {
 
   // Runs the requests (each sequence at most once per step). Long prompts are split into passes of
   // at most max_step_tokens tokens inside this call. Returns float32 logits: for each request in
-  // order, one row per new token (all_logits) or one row for its last token.
+  // order, its rows (LogitRows: one per new token, one for its last token, or none).
   // Raises ValueError when a sequence would pass max_position_embeddings or when a request's
   // image_features rows disagree with its placeholder count, and CacheFullError
   // (leaving every sequence unchanged) when the KV cache cannot hold the step.
@@ -46,6 +49,8 @@ class Engine {
 
   const TextModel& model() const { return model_; }
   const KVCache& cache() const { return *cache_; }
+  KVCache& cache() { return *cache_; }
+  const EngineOptions& options() const { return options_; }  // max_step_tokens resolved
 
  private:
   void check_capacity(const std::vector<StepRequest>& requests) const;

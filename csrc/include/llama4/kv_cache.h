@@ -72,8 +72,23 @@ class KVCache {
 
   // Sequences: ids are never reused. Invalid ids -> ValueError naming the id.
   int64_t add_sequence();
-  void free_sequence(int64_t id);  // returns all its pages of both groups
+  void free_sequence(int64_t id);  // drops its references to the pages of both groups
   int64_t length(int64_t id) const;  // tokens committed
+
+  // A new sequence with the same committed tokens as `parent` (parallel samples of one prompt):
+  // its full pages are shared by reference count; the partly filled last page (the next token
+  // writes into it) is copied into a fresh page of each group, so neither sequence ever writes a
+  // shared page. Needs fork_pages(parent) free pages per active group, else CacheFullError with
+  // nothing changed. The parent must have no reserved-but-uncommitted pages.
+  int64_t fork_sequence(int64_t parent);
+  int64_t fork_pages(int64_t parent) const;  // 1 if the last page is partly filled, else 0
+
+  // Page accounting for schedulers: the new pages (per active group; both groups grow in
+  // lockstep) that appending n tokens to `seq` needs, and whether a batch would fit.
+  int64_t pages_needed(int64_t seq, int64_t n) const;
+  // Pages a fresh sequence of `tokens` positions holds at most at once in `group` (chunked
+  // pages out of the window are returned as it grows, `max_step_tokens` at a time).
+  int64_t pages_for_tokens(int group, int64_t tokens, int64_t max_step_tokens) const;
 
   // Atomically reserve page slots for n_new[i] tokens appended to seqs[i] (positions
   // length..length+n-1). If either pool cannot hold ALL of them: CacheFullError, nothing changed.
@@ -121,8 +136,11 @@ class KVCache {
   };
   struct Pool {
     std::vector<int32_t> free;  // stack of free physical page ids
+    std::vector<int32_t> refs;  // per physical page: sequences holding it (0 = free)
     int64_t total = 0;
     bool active = false;        // has layers; an inactive group allocates nothing (entries -1)
+    int32_t take();             // a free page, now held once
+    void drop(int32_t page);    // one holder fewer; back to the free stack at zero
   };
 
   const Sequence& seq(int64_t id, const char* op) const;
@@ -131,6 +149,7 @@ class KVCache {
                    const std::vector<int64_t>& n_new) const;
   void check_group(const char* op, int group) const;
   void check_layer(const char* op, int layer) const;
+  void copy_page(int group, int32_t from, int32_t to);  // K and V of every layer of the group
 
   KVCacheConfig config_;
   std::vector<Tensor> k_, v_;  // per layer

@@ -25,6 +25,24 @@ namespace llama4 {
 
 using WeightMap = std::unordered_map<std::string, TensorView>;
 
+// One decoder layer's weights, resolved once from the WeightMap at construction, so the forward
+// pass never looks a name up. Views into the WeightMap's tensors (shapes in the table above).
+struct LayerWeights {
+  TensorView input_layernorm, post_attention_layernorm;  // [D]
+  TensorView qkv, o;                                      // attn.qkv, attn.o
+  bool is_moe = false;
+  // MoE layers: the router, the routed experts (e4m3 + scales when fp8) and the shared expert.
+  bool fp8 = false;
+  TensorView router, gate_up, down, gate_up_scale, down_scale, shared_gate_up, shared_down;
+  // Dense layers: the SwiGLU MLP.
+  TensorView mlp_gate_up, mlp_down;
+};
+
+struct TextWeights {
+  TensorView embed_tokens, norm, lm_head;
+  std::vector<LayerWeights> layers;
+};
+
 class TextModel {
  public:
   // Checks that every weight the config needs is present with the right shape, dtype and device
@@ -43,19 +61,20 @@ class TextModel {
   Tensor forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
                  const std::vector<int32_t>& rows, const TensorView& image_features = TensorView(),
                  int64_t image_token_id = -1) const;
-  const TensorView& embed_tokens() const { return weights_.at("embed_tokens"); }  // [V, D]
+  const TensorView& embed_tokens() const { return w_.embed_tokens; }  // [V, D]
+  const TextWeights& weights() const { return w_; }
 
  private:
-  const TensorView& weight(const std::string& name) const;
   Tensor attention(int layer, const TensorView& x, KVCache& cache, const KVCache::StepPlan& plan) const;
   Tensor feed_forward(int layer, const TensorView& x) const;
-  Tensor moe(int layer, const TensorView& x) const;
+  Tensor moe(const LayerWeights& w, const TensorView& x) const;
   Tensor mlp(const TensorView& x, const TensorView& gate_up, const TensorView& down) const;
 
   TextConfig config_;
   DType dtype_;
   Device device_;
-  WeightMap weights_;
+  WeightMap weights_;  // what the caller gave (the views below point into it)
+  TextWeights w_;
   Tensor inv_freq_;  // [head_dim / 2] float32
 };
 

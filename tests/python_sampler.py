@@ -1,4 +1,5 @@
-"""Next-token selection from one row of logits: greedy, or temperature sampling filtered by
+"""The Python sampler generate() used before the C++ one (kept as a reference for the tests):
+next-token selection from one row of logits: greedy, or temperature sampling filtered by
 top-k, top-p (nucleus) and min-p, with an optional repetition penalty.
 
 Order (as in transformers' logits processors): repetition penalty -> temperature -> top-k ->
