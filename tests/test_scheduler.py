@@ -167,6 +167,15 @@ def test_per_prompt_sampling_params(scout):
         scout.generate(prompts, sampling=[l4.SamplingParams()])
 
 
+@pytest.mark.parametrize("T", [1e-38, 1e-45])
+def test_temperature_too_small_to_divide_by_is_greedy(scout, T):
+    """logits / T overflows float: generate() gives the greedy tokens (not the last vocabulary id)."""
+    prompt = _ids(21, 9)
+    greedy = scout.generate(input_ids=prompt, max_new_tokens=8, temperature=0.0, stop_token_ids=[])
+    tiny = scout.generate(input_ids=prompt, max_new_tokens=8, temperature=T, seed=3, stop_token_ids=[])
+    assert tiny.token_ids == greedy.token_ids
+
+
 @pytest.mark.parametrize("bad,name", [(dict(max_batch=0), "max_batch"), (dict(max_batch=-2), "max_batch"),
                                       (dict(n=0), "n"), (dict(stop_token_ids=["x"]), "stop_token_ids")])
 def test_bad_batch_arguments(scout, bad, name):
