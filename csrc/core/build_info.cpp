@@ -5,6 +5,7 @@
 
 #include "cuda/runtime.h"
 #include "llama4_build_config.h"
+#include "text/pretokenizer.h"
 
 namespace llama4 {
 
@@ -19,6 +20,8 @@ BuildInfo build_info() {
   info.cutlass_version = LLAMA4_CUTLASS_VERSION_STRING;
 #endif
   info.blas = LLAMA4_BLAS_STRING;
+  info.tokenizer = LLAMA4_WITH_TOKENIZER;
+  info.pcre2_version = text::pcre2_version_string();
   info.compiler = LLAMA4_CXX_COMPILER_STRING;
   info.cpu_threads = omp_get_max_threads();
   return info;

@@ -10,4 +10,5 @@ void register_moe(pybind11::module_& m);        // bind_moe.cpp (FP8 MoE ops)
 void register_vision(pybind11::module_& m);  // bind_vision.cpp (vision tower, its ops, early fusion)
 void register_sampling(pybind11::module_& m);  // bind_sampling.cpp (SamplingParams, sample, Philox)
 void register_scheduler(pybind11::module_& m);  // bind_scheduler.cpp (continuous batching, sampling)
+void register_text(pybind11::module_& m);    // bind_text.cpp (C++ tokenizer and chat format)
 }  // namespace llama4::python

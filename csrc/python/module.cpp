@@ -36,6 +36,8 @@ PYBIND11_MODULE(_C, m) {
     d["cuda_archs"] = b.cuda_archs;
     d["cutlass_version"] = b.cutlass_version;
     d["blas"] = b.blas;
+    d["tokenizer"] = b.tokenizer;
+    d["pcre2_version"] = b.pcre2_version;
     d["compiler"] = b.compiler;
     d["cpu_threads"] = b.cpu_threads;
     return d;
@@ -52,4 +54,5 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_vision(m);
   llama4::python::register_sampling(m);
   llama4::python::register_scheduler(m);
+  llama4::python::register_text(m);
 }

@@ -12,6 +12,8 @@ struct BuildInfo {
   std::string cuda_archs;             // e.g. "80;90a-real;90a-real"
   std::string cutlass_version;        // e.g. "4.2.0"
   std::string blas;                   // which BLAS the CPU matmuls use
+  bool tokenizer = false;             // llama4::Tokenizer can encode (built with PCRE2)
+  std::string pcre2_version;          // e.g. "PCRE2 10.42" (empty without the tokenizer)
   std::string compiler;
   int cpu_threads = 1;                // OpenMP threads the CPU kernels use
 };
