@@ -2,7 +2,8 @@
 
 `get_tokenizer()` builds it from the `tokenizer.model` that the `llama-models` wheel ships
 (`llama_models/llama4/tokenizer.model`; the file is read, no llama_models module is imported) and
-runs it with tiktoken exactly like Meta's reference `Tokenizer`. `Tokenizer.from_checkpoint(dir)`
+runs it with the C++ tokenizer (llama4/tokenizer.h), or with tiktoken in a build without PCRE2:
+either way the ids are those of Meta's reference `Tokenizer`. `Tokenizer.from_checkpoint(dir)`
 prefers the checkpoint's own files. See LLAMA4.md §4.1 (ids) and §6 (format).
 
 `encode` never adds a BOS (prepend `tok.bos_id` where a prompt needs one); `apply_chat_template`
@@ -26,7 +27,7 @@ from typing import Union
 
 from . import chat
 from . import special_tokens as st
-from .tokenizer_backends import HFBackend, TiktokenBackend
+from .tokenizer_backends import CppBackend, HFBackend, TiktokenBackend, tiktoken_model_backend
 
 AllowedSpecial = Union[str, AbstractSet[str]]  # "all" | "none" | a set of special-token names
 
@@ -57,13 +58,13 @@ def bundled_tokenizer_path() -> Path:
 def get_tokenizer() -> "Tokenizer":
     """The bundled Llama 4 tokenizer (built once, then shared: it holds no mutable state)."""
     path = bundled_tokenizer_path()
-    return Tokenizer(TiktokenBackend(path), source=str(path))
+    return Tokenizer(tiktoken_model_backend(path), source=str(path))
 
 
 class Tokenizer:
     """Llama 4 byte-level BPE with 2,048 special tokens; vocab 202,048 (more if a checkpoint adds some)."""
 
-    def __init__(self, backend: TiktokenBackend | HFBackend, source: str = ""):
+    def __init__(self, backend: CppBackend | TiktokenBackend | HFBackend, source: str = ""):
         self._backend = backend
         self.source = source  # the file it was built from, for messages and logs
         for name in _FUNCTIONAL_TOKENS:
@@ -86,7 +87,7 @@ class Tokenizer:
         if path.is_file():
             if path.suffix == ".json":
                 return cls(HFBackend(path), source=str(path))
-            return cls(TiktokenBackend(path), source=str(path))
+            return cls(tiktoken_model_backend(path), source=str(path))
         if not path.is_dir():
             raise FileNotFoundError(f"checkpoint path {path} does not exist")
         tok_json, tok_model = path / "tokenizer.json", path / "tokenizer.model"
@@ -97,7 +98,7 @@ class Tokenizer:
             warnings.warn(f"{tok_json} needs the `tokenizers` package, which is not installed; using {fallback}",
                           stacklevel=2)  # fmt: skip
         if tok_model.is_file():
-            return cls(TiktokenBackend(tok_model), source=str(tok_model))
+            return cls(tiktoken_model_backend(tok_model), source=str(tok_model))
         if not tok_json.is_file():
             warnings.warn(f"{path} has no tokenizer.json or tokenizer.model; using the bundled Llama 4 tokenizer",
                           stacklevel=2)  # fmt: skip
@@ -199,13 +200,24 @@ class Tokenizer:
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True,
                             tokenize: bool = True) -> list[int] | str:  # fmt: skip
-        """Render `messages` in the Llama 4 chat format (chat.py): ids from BOS on, or the string."""
-        if tokenize:
-            return chat.encode_chat(self, messages, add_generation_prompt)
-        return chat.render_chat(messages, add_generation_prompt)
+        """Render `messages` in the Llama 4 chat format (chat.py): ids from BOS on, or the string.
+
+        With the C++ tokenizer the ids come from the C++ chat format (llama4/chat.h, the same ids
+        as chat.encode_chat, tested against it); images stay `<|image|>` placeholders here.
+        """
+        if not tokenize:
+            return chat.render_chat(messages, add_generation_prompt)
+        if isinstance(self._backend, CppBackend):
+            return self._backend.cpp.chat(messages, add_generation_prompt, expand_images=False)
+        return chat.encode_chat(self, messages, add_generation_prompt)
+
+    @property
+    def backend(self) -> str:
+        """What encodes: "cpp" (the C++ tokenizer), "tiktoken" or "tokenizers" (a tokenizer.json)."""
+        return {CppBackend: "cpp", TiktokenBackend: "tiktoken", HFBackend: "tokenizers"}[type(self._backend)]
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.vocab_size}, source={self.source!r})"
+        return f"Tokenizer(vocab_size={self.vocab_size}, backend={self.backend!r}, source={self.source!r})"
 
 
 class IncrementalDecoder:

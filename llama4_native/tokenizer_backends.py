@@ -1,14 +1,19 @@
-"""The two ways to run the Llama 4 byte-level BPE: a tiktoken file or a Hugging Face tokenizer.json.
+"""The ways to run the Llama 4 byte-level BPE: a tiktoken file (in C++ or with tiktoken) or a Hugging
+Face tokenizer.json.
 
-Both backends offer the same four things, in token ids / raw bytes:
+Every backend offers the same things, in token ids / raw bytes:
   encode(text, allowed_special: frozenset[str]) -> list[int]   no BOS; only `allowed_special`
                                                                  names become special tokens
   token_bytes(id) -> bytes, special_tokens: {name: id}, vocab_size
 `Tokenizer` (tokenizer.py) builds the public API on top and never sees which one it runs.
 
+* `CppBackend` runs a `tokenizer.model` with the C++ tokenizer (llama4/tokenizer.h: PCRE2 for the
+  o200k pattern, tiktoken's merge loop, Meta's cutting); the ids are tiktoken's. It is the default
+  (`tiktoken_model_backend`) whenever the library was built with it (build_info()["tokenizer"]).
 * `TiktokenBackend` reads a `tokenizer.model` (200,000 lines `base64(bytes) rank`) and encodes exactly
   like Meta's `llama_models/llama4/tokenizer.py`: the o200k pattern, the 2,048 special tokens after
-  the ranks, and the same cutting of long inputs (tiktoken panics on some very long pieces).
+  the ranks, and the same cutting of long inputs (tiktoken panics on some very long pieces). It is
+  the fallback for builds without PCRE2 and the reference the C++ tokenizer is tested against.
 * `HFBackend` runs a checkpoint's own `tokenizer.json` through the `tokenizers` package.
 """
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Iterator
 
 import tiktoken
 
+from . import _C
 from .special_tokens import NUM_BASE_TOKENS, SPECIAL_TOKEN_NAMES
 
 # Meta `Tokenizer.O200K_PATTERN`, character for character.
@@ -106,6 +112,34 @@ class TiktokenBackend:
 
     def decode_bytes(self, ids: list[int]) -> bytes:
         return self._enc.decode_bytes(ids)
+
+
+class CppBackend:
+    """A Llama 4 `tokenizer.model` run by the C++ tokenizer (`_C.Tokenizer`): tiktoken's ids, faster."""
+
+    def __init__(self, model_path: Path):
+        self.cpp = _C.Tokenizer(str(model_path))  # ValueError naming the file (and line) if it is bad
+        self.special_tokens = {name: NUM_BASE_TOKENS + i for i, name in enumerate(_C.special_token_names())}
+        self.vocab_size = self.cpp.vocab_size
+
+    def encode(self, text: str, allowed_special: frozenset[str]) -> list[int]:
+        return self.cpp.encode(text, allowed_special if allowed_special else "none")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.cpp.token_bytes(token_id)
+
+    def decode_bytes(self, ids: list[int]) -> bytes:
+        return self.cpp.decode_bytes(ids)
+
+
+def cpp_tokenizer_built() -> bool:
+    """True when libllama4 was built with the C++ tokenizer (PCRE2 found; LLAMA4_TOKENIZER=AUTO/ON)."""
+    return bool(_C.build_info()["tokenizer"])
+
+
+def tiktoken_model_backend(model_path: Path) -> CppBackend | TiktokenBackend:
+    """The backend for a tiktoken `tokenizer.model`: the C++ one when built, else tiktoken."""
+    return CppBackend(model_path) if cpp_tokenizer_built() else TiktokenBackend(model_path)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
