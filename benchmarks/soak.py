@@ -60,8 +60,9 @@ def main() -> None:
         print(f"resident memory after warm-up {warm:.1f} MiB; per round: "
               + " ".join(f"{m:.1f}" for m in rss) + f"  (max growth {max(rss) / warm - 1:.2%}, target < 5%)")
         print(f"KV pages leaked per pool: {leaked}")
-        print(f"survivors {len(survivors)}, different from their run alone: {wrong}")
-        sys.exit(1 if wrong or any(leaked) or max(rss) / warm - 1 >= 0.05 else 0)
+        print(f"survivors {len(survivors)}, different from their run alone: {wrong}; "
+              f"neither finished nor cancelled: {soak.unfinished()}")
+        sys.exit(1 if wrong or soak.unfinished() or any(leaked) or max(rss) / warm - 1 >= 0.05 else 0)
 
 
 if __name__ == "__main__":

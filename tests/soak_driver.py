@@ -46,7 +46,8 @@ class SoakStats:
 class Soak:
     def __init__(self, model, seed: int, vocab: int, chunk: int):
         self.model, self.rng, self.vocab, self.chunk = model, random.Random(seed), vocab, chunk
-        self.requests: dict[int, Request] = {}
+        self.requests: dict[tuple[int, int], Request] = {}  # (phase, request id): ids restart per scheduler
+        self.phase_index = 0
         self.stats = SoakStats()
 
     def _new_request(self) -> Request:
@@ -69,12 +70,12 @@ class Soak:
         except (l4.CacheFullError, ValueError):
             self.stats.refused += 1
             return
-        self.requests[rid] = r
+        self.requests[(self.phase_index, rid)] = r
         self.stats.added += 1
 
     def _live(self) -> list[tuple[int, Request]]:
-        return [(rid, r) for rid, r in self.requests.items()
-                if -1 not in r.cancelled and len(r.finish) + len(r.cancelled) < r.n]
+        return [(rid, r) for (phase, rid), r in self.requests.items() if phase == self.phase_index
+                and -1 not in r.cancelled and len(r.finish) + len(r.cancelled) < r.n]
 
     def _cancel(self, sched) -> None:
         live = self._live()
@@ -93,7 +94,7 @@ class Soak:
 
     def _step(self, sched) -> None:
         for rid, k, tokens, _lp, _logits, finish, error in sched.step():
-            r = self.requests[rid]
+            r = self.requests[(self.phase_index, rid)]
             assert finish != "error", error
             assert k not in r.finish, f"request {rid} sample {k}: output after it finished"
             r.tokens.setdefault(k, []).extend(tokens)
@@ -105,6 +106,7 @@ class Soak:
 
     def phase(self, operations: int, max_batch: int) -> None:
         """`operations` random operations on a fresh scheduler, then drain it."""
+        self.phase_index += 1
         sched = _C.Scheduler(self.model._engine, max_batch=max_batch)
         for _ in range(operations):
             u = self.rng.random()
@@ -121,6 +123,11 @@ class Soak:
             guard += 1
             assert guard < 100_000, "the scheduler makes no progress"
         self.stats.preemptions += sched.stats()["preemptions"]
+
+    def unfinished(self) -> int:
+        """Samples neither cancelled nor finished (after a drain: must be none)."""
+        return sum(1 for r in self.requests.values() if -1 not in r.cancelled
+                   for k in range(r.n) if k not in r.finish and k not in r.cancelled)
 
     def survivors(self) -> list[tuple[Request, int]]:
         """(request, sample) pairs that ended by themselves ("stop" or "length")."""

@@ -44,6 +44,7 @@ def test_soak(tiny_checkpoint):
     grown = rss_bytes() / warm - 1
 
     s = soak.stats
+    assert soak.unfinished() == 0, "a request neither finished nor was cancelled"
     assert [model._engine.free_pages(g) for g in (0, 1)] == free, "KV pages leaked"
     assert grown < 0.05, f"resident memory grew {grown:.1%} after the warm-up"
     assert s.preemptions > 0 and s.refused > 0 and s.cancelled > 0 and s.abandoned > 0, s
