@@ -231,5 +231,15 @@ def sample(logits, params, *, seeds=None, sample_indices=None, token_indices=Non
     return tuple(_like(t, logits) for t in res)
 
 
+def sample_workspace_bytes(logits, params, *, prompt_tokens=None, output_tokens=None) -> int:
+    """Bytes of the `workspace` that sample() needs for this batch on logits' device (0 on CPU);
+    a CUDA workspace of that size keeps sample() free of allocations and host waits."""
+    B = int(logits.shape[0])
+    rows = list(params) if isinstance(params, (list, tuple)) else [params] * B
+    return int(_C.sample_workspace_bytes(logits, rows,
+                                         [[int(t) for t in p] for p in (prompt_tokens or [])],
+                                         [[int(t) for t in p] for p in (output_tokens or [])]))
+
+
 def sample_status_message(status: int) -> str:
     return _C.sample_status_message(int(status))

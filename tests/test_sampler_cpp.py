@@ -285,6 +285,7 @@ def test_bad_op_arguments():
         ops.sample(x, [P()] * 3)
     empty = ops.sample(torch.zeros(0, 10), [])
     assert empty[0].shape == (0,)
+    assert ops.sample_workspace_bytes(x, P(repetition_penalty=1.2), prompt_tokens=[[1], [2]]) == 0  # CPU
 
 
 # ---- the Llama 4 vocabulary ---------------------------------------------------------------------

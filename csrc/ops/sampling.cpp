@@ -5,6 +5,7 @@
 
 #include "core/sampling_fields.h"
 #include "cpu/sampling.h"
+#include "cuda/sampling.h"
 #include "llama4/sampling.h"
 #include "ops/checks.h"
 #include "ops/dispatch.h"
@@ -103,18 +104,35 @@ void sample(const TensorView& tokens, const TensorView& logprobs, const TensorVi
   }
   check_rows(batch, V);
   check_penalties(batch, V);
-  (void)workspace;
+  void* ws = nullptr;  // CUDA only; the CPU kernel keeps its scratch per thread
+  if (defined(workspace) && logits.device.type == DeviceType::CUDA) {
+    detail::check_same_device(kOp, "workspace", workspace, "logits", logits);
+    detail::check_contiguous_out(kOp, "workspace", workspace);
+    LLAMA4_CHECK_ARG(reinterpret_cast<uintptr_t>(workspace.data) % 256 == 0, kOp,
+                     ": 'workspace' must start at a 256-byte boundary (a fresh allocation does)");
+    const int64_t need = sample_workspace_bytes(logits.device, V, batch);
+    LLAMA4_CHECK_ARG(int64_t(workspace.nbytes()) >= need, kOp, ": 'workspace' has ", workspace.nbytes(),
+                     " bytes, this batch needs ", need, " (sample_workspace_bytes)");
+    ws = workspace.data;
+  }
   if (B == 0) return;
   const detail::LastDimContiguousInput lc(logits);
   switch (logits.device.type) {
     case DeviceType::CPU: cpu::sample(tokens, logprobs, top_ids, top_logprobs, status, lc, batch); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(kOp);
+    case DeviceType::CUDA:
+      LLAMA4_CUDA_CALL(cuda::sample(tokens, logprobs, top_ids, top_logprobs, status, lc, batch, ws));
+      break;
   }
 }
 
 int64_t sample_workspace_bytes(Device device, int64_t vocab, const SamplerBatch& batch) {
   LLAMA4_CHECK_ARG(vocab >= 1, "sample_workspace_bytes: vocab must be >= 1, got ", vocab);
-  return 0;
+  int64_t bytes = 0;
+  switch (device.type) {
+    case DeviceType::CPU: break;
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(bytes = int64_t(cuda::sample_workspace_bytes(vocab, batch))); break;
+  }
+  return bytes;
 }
 
 }  // namespace llama4::ops
