@@ -212,6 +212,7 @@ def sample(logits, params, *, seeds=None, sample_indices=None, token_indices=Non
     params.logprobs). status[r] != 0 marks a row whose logits were unusable (token -1; see
     sample_status_message)."""
     B = int(logits.shape[0]) if len(logits.shape) >= 1 else 0
+    V = int(logits.shape[-1]) if len(logits.shape) >= 1 else 0
     rows = list(params) if isinstance(params, (list, tuple)) else [params] * B
 
     def per_row(v, name):
@@ -222,11 +223,21 @@ def sample(logits, params, *, seeds=None, sample_indices=None, token_indices=Non
             raise ValueError(f"sample: '{name}' must have one entry per row ({B}), got {len(v)}")
         return v
 
-    res = _C.sample(logits, rows, [int(s) for s in per_row(seeds, "seeds")],
-                    [int(s) for s in per_row(sample_indices, "sample_indices")],
-                    [int(s) for s in per_row(token_indices, "token_indices")],
-                    [[int(t) for t in p] for p in per_row(prompt_tokens, "prompt_tokens")],
-                    [[int(t) for t in p] for p in per_row(output_tokens, "output_tokens")],
+    def ints(v, name, lo, hi, what="entries"):  # ValueError naming the argument, not a binding error
+        out = [int(t) for t in v]
+        for t in out:
+            if not lo <= t < hi:
+                raise ValueError(f"sample: '{name}' {what} must be in [{lo}, {hi}), got {t}")
+        return out
+
+    vocab = "token ids (the vocabulary)"
+    res = _C.sample(logits, rows, ints(per_row(seeds, "seeds"), "seeds", 0, 1 << 64),
+                    ints(per_row(sample_indices, "sample_indices"), "sample_indices", 0, 1 << 31),
+                    ints(per_row(token_indices, "token_indices"), "token_indices", 0, 1 << 63),
+                    [ints(p, "prompt_tokens", 0, V, vocab)
+                     for p in per_row(prompt_tokens, "prompt_tokens")],
+                    [ints(p, "output_tokens", 0, V, vocab)
+                     for p in per_row(output_tokens, "output_tokens")],
                     int(num_top), workspace)
     return tuple(_like(t, logits) for t in res)
 

@@ -275,12 +275,19 @@ def test_bad_parameters_raise_value_error_naming_them(kwargs, name):
 
 def test_bad_op_arguments():
     x = _logits(2, 10)
-    with pytest.raises(ValueError, match="outside the vocabulary"):
+    with pytest.raises(ValueError, match="prompt_tokens.*vocabulary"):
         ops.sample(x, P(repetition_penalty=1.2), prompt_tokens=[[3], [10]])
     with pytest.raises(TypeError, match="logits"):
         ops.sample(x.double(), P())
     with pytest.raises(ValueError, match="seeds"):
         ops.sample(x, P(), seeds=[1])
+    for kw, name in [(dict(seeds=[-1, 2]), "seeds"), (dict(seeds=[2**64, 0]), "seeds"),
+                     (dict(token_indices=[2**63, 0]), "token_indices"),
+                     (dict(sample_indices=[0, 2**31]), "sample_indices"),
+                     (dict(prompt_tokens=[[2**40], [1]]), "prompt_tokens"),
+                     (dict(output_tokens=[[1], [-5]]), "output_tokens")]:
+        with pytest.raises(ValueError, match=name):
+            ops.sample(x, P(repetition_penalty=1.2), **kw)
     with pytest.raises(ValueError, match="rows"):
         ops.sample(x, [P()] * 3)
     empty = ops.sample(torch.zeros(0, 10), [])

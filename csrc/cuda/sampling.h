@@ -1,7 +1,9 @@
 // CUDA sampler, the twin of cpu/sampling.h (contract: llama4/sampling.h; arguments validated by
 // ops/sampling.cpp; logits [B, V] f32 with a unit last-dim stride on one CUDA device). One block
 // per row on the legacy default stream; the batch's arrays are uploaded into `workspace` (at least
-// sample_workspace_bytes, or nullptr: allocated here, and freeing it synchronizes).
+// sample_workspace_bytes, 256-byte aligned, or nullptr: allocated here, and freeing it
+// synchronizes) by an asynchronous copy from one of 4 pinned staging buffers per device, each
+// reused only once its previous copy has finished (a wait only when the host runs 4 calls ahead).
 #pragma once
 #include <cstddef>
 #include <cstdint>
