@@ -264,3 +264,17 @@ def test_rejects_other_tokenizer_files(tmp_path):
     (tmp_path / "tokenizer.model").write_text("YQ== 0\nYg== 1\n")
     with pytest.raises(ValueError, match="expected 200000 dense BPE ranks"):
         Tokenizer.from_checkpoint(tmp_path)
+
+
+def test_tiktoken_fallback_without_cpp_tokenizer(monkeypatch, tok):
+    # A build without PCRE2 (LLAMA4_TOKENIZER=AUTO, no libpcre2-8) tokenizes with tiktoken, same ids.
+    from llama4_native import tokenizer_backends
+
+    monkeypatch.setattr(tokenizer_backends, "cpp_tokenizer_built", lambda: False)
+    path = bundled_tokenizer_path()
+    fallback = Tokenizer(tokenizer_backends.tiktoken_model_backend(path), source=str(path))
+    assert fallback.backend == "tiktoken"
+    for name in ("emoji", "code", "special_text"):
+        assert fallback.encode(CORPUS[name]) == tok.encode(CORPUS[name])
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi <|eot|>"}]}]
+    assert fallback.apply_chat_template(msgs) == tok.apply_chat_template(msgs)
