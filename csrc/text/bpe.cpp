@@ -5,7 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <queue>
+#include <functional>
 #include <sstream>
 #include <utility>
 
@@ -27,12 +27,9 @@ inline uint64_t hash_bytes(const char* p, size_t n) {
   }
   uint64_t w = 0;
   std::memcpy(&w, p, n);
-  // MurmurHash3's fmix64: every input bit reaches the low bits that pick the slot. (A bare
-  // multiply leaves them blind to the last bytes: CJK tokens sharing a prefix then collide.)
-  h ^= w;
-  h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull;
-  h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ull;
-  return h ^ (h >> 33);
+  // A full mix: a bare multiply would leave the slot bits blind to the last bytes, and CJK
+  // tokens sharing a prefix would collide.
+  return fmix64(h ^ w);
 }
 
 int base64_value(unsigned char c) {
@@ -137,6 +134,7 @@ RankTable RankTable::load_tiktoken(const std::string& path, int32_t expected_ran
     t.offsets_.push_back(uint32_t(t.arena_.size()));
   }
   t.build_index();
+  t.build_merges();
   for (int32_t r = 0; r < expected_ranks; ++r) {  // a byte string listed twice keeps one rank
     const int32_t first = t.find(t.bytes_of(r));
     LLAMA4_CHECK_ARG(first == r, path, ":", line_of[size_t(r)], ": the bytes of rank ", r,
@@ -173,6 +171,36 @@ void RankTable::build_index() {
   }
 }
 
+void RankTable::build_merges() {
+  // (a, b) -> rank for each cut of each token T into two tokens a = T[:k], b = T[k:]. In
+  // byte-sorted order the tokens that are prefixes of T are exactly the ones left on a stack
+  // after popping those that are not, so only the right halves need hash lookups.
+  std::vector<int32_t> sorted(static_cast<size_t>(size()));
+  for (int32_t r = 0; r < size(); ++r) sorted[size_t(r)] = r;
+  std::sort(sorted.begin(), sorted.end(), [&](int32_t x, int32_t y) { return bytes_of(x) < bytes_of(y); });
+  std::vector<Merge> found;
+  std::vector<int32_t> prefixes;  // tokens that are prefixes of the current one, shortest first
+  for (const int32_t r : sorted) {
+    const std::string_view b = bytes_of(r);
+    while (!prefixes.empty() && b.substr(0, bytes_of(prefixes.back()).size()) != bytes_of(prefixes.back()))
+      prefixes.pop_back();
+    for (const int32_t left : prefixes) {
+      const int32_t right = find(b.substr(bytes_of(left).size()));
+      if (right >= 0) found.push_back({uint64_t(uint32_t(left)) << 32 | uint32_t(right), r});
+    }
+    prefixes.push_back(r);
+  }
+  size_t cap = 1;
+  while (cap < found.size() * 2) cap <<= 1;  // load factor <= 1/2
+  merges_.assign(cap, Merge{});
+  merge_mask_ = cap - 1;
+  for (const Merge& m : found) {  // keys are distinct: a and b fix the bytes, so the token
+    uint64_t i = fmix64(m.key);
+    while (merges_[i & merge_mask_].key != kEmptyKey) ++i;
+    merges_[i & merge_mask_] = m;
+  }
+}
+
 int32_t RankTable::find(std::string_view bytes) const {
   const uint64_t h = hash_bytes(bytes.data(), bytes.size());
   const uint32_t tag = uint32_t(h >> 32);
@@ -190,33 +218,33 @@ namespace {
 
 // tiktoken's _byte_pair_merge, as written there: a list of parts with the rank of each part merged
 // with its right neighbour; each step scans for the lowest rank. O(n^2), fastest for short pieces.
+// Each part also keeps its own token (the rank that made it), so the result needs no lookups.
 void merge_scan(const RankTable& t, const unsigned char* p, size_t n, std::vector<int32_t>& out) {
   struct Part {
     uint32_t start;
-    int32_t rank;  // rank of [start, start of the part after next), or kNone
+    int32_t rank;   // rank of [start, start of the part after next), or kNone
+    int32_t token;  // rank of the part itself
   };
-  std::vector<Part> parts;
-  parts.reserve(n + 1);
-  for (size_t i = 0; i + 1 < n; ++i) parts.push_back({uint32_t(i), t.pair_rank(p[i], p[i + 1])});
-  parts.push_back({uint32_t(n - 1), RankTable::kNone});
-  parts.push_back({uint32_t(n), RankTable::kNone});
-  auto rank_at = [&](size_t i) {  // rank of parts i and i+1 merged, after part i+1 is removed
-    if (i + 3 >= parts.size()) return RankTable::kNone;
-    const int32_t r = t.find(p + parts[i].start, parts[i + 3].start - parts[i].start);
-    return r < 0 ? RankTable::kNone : r;
-  };
+  thread_local std::vector<Part> parts;  // reused: no allocation per piece
+  parts.clear();
+  for (size_t i = 0; i + 1 < n; ++i)
+    parts.push_back({uint32_t(i), t.pair_rank(p[i], p[i + 1]), t.byte_rank(p[i])});
+  parts.push_back({uint32_t(n - 1), RankTable::kNone, t.byte_rank(p[n - 1])});
+  parts.push_back({uint32_t(n), RankTable::kNone, -1});
   for (;;) {
     size_t best = 0;
     int32_t best_rank = RankTable::kNone;
     for (size_t i = 0; i + 1 < parts.size(); ++i)
       if (parts[i].rank < best_rank) best_rank = parts[i].rank, best = i;  // leftmost lowest
     if (best_rank == RankTable::kNone) break;
-    if (best > 0) parts[best - 1].rank = rank_at(best - 1);
-    parts[best].rank = rank_at(best);
     parts.erase(parts.begin() + std::ptrdiff_t(best) + 1);
+    parts[best].token = best_rank;
+    // The pairs either side of the new part (the last real part has only the end marker after it).
+    parts[best].rank = best + 2 < parts.size() ? t.merge_rank(best_rank, parts[best + 1].token)
+                                               : RankTable::kNone;
+    if (best > 0) parts[best - 1].rank = t.merge_rank(parts[best - 1].token, best_rank);
   }
-  for (size_t i = 0; i + 1 < parts.size(); ++i)
-    out.push_back(t.find(p + parts[i].start, parts[i + 1].start - parts[i].start));
+  for (size_t i = 0; i + 1 < parts.size(); ++i) out.push_back(parts[i].token);
 }
 
 // The same merges in O(n log n) for long pieces: parts as a linked list over byte offsets, and a
@@ -224,30 +252,37 @@ void merge_scan(const RankTable& t, const unsigned char* p, size_t n, std::vecto
 // made stale by a merge are recognised because a part's pair rank always changes when it merges
 // (the new pair is longer, so it is a different byte string).
 void merge_heap(const RankTable& t, const unsigned char* p, size_t n, std::vector<int32_t>& out) {
-  std::vector<uint32_t> next(n), prev(n);
-  std::vector<int32_t> rank(n, RankTable::kNone);  // rank of the part at s merged with its next
-  std::vector<uint64_t> heap;
-  heap.reserve(n);
+  thread_local std::vector<uint32_t> next, prev;
+  thread_local std::vector<int32_t> rank, token;
+  thread_local std::vector<uint64_t> heap;
+  next.resize(n);
+  prev.resize(n);
+  rank.assign(n, RankTable::kNone);  // rank of the part at s merged with its next part
+  token.resize(n);                    // rank of the part at s itself
+  heap.clear();
   auto key = [](int32_t r, uint32_t s) { return uint64_t(uint32_t(r)) << 32 | s; };
   for (size_t i = 0; i < n; ++i) {
     next[i] = uint32_t(i + 1);
     prev[i] = uint32_t(i == 0 ? n : i - 1);  // n: no previous part
+    token[i] = t.byte_rank(p[i]);
     if (i + 1 < n) {
       rank[i] = t.pair_rank(p[i], p[i + 1]);
       if (rank[i] != RankTable::kNone) heap.push_back(key(rank[i], uint32_t(i)));
     }
   }
-  std::priority_queue<uint64_t, std::vector<uint64_t>, std::greater<uint64_t>> queue(
-      std::greater<uint64_t>(), std::move(heap));
-  auto pair_rank = [&](uint32_t s) {  // rank of the part at s merged with its next part
-    const uint32_t a = next[s];
-    if (a >= n) return RankTable::kNone;
-    const int32_t r = t.find(p + s, next[a] - s);
-    return r < 0 ? RankTable::kNone : r;
+  const auto later = std::greater<uint64_t>();  // a min-heap
+  std::make_heap(heap.begin(), heap.end(), later);
+  auto push = [&](uint64_t k) {
+    heap.push_back(k);
+    std::push_heap(heap.begin(), heap.end(), later);
   };
-  while (!queue.empty()) {
-    const uint64_t top = queue.top();
-    queue.pop();
+  auto pair_rank = [&](uint32_t s) {  // rank of the part at s merged with its next part
+    return next[s] < n ? t.merge_rank(token[s], token[next[s]]) : RankTable::kNone;
+  };
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const uint64_t top = heap.back();
+    heap.pop_back();
     const int32_t r = int32_t(top >> 32);
     const uint32_t s = uint32_t(top & 0xFFFFFFFFu);
     if (rank[s] != r) continue;  // stale (merged away parts have rank kNone)
@@ -255,15 +290,16 @@ void merge_heap(const RankTable& t, const unsigned char* p, size_t n, std::vecto
     next[s] = next[gone];
     if (next[s] < n) prev[next[s]] = s;
     rank[gone] = RankTable::kNone;
+    token[s] = r;
     rank[s] = pair_rank(s);
-    if (rank[s] != RankTable::kNone) queue.push(key(rank[s], s));
+    if (rank[s] != RankTable::kNone) push(key(rank[s], s));
     if (prev[s] < n) {
       const uint32_t q = prev[s];
       rank[q] = pair_rank(q);
-      if (rank[q] != RankTable::kNone) queue.push(key(rank[q], q));
+      if (rank[q] != RankTable::kNone) push(key(rank[q], q));
     }
   }
-  for (uint32_t s = 0; s < n; s = next[s]) out.push_back(t.find(p + s, next[s] - s));
+  for (uint32_t s = 0; s < n; s = next[s]) out.push_back(token[s]);
 }
 
 }  // namespace

@@ -44,13 +44,7 @@ void Tokenizer::Impl::encode_ordinary(std::string_view text, std::vector<int32_t
   pieces.clear();
   splitter.split(text, pieces);
   for (const auto& [offset, length] : pieces) {
-    const std::string_view piece = text.substr(offset, length);
-    const int32_t rank = ranks.find(piece);
-    if (rank >= 0) {
-      out.push_back(rank);
-    } else {
-      text::bpe_encode(ranks, piece, out);
-    }
+    text::bpe_encode(ranks, text.substr(offset, length), out);  // a whole-token piece: one lookup
   }
 }
 
