@@ -23,7 +23,8 @@ Tensor logits_per_sample(const TensorView& logits, const std::vector<SampleRow>&
 
 }  // namespace
 
-std::vector<SampledToken> sample_rows(const TensorView& logits, const std::vector<SampleRow>& rows) {
+std::vector<SampledToken> sample_rows(const TensorView& logits, const std::vector<SampleRow>& rows,
+                                      Tensor& workspace) {
   std::vector<SampledToken> out(rows.size());
   if (rows.empty()) return out;
 
@@ -52,8 +53,12 @@ std::vector<SampledToken> sample_rows(const TensorView& logits, const std::vecto
   Tensor lp = any_logprobs ? Tensor::empty({B}, DType::F32, dev) : Tensor();
   Tensor top_ids = top_n > 0 ? Tensor::empty({B, top_n}, DType::I32, dev) : Tensor();
   Tensor top_lp = top_n > 0 ? Tensor::empty({B, top_n}, DType::F32, dev) : Tensor();
+  const int64_t scratch = ops::sample_workspace_bytes(dev, x.size(1), batch);
+  if (scratch > 0 && (!workspace.view().data || workspace.view().size(0) < scratch))
+    workspace = Tensor::empty({scratch * 2}, DType::U8, dev);  // headroom: batches vary step to step
   ops::sample(tokens, any_logprobs ? lp.view() : TensorView{}, top_n ? top_ids.view() : TensorView{},
-              top_n ? top_lp.view() : TensorView{}, status, x, batch);
+              top_n ? top_lp.view() : TensorView{}, status, x, batch,
+              scratch > 0 ? workspace.view() : TensorView{});
 
   // One copy back per output (a no-op on the CPU): the scheduler's bookkeeping is host-side.
   const Tensor h_tokens = ops::to_device(tokens, Device::cpu());

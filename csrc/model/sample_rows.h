@@ -27,6 +27,9 @@ struct SampledToken {
 };
 
 // logits: [R, V] float32 on the engine's device. One batched sampler call for all rows.
-std::vector<SampledToken> sample_rows(const TensorView& logits, const std::vector<SampleRow>& rows);
+// `workspace`: the sampler's scratch on that device, kept by the caller across steps and grown
+// here when a batch needs more (on CUDA a fresh one per call would synchronize when freed).
+std::vector<SampledToken> sample_rows(const TensorView& logits, const std::vector<SampleRow>& rows,
+                                      Tensor& workspace);
 
 }  // namespace llama4

@@ -129,6 +129,7 @@ class Scheduler {
   std::vector<Sequence*> running_;  // admission order: the back is the newest
   SchedulerStats stats_;           // the step thread's counters
   uint64_t default_seed_;           // for requests without a seed
+  Tensor sample_workspace_;         // the sampler's scratch on the engine's device, reused
 };
 
 }  // namespace llama4
