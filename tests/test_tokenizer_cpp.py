@@ -57,6 +57,8 @@ EXTRA = {
     "long_word": "supercalifragilistic" * 40,
     "long_digits": "9" * 1000,
     "many_symbols": "!@#$%^&*()_+-=[]{};':\",./<>?`~" * 20,
+    "nul_and_controls": "a\x00b\x00\x00 c\x00 x\x7f\x7f y \x00" * 3,
+    "noncharacters_and_tags": "\ufeff\ufffe\uffff \U0010ffff\U000e0001\U000e0041 end",
 }
 
 

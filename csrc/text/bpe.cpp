@@ -133,20 +133,18 @@ RankTable RankTable::load_tiktoken(const std::string& path, int32_t expected_ran
     t.arena_ += b;
     t.offsets_.push_back(uint32_t(t.arena_.size()));
   }
-  t.build_index();
-  t.build_merges();
-  for (int32_t r = 0; r < expected_ranks; ++r) {  // a byte string listed twice keeps one rank
-    const int32_t first = t.find(t.bytes_of(r));
-    LLAMA4_CHECK_ARG(first == r, path, ":", line_of[size_t(r)], ": the bytes of rank ", r,
-                     " repeat line ", line_of[size_t(first)]);
-  }
+  const auto [repeat, first] = t.build_index();
+  LLAMA4_CHECK_ARG(repeat < 0, path, ":", line_of[size_t(std::max(repeat, 0))], ": the bytes of rank ",
+                   repeat, " repeat line ", line_of[size_t(std::max(first, 0))]);
   for (int b = 0; b < 256; ++b)
     LLAMA4_CHECK_ARG(t.byte_rank_[b] >= 0, path, ": byte 0x", std::hex, b,
                      " is not a token (a byte-level BPE needs all 256 single bytes)");
+  t.build_merges();
   return t;
 }
 
-void RankTable::build_index() {
+std::pair<int32_t, int32_t> RankTable::build_index() {
+  std::pair<int32_t, int32_t> repeat = {-1, -1};
   size_t cap = 1;
   while (cap < offsets_.size() * 2) cap <<= 1;  // load factor <= 1/2
   slots_.assign(cap, Slot{});
@@ -162,33 +160,87 @@ void RankTable::build_index() {
         slot = Slot{r, uint32_t(h >> 32)};
         break;
       }
-      if (bytes_of(slot.rank) == b) break;  // a repeated byte string: the first rank stays
+      if (slot.tag == uint32_t(h >> 32) && bytes_of(slot.rank) == b) {  // repeated: the first stays
+        if (repeat.first < 0) repeat = {r, slot.rank};
+        break;
+      }
     }
     const auto* u = reinterpret_cast<const unsigned char*>(b.data());
     if (b.size() == 1 && byte_rank_[u[0]] < 0) byte_rank_[u[0]] = r;
     if (b.size() == 2 && pair_rank_[size_t(u[0]) << 8 | u[1]] == kNone)
       pair_rank_[size_t(u[0]) << 8 | u[1]] = r;
   }
+  return repeat;
 }
 
 void RankTable::build_merges() {
   // (a, b) -> rank for each cut of each token T into two tokens a = T[:k], b = T[k:]. In
   // byte-sorted order the tokens that are prefixes of T are exactly the ones left on a stack
   // after popping those that are not, so only the right halves need hash lookups.
-  std::vector<int32_t> sorted(static_cast<size_t>(size()));
-  for (int32_t r = 0; r < size(); ++r) sorted[size_t(r)] = r;
-  std::sort(sorted.begin(), sorted.end(), [&](int32_t x, int32_t y) { return bytes_of(x) < bytes_of(y); });
-  std::vector<Merge> found;
+  struct Entry {
+    uint64_t head;  // the first 8 bytes, big-endian, zero-padded: orders most pairs without reading
+    int32_t rank;   // the bytes (a shorter string sorts first among equal heads, as it should)
+  };
+  std::vector<Entry> sorted(static_cast<size_t>(size()));
+  for (int32_t r = 0; r < size(); ++r) {
+    const std::string_view b = bytes_of(r);
+    uint64_t head = 0;
+    for (size_t k = 0; k < 8; ++k) head = head << 8 | (k < b.size() ? uint8_t(b[k]) : 0u);
+    sorted[size_t(r)] = {head, r};
+  }
+  std::sort(sorted.begin(), sorted.end(), [&](const Entry& x, const Entry& y) {
+    return x.head != y.head ? x.head < y.head : bytes_of(x.rank) < bytes_of(y.rank);
+  });
+  struct Cut {
+    int32_t left, rank;    // T = bytes_of(rank) starts with the token `left`
+    uint32_t begin, size;  // the rest of T: arena_[begin, begin + size)
+  };
+  std::vector<Cut> cuts;
   std::vector<int32_t> prefixes;  // tokens that are prefixes of the current one, shortest first
-  for (const int32_t r : sorted) {
+  for (const auto& [head, r] : sorted) {
     const std::string_view b = bytes_of(r);
     while (!prefixes.empty() && b.substr(0, bytes_of(prefixes.back()).size()) != bytes_of(prefixes.back()))
       prefixes.pop_back();
     for (const int32_t left : prefixes) {
-      const int32_t right = find(b.substr(bytes_of(left).size()));
-      if (right >= 0) found.push_back({uint64_t(uint32_t(left)) << 32 | uint32_t(right), r});
+      const uint32_t k = uint32_t(bytes_of(left).size());
+      cuts.push_back({left, r, offsets_[size_t(r)] + k, uint32_t(b.size()) - k});
     }
     prefixes.push_back(r);
+  }
+  // Is the rest of each cut a token? ~800k lookups whose memory reads are cache misses: done in
+  // batches, each stage prefetching what the next one reads, so the misses overlap.
+  std::vector<Merge> found;
+  constexpr size_t kBatch = 64;
+  uint64_t hash[kBatch];
+  int32_t guess[kBatch];
+  for (size_t c0 = 0; c0 < cuts.size(); c0 += kBatch) {
+    const size_t n = std::min(kBatch, cuts.size() - c0);
+    const Cut* c = cuts.data() + c0;
+    for (size_t j = 0; j < n; ++j) {
+      hash[j] = hash_bytes(arena_.data() + c[j].begin, c[j].size);
+      __builtin_prefetch(&slots_[hash[j] & mask_]);
+    }
+    for (size_t j = 0; j < n; ++j) {  // the first slot with this tag, if any
+      guess[j] = -1;
+      for (uint64_t i = hash[j];; ++i) {
+        const Slot slot = slots_[i & mask_];
+        if (slot.rank < 0) break;
+        if (slot.tag == uint32_t(hash[j] >> 32)) {
+          guess[j] = slot.rank;
+          __builtin_prefetch(&offsets_[size_t(slot.rank)]);
+          break;
+        }
+      }
+    }
+    for (size_t j = 0; j < n; ++j)
+      if (guess[j] >= 0) __builtin_prefetch(arena_.data() + offsets_[size_t(guess[j])]);
+    for (size_t j = 0; j < n; ++j) {
+      if (guess[j] < 0) continue;  // no slot with this tag: not a token
+      const std::string_view rest(arena_.data() + c[j].begin, c[j].size);
+      // A tag shared by other bytes (rare): the plain lookup goes on probing.
+      const int32_t right = bytes_of(guess[j]) == rest ? guess[j] : find(rest);
+      if (right >= 0) found.push_back({uint64_t(uint32_t(c[j].left)) << 32 | uint32_t(right), c[j].rank});
+    }
   }
   size_t cap = 1;
   while (cap < found.size() * 2) cap <<= 1;  // load factor <= 1/2

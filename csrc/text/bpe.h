@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace llama4::text {
@@ -50,7 +51,9 @@ class RankTable {
   static constexpr int32_t kNone = INT32_MAX;  // "not a token" inside the merge loop
 
  private:
-  void build_index();
+  // The hash index and the byte tables; returns the first rank whose bytes repeat an earlier
+  // rank's, and that rank ({-1, -1} when all are distinct).
+  std::pair<int32_t, int32_t> build_index();
   void build_merges();
 
   std::string arena_;              // the token bytes, in rank order
