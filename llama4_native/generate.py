@@ -92,6 +92,19 @@ class _Sample:
                                 logprobs=list(self.logprobs) if want_logprobs else None)
 
 
+def advance(scheduler, rid: int, s: _Sample, tokens, logprobs, logits, finish: str) -> tuple[str, str]:
+    """One scheduler output for sample `s` (request `rid`) -> (new text, finish reason or "").
+    A stop string ends the sample here: the scheduler is told to stop it (pages freed)."""
+    piece, stopped = s.add(tokens, logprobs, logits, time.perf_counter())
+    if stopped and not finish:
+        scheduler.cancel(rid, s.k)
+        finish = "stop"
+    if finish:
+        s.finish, s.t_end = finish, time.perf_counter()
+        piece += s.text.flush()
+    return piece, finish
+
+
 def _fallback(model, kwargs: dict) -> SamplingParams:
     """generate()'s keyword arguments, then generation_config.json (sampling only when it says
     do_sample), then the checkpoint's stop ids."""
@@ -189,13 +202,7 @@ class _Run:
                     s = self.samples[(i, k)]
                     if finish == "error":
                         raise GenerationError(f"prompt {i}: {error}")
-                    piece, stopped = s.add(tokens, logprobs, logits, time.perf_counter())
-                    if stopped and not finish:
-                        self.scheduler.cancel(rid, k)
-                        finish = "stop"
-                    if finish:
-                        s.finish, s.t_end = finish, time.perf_counter()
-                        piece += s.text.flush()
+                    piece, finish = advance(self.scheduler, rid, s, tokens, logprobs, logits, finish)
                     yield StreamOutput(i, k, list(tokens), piece, s.logprobs[-len(tokens):] if logprobs else None,
                                        finish or None)
         finally:
