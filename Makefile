@@ -15,11 +15,15 @@ $(VPY):
 	$(PY) -m venv $(VENV)
 
 # Build requirements are installed first so the package builds without isolation (it finds the
-# CUTLASS headers and OpenBLAS in the venv); torch/transformers are the test references.
+# CUTLASS headers and OpenBLAS in the venv); torch/transformers are the test references. The server
+# (`serve`) needs fastapi, uvicorn, prometheus-client and httpx; its tests drive it with the official
+# openai client and the chat page with selenium (the browser itself: .ci/system-packages).
 setup: $(VPY)
 	$(VPY) -m pip install -q --upgrade "pip>=23"
 	$(VPY) -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" "scipy-openblas32>=0.3.27" \
 	    "numpy>=1.24" "safetensors>=0.4" tiktoken pillow "torch==2.13.0" "transformers==5.23.0" "pytest>=8"
+	$(VPY) -m pip install -q "fastapi==0.163.2" "uvicorn==0.54.0" "prometheus-client==0.26.0" "httpx==0.28.1" \
+	    "openai==3.51.0" "selenium==4.45.0"
 	$(VPY) -m pip install -q --no-deps nvidia-cutlass==4.2.0.0 llama-models==0.3.0
 	$(VPY) -m pip install -q --no-build-isolation --no-deps .
 

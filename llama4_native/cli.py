@@ -1,4 +1,4 @@
-"""The `llama4-native` command line: generate, chat, make-tiny, info, bench, demo."""
+"""The `llama4-native` command line: generate, chat, serve, make-tiny, info, bench, demo."""
 from __future__ import annotations
 
 import argparse
@@ -201,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt-tokens", type=int, default=128)
     p.add_argument("--new-tokens", type=int, default=32)
     p.set_defaults(fn=cmd_bench)
+
+    from .server.serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
 
     p = sub.add_parser("demo", help="generate with the built-in tiny random checkpoint")
     p.add_argument("--max-new-tokens", type=int, default=48)

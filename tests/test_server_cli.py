@@ -1,0 +1,66 @@
+"""`llama4-native serve` on the command line: arguments are checked before the model loads, and a
+real process serves on 127.0.0.1 (a free port) until it is terminated."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from llama4_native.cli import main
+from server_harness import free_port
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "70000"], "--port"),
+    (["--max-model-len", "0"], "--max-model-len"),
+    (["--max-num-seqs", "0"], "--max-num-seqs"),
+    (["--gpu-memory-utilization", "0.9"], "--gpu-memory-utilization applies to --device cuda"),
+    (["--device", "cuda", "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be"),
+    (["--allowed-local-media-path", "/nonexistent/folder"], "--allowed-local-media-path"),
+    (["--media-timeout", "0"], "--media-timeout"),
+])
+def test_bad_arguments_fail_before_loading(real_vocab_checkpoint, args, message, capsys, monkeypatch):
+    import llama4_native
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(llama4_native, "load", no_load)
+    assert main(["serve", "--model", str(real_vocab_checkpoint), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_model_folder(capsys):
+    assert main(["serve", "--model", "/nonexistent/checkpoint"]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_serve_process_answers_on_loopback(real_vocab_checkpoint, tmp_path):
+    port = free_port()
+    # cwd: a neutral folder, so that `-m` does not import the source tree's (unbuilt) package
+    proc = subprocess.Popen([sys.executable, "-m", "llama4_native.cli", "serve", "--model", str(real_vocab_checkpoint),
+                             "--port", str(port), "--served-model-name", "tiny", "--max-model-len", "256",
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the server did not start in 120 s"
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        models = httpx.get(url + "/v1/models").json()["data"]
+        assert models[0]["id"] == "tiny" and models[0]["max_model_len"] == 256
+        r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "Hi", "max_tokens": 3,
+                                                      "ignore_eos": True}, timeout=60)
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
