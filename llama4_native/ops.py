@@ -87,6 +87,17 @@ def linear(x, w, out_dtype: str | None = None):
     return _like(_C.linear(x, w, out_dtype or ""), x)
 
 
+def add(a, b):
+    """a + b elementwise (same shape and dtype), one rounding: the residual add."""
+    return _like(_C.add(a, b), a)
+
+
+def grouped_linear(x, w, offsets):
+    """Rows [offsets[e], offsets[e + 1]) of x times w[e]^T (w: [E, N, K]), for every group e: the
+    experts of a MoE layer in one call. offsets: [E + 1] int32."""
+    return _like(_C.grouped_linear(x, w, offsets), x)
+
+
 def embedding(table, ids):
     """table[ids] -> [T, D]; an id outside the table raises ValueError."""
     return _like(_C.embedding(table, ids), table)

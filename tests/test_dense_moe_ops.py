@@ -138,3 +138,44 @@ def test_linear_portable_path_without_avx512_bf16():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
                        cwd=tempfile.gettempdir())
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_grouped_linear_is_linear_per_group(dtype):
+    """Each group's rows equal ops.linear of those rows with that group's weights (bit for bit),
+    and the fp32 result is within the accumulation bound of a float64 product; empty groups and
+    groups of one row included."""
+    g = torch.Generator().manual_seed(7)
+    E, N, K = 5, 24, 40
+    sizes = [3, 0, 1, 9, 0]
+    offsets = torch.tensor([0] + torch.tensor(sizes).cumsum(0).tolist(), dtype=torch.int32)
+    x = torch.randn(sum(sizes), K, generator=g).to(dtype)
+    w = torch.randn(E, N, K, generator=g).to(dtype)
+    out = ops.grouped_linear(x, w, offsets)
+    assert out.shape == (sum(sizes), N) and out.dtype == dtype
+    for e in range(E):
+        a, b = int(offsets[e]), int(offsets[e + 1])
+        if a == b:
+            continue
+        torch.testing.assert_close(out[a:b], ops.linear(x[a:b], w[e]), rtol=0, atol=0)
+        ref = _ref_linear(x[a:b], w[e])
+        bound = 8e-6 * (x[a:b].double().abs() @ w[e].double().abs().T) + 1e-12
+        slack = 0 if dtype == torch.float32 else ref.abs() * 2.0 ** -8  # one bf16 rounding
+        assert ((out[a:b].double() - ref).abs() <= bound + slack).all()
+
+
+def test_grouped_linear_rejects_bad_offsets():
+    x, w = torch.randn(4, 8), torch.randn(2, 3, 8)
+    with pytest.raises(ValueError, match="'offsets' must run from 0 to 4"):
+        ops.grouped_linear(x, w, torch.tensor([0, 2, 3], dtype=torch.int32))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        ops.grouped_linear(x, w, torch.tensor([0, 5, 4], dtype=torch.int32))
+    with pytest.raises(ValueError, match="'w' must have shape \\[E, N, 8\\]"):
+        ops.grouped_linear(x, torch.randn(2, 3, 7), torch.tensor([0, 2, 4], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_add_is_one_rounding_of_the_fp32_sum(dtype):
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(3, 1000, generator=g).to(dtype), torch.randn(3, 1000, generator=g).to(dtype)
+    assert torch.equal(ops.add(a, b), (a.float() + b.float()).to(dtype))

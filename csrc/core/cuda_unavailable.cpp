@@ -11,8 +11,13 @@ namespace llama4::cuda {
                             "(rebuild with nvcc on PATH or LLAMA4_CUDA=ON)");
 }
 std::shared_ptr<void> allocate(size_t, int) { no_cuda("allocating CUDA memory"); }
-void memset_zero(void*, size_t, int) { no_cuda("memset on a CUDA tensor"); }
-void memcpy(void*, const void*, size_t, int, int) { no_cuda("copying a CUDA tensor"); }
+std::shared_ptr<void> allocate_async(size_t, int, void*) { no_cuda("allocating CUDA memory"); }
+void record_stream_use(const std::shared_ptr<void>&, void*) {}
+PoolStats pool_stats(int) { no_cuda("CUDA memory statistics"); }
+void memset_zero(void*, size_t, int, void*) { no_cuda("memset on a CUDA tensor"); }
+void memcpy(void*, const void*, size_t, int, int, void*) { no_cuda("copying a CUDA tensor"); }
+void stream_wait(int, void*, void*) { no_cuda("ordering CUDA streams"); }
+void synchronize_stream(int, void*) {}
 int device_count() { return 0; }
 std::string runtime_version() { return ""; }
 void synchronize(int) {}

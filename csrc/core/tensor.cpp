@@ -116,6 +116,14 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
+Tensor Tensor::adopt(std::shared_ptr<void> storage, const TensorView& layout) {
+  Tensor t;
+  t.view_ = layout;
+  t.storage_ = std::move(storage);
+  t.view_.data = t.storage_.get();
+  return t;
+}
+
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
   memset_zero(t.view());
@@ -126,7 +134,11 @@ void memset_zero(const TensorView& t) {
   LLAMA4_CHECK_ARG(t.is_contiguous(), "memset_zero needs a contiguous tensor");
   if (t.nbytes() == 0) return;
   if (t.device.is_cuda()) {
-    cuda::memset_zero(t.data, t.nbytes(), t.device.index);
+    // On the per-thread default stream, then waited for: the tensor is zero when this returns,
+    // whichever stream uses it next.
+    void* stream = reinterpret_cast<void*>(uintptr_t(2));  // cudaStreamPerThread
+    cuda::memset_zero(t.data, t.nbytes(), t.device.index, stream);
+    cuda::synchronize_stream(t.device.index, stream);
   } else {
     std::memset(t.data, 0, t.nbytes());
   }

@@ -33,6 +33,7 @@
 #include "cpu/attention_micro.h"
 #include "cpu/elem.h"
 #include "llama4/error.h"
+#include "llama4/mathfn.h"
 
 namespace llama4::cpu {
 
@@ -73,9 +74,10 @@ inline void prefetch_rows(const T* kc, const T* vc, int64_t off, int64_t n, int6
     }
 }
 
-// Llama 4 temperature tuning, in fp32 in transformers' order of operations.
+// Llama 4 temperature tuning, in fp32 in transformers' order of operations (llama4/mathfn.h, the
+// same bits as the CUDA kernels).
 inline float temperature(int64_t pos, const AttentionParams& prm) {
-  return std::log1p(std::floor((float(pos) + 1.0f) / prm.floor_scale)) * prm.attn_scale + 1.0f;
+  return attention_temperature(pos, prm.attn_scale, prm.floor_scale);
 }
 
 inline int64_t window_start(int64_t pos, int64_t chunk) { return chunk > 0 ? pos / chunk * chunk : 0; }

@@ -1,12 +1,13 @@
 // Host-side helpers shared by the CUDA launchers: the error-check macro (CUDA errors become
 // llama4::Error with the call, file and line), a guard that makes a tensor's device current for
-// the duration of a launch, and launch-configuration arithmetic. No kernels here.
+// the duration of a launch, the context's stream, and launch-configuration arithmetic. No kernels.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 
+#include "llama4/context.h"
 #include "llama4/error.h"
 
 // Throws llama4::Error (RuntimeError in Python) naming the failed call. cudaGetLastError clears
@@ -46,6 +47,16 @@ class DeviceGuard {
 
  private:
   int previous_ = -1;
+};
+
+// The stream an op of ctx queues its work on.
+inline cudaStream_t stream_of(const Context& ctx) { return static_cast<cudaStream_t>(ctx.stream()); }
+
+// Makes ctx's device current for an op's launches (DeviceGuard) and names its stream.
+struct OpScope {
+  explicit OpScope(const Context& ctx) : guard(ctx.device().index), stream(stream_of(ctx)) {}
+  DeviceGuard guard;
+  cudaStream_t stream;
 };
 
 // Threads per block of the elementwise and row kernels.

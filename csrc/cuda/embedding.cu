@@ -2,8 +2,8 @@
 // ids[t] == image_token_id (rows consumed in token order). out/table/features: [*, D] rows of one
 // activation dtype; ids: [T] int32/int64.
 //
-// One kernel, no scratch memory, no host synchronisation. Block g owns the token range
-// [t0, t1) and finds each placeholder's feature row itself:
+// One kernel on the context's stream, no scratch memory, no host synchronisation. Block g owns
+// the token range [t0, t1) and finds each placeholder's feature row itself:
 //   1. base = number of placeholders in ids[0, t0): the block counts them cooperatively (ids are
 //      4-8 bytes per token and stay in L2, so with at most kMaxBlocks blocks this costs
 //      kMaxBlocks * T / 2 cached reads, a few microseconds even for 64k-token passes);
@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "cuda/common.cuh"
 #include "cuda/embedding.h"
 #include "llama4/error.h"
 
@@ -30,31 +31,6 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int64_t kTokensPerBlock = 16;  // target; the grid is capped at kMaxBlocks
 constexpr int64_t kMaxBlocks = 1024;
-
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  (void)cudaGetLastError();  // clear the non-sticky error so later checks do not repeat it
-  throw Error(detail::concat("CUDA error ", cudaGetErrorName(err), ": ", cudaGetErrorString(err),
-                             " in ", what, " (", __FILE__, ")"));
-}
-
-// Makes the tensors' device current for the launch and restores the caller's afterwards.
-class DeviceScope {
- public:
-  explicit DeviceScope(int device) {
-    check(cudaGetDevice(&previous_), "cudaGetDevice");
-    if (previous_ == device) previous_ = -1;
-    else check(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceScope() {
-    if (previous_ >= 0) (void)cudaSetDevice(previous_);
-  }
-  DeviceScope(const DeviceScope&) = delete;
-  DeviceScope& operator=(const DeviceScope&) = delete;
-
- private:
-  int previous_ = -1;
-};
 
 // Block-wide exclusive prefix count of `flag` and the block total. Every thread must call it.
 __device__ __forceinline__ int block_exclusive_count(bool flag, int* total, int* warp_sums) {
@@ -144,21 +120,21 @@ struct alignas(2) V2 { uint16_t v; };
 bool aligned(const void* p, size_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; }
 
 template <typename Id, typename Vec>
-void launch(const TensorView& out, const TensorView& table, const TensorView& ids,
+void launch(cudaStream_t s, const TensorView& out, const TensorView& table, const TensorView& ids,
             const TensorView& features, int64_t image_token_id, int64_t row_bytes) {
   const int64_t T = ids.size(0);
   const int64_t blocks = std::min<int64_t>(kMaxBlocks, (T + kTokensPerBlock - 1) / kTokensPerBlock);
   const int64_t per_block = (T + blocks - 1) / blocks;
   const int64_t R = features.data ? features.size(0) : 0;
-  embedding_fused_kernel<Id, Vec><<<unsigned(blocks), kThreads>>>(
+  embedding_fused_kernel<Id, Vec><<<unsigned(blocks), kThreads, 0, s>>>(
       static_cast<char*>(out.data), static_cast<const char*>(table.data),
       static_cast<const char*>(features.data), ids.ptr<Id>(), T, table.size(0), R,
       row_bytes / int64_t(sizeof(Vec)), image_token_id, per_block);
-  check(cudaGetLastError(), "embedding_fused_kernel launch");
+  LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 template <typename Id>
-void launch_vec(const TensorView& out, const TensorView& table, const TensorView& ids,
+void launch_vec(cudaStream_t s, const TensorView& out, const TensorView& table, const TensorView& ids,
                 const TensorView& features, int64_t image_token_id) {
   const int64_t row_bytes = table.size(1) * int64_t(element_size(table.dtype));
   // The widest access that divides the row and every base pointer.
@@ -166,22 +142,22 @@ void launch_vec(const TensorView& out, const TensorView& table, const TensorView
     return row_bytes % int64_t(n) == 0 && aligned(out.data, n) && aligned(table.data, n) &&
            (!features.data || aligned(features.data, n));
   };
-  if (fits(16)) launch<Id, V16>(out, table, ids, features, image_token_id, row_bytes);
-  else if (fits(8)) launch<Id, V8>(out, table, ids, features, image_token_id, row_bytes);
-  else if (fits(4)) launch<Id, V4>(out, table, ids, features, image_token_id, row_bytes);
-  else launch<Id, V2>(out, table, ids, features, image_token_id, row_bytes);
+  if (fits(16)) launch<Id, V16>(s, out, table, ids, features, image_token_id, row_bytes);
+  else if (fits(8)) launch<Id, V8>(s, out, table, ids, features, image_token_id, row_bytes);
+  else if (fits(4)) launch<Id, V4>(s, out, table, ids, features, image_token_id, row_bytes);
+  else launch<Id, V2>(s, out, table, ids, features, image_token_id, row_bytes);
 }
 
 }  // namespace
 
-void embedding_fused(const TensorView& out, const TensorView& table, const TensorView& ids,
-                     const TensorView& image_features, int64_t image_token_id) {
+void embedding_fused(const Context& ctx, const TensorView& out, const TensorView& table,
+                     const TensorView& ids, const TensorView& image_features, int64_t image_token_id) {
   if (ids.size(0) == 0) return;
-  DeviceScope scope(table.device.index);
+  const OpScope scope(ctx);
   if (ids.dtype == DType::I64)
-    launch_vec<int64_t>(out, table, ids, image_features, image_token_id);
+    launch_vec<int64_t>(scope.stream, out, table, ids, image_features, image_token_id);
   else
-    launch_vec<int32_t>(out, table, ids, image_features, image_token_id);
+    launch_vec<int32_t>(scope.stream, out, table, ids, image_features, image_token_id);
 }
 
 }  // namespace llama4::cuda

@@ -33,14 +33,14 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename W>
-void launch(void* dst, const void* src, const Layout& L, int64_t n) {
+void launch(cudaStream_t s, void* dst, const void* src, const Layout& L, int64_t n) {
   const unsigned blocks = grid_blocks(n, kBlockThreads);
   // With n <= 2^31, i + stride stays below 2^32, so the 32-bit loop cannot wrap.
   if (n <= (int64_t(1) << 31)) {
-    copy_strided_kernel<W, uint32_t><<<blocks, kBlockThreads>>>(
+    copy_strided_kernel<W, uint32_t><<<blocks, kBlockThreads, 0, s>>>(
         static_cast<W*>(dst), static_cast<const W*>(src), L, uint32_t(n));
   } else {
-    copy_strided_kernel<W, int64_t><<<blocks, kBlockThreads>>>(
+    copy_strided_kernel<W, int64_t><<<blocks, kBlockThreads, 0, s>>>(
         static_cast<W*>(dst), static_cast<const W*>(src), L, n);
   }
   LLAMA4_CUDA_CHECK_LAUNCH();
@@ -48,24 +48,25 @@ void launch(void* dst, const void* src, const Layout& L, int64_t n) {
 
 }  // namespace
 
-void copy_strided(const TensorView& dst, const TensorView& src) {
+void copy_strided(const Context& ctx, const TensorView& dst, const TensorView& src) {
   const int64_t numel = src.numel();
   if (numel == 0) return;
-  DeviceGuard guard(src.device.index);
+  const OpScope scope(ctx);
+  const cudaStream_t s = scope.stream;
   if (dst.is_contiguous() && src.is_contiguous()) {
     LLAMA4_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, size_t(numel) * element_size(src.dtype),
-                                      cudaMemcpyDeviceToDevice, 0));
+                                      cudaMemcpyDeviceToDevice, s));
     return;
   }
   const Layout L = plan_strided_copy(dst, src);
   int64_t n = 1;
   for (int d = 0; d < L.nd; ++d) n *= L.shape[d];
   switch (L.word) {
-    case 1: launch<uint8_t>(dst.data, src.data, L, n); break;
-    case 2: launch<uint16_t>(dst.data, src.data, L, n); break;
-    case 4: launch<uint32_t>(dst.data, src.data, L, n); break;
-    case 8: launch<uint2>(dst.data, src.data, L, n); break;
-    case 16: launch<uint4>(dst.data, src.data, L, n); break;
+    case 1: launch<uint8_t>(s, dst.data, src.data, L, n); break;
+    case 2: launch<uint16_t>(s, dst.data, src.data, L, n); break;
+    case 4: launch<uint32_t>(s, dst.data, src.data, L, n); break;
+    case 8: launch<uint2>(s, dst.data, src.data, L, n); break;
+    case 16: launch<uint4>(s, dst.data, src.data, L, n); break;
     default:
       throw Error(detail::concat("copy: unsupported element size ", L.word, " bytes (", __FILE__,
                                  ":", __LINE__, ")"));

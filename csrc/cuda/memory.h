@@ -1,7 +1,7 @@
 // CUDA strided copy on one device; same contract as cpu/memory.h.
 #pragma once
-#include "llama4/tensor.h"
+#include "llama4/context.h"
 
 namespace llama4::cuda {
-void copy_strided(const TensorView& dst, const TensorView& src);
+void copy_strided(const Context& ctx, const TensorView& dst, const TensorView& src);
 }

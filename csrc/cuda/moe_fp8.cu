@@ -3,10 +3,10 @@
 //   -> gather rows by expert, scale by the router score, quantize (one kernel)
 //   -> grouped GEMM gate_up (CUTLASS, sm_90a) -> SiLU-gate + re-quantize (one kernel)
 //   -> grouped GEMM down -> inverse permutation summed per token + shared expert (one kernel).
-// Eight launches on the legacy default stream and no host synchronization: the expert offsets
-// never leave the device (the GEMM's per-group sizes are built from them on the device), so a
-// step can later be captured in a CUDA graph. Scratch memory is one caller-provided workspace,
-// carved here; without one, the call allocates (and its free synchronizes).
+// Eight launches on the context's stream and no host synchronization: the expert offsets never
+// leave the device (the GEMM's per-group sizes are built from them on the device), so a step can
+// be captured in a CUDA graph. Scratch memory is one caller-provided workspace, carved here;
+// without one, a stream-ordered temporary of the context (no allocation call, no synchronisation).
 #include <cuda_runtime.h>
 
 #include <memory>
@@ -62,13 +62,13 @@ Scratch carve(char* base, int64_t T, int64_t D, int64_t I, int64_t E, int64_t k,
   return s;
 }
 
-// The scratch of a call: the caller's workspace, or one allocated here for this call.
+// The scratch of a call: the caller's workspace, or a stream-ordered temporary of ctx.
 struct Workspace {
-  std::shared_ptr<void> owned;
+  Tensor owned;
   char* base;
-  Workspace(void* given, size_t bytes, int device)
-      : owned(given ? nullptr : allocate(bytes, device)),
-        base(static_cast<char*>(given ? given : owned.get())) {}
+  Workspace(const Context& ctx, void* given, size_t bytes)
+      : owned(given ? Tensor() : ctx.empty({int64_t(bytes)}, DType::U8)),
+        base(static_cast<char*>(given ? given : owned.data())) {}
 };
 
 sm90a::GroupedGemmFp8 gemm_args(const void* a, const float* a_scale, const TensorView& w,
@@ -94,17 +94,17 @@ size_t moe_grouped_gemm_fp8_workspace_bytes(int device, int64_t experts) {
   return sm90a::grouped_gemm_fp8_workspace_bytes(device, int(experts));
 }
 
-void moe_grouped_gemm_fp8(const TensorView& out, const TensorView& a, const TensorView& a_scale,
-                          const TensorView& w, const TensorView& w_scale,
+void moe_grouped_gemm_fp8(const Context& ctx, const TensorView& out, const TensorView& a,
+                          const TensorView& a_scale, const TensorView& w, const TensorView& w_scale,
                           const TensorView& expert_offsets, void* workspace) {
   const int device = a.device.index;
-  DeviceGuard guard(device);
+  const OpScope scope(ctx);
   const int64_t E = w.size(0), R = a.size(0);
   const size_t bytes = moe_grouped_gemm_fp8_workspace_bytes(device, E);
-  Workspace ws(workspace, bytes, device);
+  Workspace ws(ctx, workspace, bytes);
   const auto p = gemm_args(a.data, a_scale.ptr<float>(), w, w_scale, out.data,
                            expert_offsets.ptr<int32_t>(), R);
-  sm90a::grouped_gemm_fp8(p, moe_gemm_config(R, E), ws.base, bytes, device);
+  sm90a::grouped_gemm_fp8(p, moe_gemm_config(R, E), ws.base, bytes, device, scope.stream);
 }
 
 size_t moe_fp8_workspace_bytes(int device, int64_t tokens, int64_t hidden, int64_t intermediate,
@@ -113,30 +113,31 @@ size_t moe_fp8_workspace_bytes(int device, int64_t tokens, int64_t hidden, int64
   return carve(nullptr, tokens, hidden, intermediate, experts, top_k, gemm).total;
 }
 
-void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& router_logits,
-             const TensorView& shared, const ops::MoeFp8Experts& ex, int64_t top_k, float scale_ub,
-             void* workspace) {
+void moe_fp8(const Context& ctx, const TensorView& out, const TensorView& x,
+             const TensorView& router_logits, const TensorView& shared, const ops::MoeFp8Experts& ex,
+             int64_t top_k, float scale_ub, void* workspace) {
   const int device = x.device.index;
-  DeviceGuard guard(device);
+  const OpScope scope(ctx);
+  const cudaStream_t st = scope.stream;
   const int64_t T = x.size(0), D = x.size(1), E = ex.gate_up.size(0), I = ex.down.size(2);
   const int64_t R = T * top_k;
   const int k = int(top_k);
   const size_t bytes = moe_fp8_workspace_bytes(device, T, D, I, E, top_k);
-  Workspace ws(workspace, bytes, device);
+  Workspace ws(ctx, workspace, bytes);
   const Scratch s = carve(ws.base, T, D, I, E, top_k, sm90a::grouped_gemm_fp8_workspace_bytes(device, int(E)));
   const MoeGemmConfig config = moe_gemm_config(R, E);
 
-  moe::route(router_logits.ptr<float>(), T, int(E), k, x.dtype, s.ids, s.scores);
-  moe::expert_ranks(s.ids, R, int(E), s.rank, s.counts);
-  moe::expert_offsets(s.counts, int(E), s.offsets);
-  moe::gather_scale_quantize(x, s.ids, s.scores, s.rank, s.offsets, k, scale_ub, s.a_q, s.a_scale,
+  moe::route(st, router_logits.ptr<float>(), T, int(E), k, x.dtype, s.ids, s.scores);
+  moe::expert_ranks(st, s.ids, R, int(E), s.rank, s.counts);
+  moe::expert_offsets(st, s.counts, int(E), s.offsets);
+  moe::gather_scale_quantize(st, x, s.ids, s.scores, s.rank, s.offsets, k, scale_ub, s.a_q, s.a_scale,
                              s.perm_slot);
   sm90a::grouped_gemm_fp8(gemm_args(s.a_q, s.a_scale, ex.gate_up, ex.gate_up_scale, s.gu, s.offsets, R),
-                          config, s.gemm, s.gemm_bytes, device);
-  moe::silu_gate_quantize(s.gu, R, I, scale_ub, s.h_q, s.h_scale);
+                          config, s.gemm, s.gemm_bytes, device, st);
+  moe::silu_gate_quantize(st, s.gu, R, I, scale_ub, s.h_q, s.h_scale);
   sm90a::grouped_gemm_fp8(gemm_args(s.h_q, s.h_scale, ex.down, ex.down_scale, s.y, s.offsets, R),
-                          config, s.gemm, s.gemm_bytes, device);
-  moe::unpermute_add(out, s.y, s.perm_slot, shared, k);
+                          config, s.gemm, s.gemm_bytes, device, st);
+  moe::unpermute_add(st, out, s.y, s.perm_slot, shared, k);
 }
 
 }  // namespace llama4::cuda

@@ -228,19 +228,20 @@ void check(cutlass::Status s, const char* what) {
 }
 
 template <class G>
-void run(const GroupedGemmFp8& p, char* workspace, size_t workspace_bytes, int device) {
+void run(const GroupedGemmFp8& p, char* workspace, size_t workspace_bytes, int device,
+         cudaStream_t stream) {
   GroupArgs<G> g{};
   const size_t args_bytes = carve_args<G>(workspace, p.experts, &g);
   const auto arguments = make_arguments<G>(g, p.experts, device, sm_count_of(device));
   const size_t need = args_bytes + align256(G::Gemm::get_workspace_size(arguments));
   LLAMA4_CHECK(workspace_bytes >= need, "moe_grouped_gemm_fp8: workspace of ", workspace_bytes,
                " bytes, need ", need);
-  build_group_args_kernel<G><<<1, 256>>>(g, p);
+  build_group_args_kernel<G><<<1, 256, 0, stream>>>(g, p);
   LLAMA4_CUDA_CHECK_LAUNCH();
   typename G::Gemm gemm;
   check(gemm.can_implement(arguments), "can_implement");
-  check(gemm.initialize(arguments, workspace + args_bytes, /*stream=*/nullptr), "initialize");
-  check(gemm.run(/*stream=*/nullptr), "run");
+  check(gemm.initialize(arguments, workspace + args_bytes, stream), "initialize");
+  check(gemm.run(stream), "run");
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
@@ -263,7 +264,7 @@ size_t grouped_gemm_fp8_workspace_bytes(int device, int experts) {
 }
 
 void grouped_gemm_fp8(const GroupedGemmFp8& p, const MoeGemmConfig& config, void* workspace,
-                      size_t workspace_bytes, int device) {
+                      size_t workspace_bytes, int device, cudaStream_t stream) {
   DeviceGuard guard(device);
   int major = 0, minor = 0;
   LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
@@ -273,10 +274,10 @@ void grouped_gemm_fp8(const GroupedGemmFp8& p, const MoeGemmConfig& config, void
   char* ws = static_cast<char*>(workspace);
   if (config.swap_ab) {
     LLAMA4_CHECK(matches<Decode>(config), "moe_grouped_gemm_fp8: no kernel compiled for ", config.name());
-    run<Decode>(p, ws, workspace_bytes, device);
+    run<Decode>(p, ws, workspace_bytes, device, stream);
   } else {
     LLAMA4_CHECK(matches<Prefill>(config), "moe_grouped_gemm_fp8: no kernel compiled for ", config.name());
-    run<Prefill>(p, ws, workspace_bytes, device);
+    run<Prefill>(p, ws, workspace_bytes, device, stream);
   }
 }
 

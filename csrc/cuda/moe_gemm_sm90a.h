@@ -1,6 +1,8 @@
 // Host interface of the CUTLASS FP8 grouped GEMM (cuda/moe_gemm_sm90a.cu, compiled for sm_90a only),
 // plain C++ so the portable CUDA files can call it. The GEMM element contract: llama4/moe_fp8.h.
 #pragma once
+#include <cuda_runtime_api.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -31,9 +33,9 @@ struct GroupedGemmFp8 {
 size_t grouped_gemm_fp8_workspace_bytes(int device, int experts);
 
 // Builds the per-group arguments on the device from the offsets (a one-block kernel), then runs the
-// configuration `config` names (moe_gemm_config), on the legacy default stream. Throws on a GPU
+// configuration `config` names (moe_gemm_config), both queued on `stream`. Throws on a GPU
 // that is not sm_90 (the kernels are sm_90a SASS) and on CUTLASS errors.
 void grouped_gemm_fp8(const GroupedGemmFp8& p, const MoeGemmConfig& config, void* workspace,
-                      size_t workspace_bytes, int device);
+                      size_t workspace_bytes, int device, cudaStream_t stream);
 
 }  // namespace llama4::cuda::sm90a

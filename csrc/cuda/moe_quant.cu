@@ -81,44 +81,45 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename T>
-void launch_gather(const TensorView& x, const int32_t* ids, const float* scores, const int32_t* rank,
-                   const int32_t* offsets, int k, float scale_ub, fp8e4m3* a_q, float* a_scale,
-                   int32_t* perm_slot) {
+void launch_gather(cudaStream_t s, const TensorView& x, const int32_t* ids, const float* scores,
+                   const int32_t* rank, const int32_t* offsets, int k, float scale_ub, fp8e4m3* a_q,
+                   float* a_scale, int32_t* perm_slot) {
   const int64_t R = x.size(0) * k;
   LLAMA4_CHECK(R < (int64_t(1) << 31), "moe gather: ", R, " rows exceed the grid");
-  gather_scale_quantize_kernel<T><<<unsigned(R), kBlockThreads>>>(
+  gather_scale_quantize_kernel<T><<<unsigned(R), kBlockThreads, 0, s>>>(
       x.ptr<T>(), x.size(1), k, ids, scores, rank, offsets, scale_ub, a_q, a_scale, perm_slot);
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void launch_unpermute(const TensorView& out, const bf16* y, const int32_t* perm_slot,
-                      const TensorView& shared, int k) {
+void launch_unpermute(cudaStream_t s, const TensorView& out, const bf16* y,
+                      const int32_t* perm_slot, const TensorView& shared, int k) {
   const int64_t T_ = out.size(0), D = out.size(1);
-  unpermute_add_kernel<T><<<grid_blocks(T_ * D, kBlockThreads), kBlockThreads>>>(
+  unpermute_add_kernel<T><<<grid_blocks(T_ * D, kBlockThreads), kBlockThreads, 0, s>>>(
       out.ptr<T>(), y, perm_slot, shared.ptr<T>(), T_, D, k);
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void gather_scale_quantize(const TensorView& x, const int32_t* ids, const float* scores,
-                           const int32_t* rank, const int32_t* offsets, int k, float scale_ub,
-                           fp8e4m3* a_q, float* a_scale, int32_t* perm_slot) {
-  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "moe gather", launch_gather, x, ids, scores, rank, offsets, k,
+void gather_scale_quantize(cudaStream_t stream, const TensorView& x, const int32_t* ids,
+                           const float* scores, const int32_t* rank, const int32_t* offsets, int k,
+                           float scale_ub, fp8e4m3* a_q, float* a_scale, int32_t* perm_slot) {
+  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "moe gather", launch_gather, stream, x, ids, scores, rank, offsets, k,
                            scale_ub, a_q, a_scale, perm_slot);
 }
 
-void silu_gate_quantize(bf16* gu, int64_t R, int64_t I, float scale_ub, fp8e4m3* h_q,
-                        float* h_scale) {
+void silu_gate_quantize(cudaStream_t stream, bf16* gu, int64_t R, int64_t I, float scale_ub,
+                        fp8e4m3* h_q, float* h_scale) {
   LLAMA4_CHECK(R < (int64_t(1) << 31), "moe silu_gate: ", R, " rows exceed the grid");
-  silu_gate_quantize_kernel<<<unsigned(R), kBlockThreads>>>(gu, I, scale_ub, h_q, h_scale);
+  silu_gate_quantize_kernel<<<unsigned(R), kBlockThreads, 0, stream>>>(gu, I, scale_ub, h_q, h_scale);
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
-void unpermute_add(const TensorView& out, const bf16* y, const int32_t* perm_slot,
-                   const TensorView& shared, int k) {
-  LLAMA4_CUDA_DISPATCH_ACT(out.dtype, "moe unpermute", launch_unpermute, out, y, perm_slot, shared, k);
+void unpermute_add(cudaStream_t stream, const TensorView& out, const bf16* y,
+                   const int32_t* perm_slot, const TensorView& shared, int k) {
+  LLAMA4_CUDA_DISPATCH_ACT(out.dtype, "moe unpermute", launch_unpermute, stream, out, y, perm_slot,
+                           shared, k);
 }
 
 }  // namespace llama4::cuda::moe

@@ -106,28 +106,31 @@ __global__ void __launch_bounds__(kMaxExperts)
 }
 
 template <typename S>
-void launch_route(const float* logits, int64_t T, int E, int k, int32_t* ids, float* scores) {
-  route_kernel<S><<<grid_blocks(T, kBlockThreads / 32), kBlockThreads>>>(logits, T, E, k, ids, scores);
+void launch_route(cudaStream_t s, const float* logits, int64_t T, int E, int k, int32_t* ids,
+                  float* scores) {
+  route_kernel<S><<<grid_blocks(T, kBlockThreads / 32), kBlockThreads, 0, s>>>(logits, T, E, k, ids,
+                                                                            scores);
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void route(const float* logits, int64_t T, int E, int k, DType score_dtype, int32_t* ids,
+void route(cudaStream_t stream, const float* logits, int64_t T, int E, int k, DType score_dtype, int32_t* ids,
            float* scores) {
   LLAMA4_CHECK(k >= 1 && k <= kMaxTopK && k <= E, "moe route: top_k ", k, " outside [1, min(",
                kMaxTopK, ", E = ", E, ")]");
-  LLAMA4_CUDA_DISPATCH_ACT(score_dtype, "moe route", launch_route, logits, T, E, k, ids, scores);
+  LLAMA4_CUDA_DISPATCH_ACT(score_dtype, "moe route", launch_route, stream, logits, T, E, k, ids, scores);
 }
 
-void expert_ranks(const int32_t* ids, int64_t R, int E, int32_t* rank, int32_t* counts) {
-  expert_rank_kernel<<<E, kRankThreads>>>(ids, R, rank, counts);
+void expert_ranks(cudaStream_t stream, const int32_t* ids, int64_t R, int E, int32_t* rank,
+                  int32_t* counts) {
+  expert_rank_kernel<<<E, kRankThreads, 0, stream>>>(ids, R, rank, counts);
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
-void expert_offsets(const int32_t* counts, int E, int32_t* offsets) {
+void expert_offsets(cudaStream_t stream, const int32_t* counts, int E, int32_t* offsets) {
   LLAMA4_CHECK(E >= 1 && E <= kMaxExperts, "moe offsets: E = ", E, " outside [1, ", kMaxExperts, "]");
-  expert_offsets_kernel<<<1, kMaxExperts>>>(counts, E, offsets);
+  expert_offsets_kernel<<<1, kMaxExperts, 0, stream>>>(counts, E, offsets);
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 

@@ -67,20 +67,21 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename T, int VEC>
-void launch_rms_norm_vec(T* out, const T* x, const T* w, int64_t rows, int64_t D, float eps) {
+void launch_rms_norm_vec(cudaStream_t s, T* out, const T* x, const T* w, int64_t rows, int64_t D,
+                         float eps) {
   // Up to 8 vectors per lane a warp per row is enough; longer rows get a block.
   if (D / VEC <= 32 * 8) {
-    rms_norm_kernel<T, VEC, 32><<<grid_blocks(rows, kBlockThreads / 32), kBlockThreads>>>(
+    rms_norm_kernel<T, VEC, 32><<<grid_blocks(rows, kBlockThreads / 32), kBlockThreads, 0, s>>>(
         out, x, w, rows, D, eps);
   } else {
-    rms_norm_kernel<T, VEC, kBlockThreads><<<grid_blocks(rows, 1), kBlockThreads>>>(
+    rms_norm_kernel<T, VEC, kBlockThreads><<<grid_blocks(rows, 1), kBlockThreads, 0, s>>>(
         out, x, w, rows, D, eps);
   }
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void launch_rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight,
+void launch_rms_norm(cudaStream_t s, const TensorView& out, const TensorView& x, const TensorView& weight,
                      float eps) {
   const int64_t D = x.size(-1);
   const int64_t rows = x.numel() / D;
@@ -89,9 +90,9 @@ void launch_rms_norm(const TensorView& out, const TensorView& x, const TensorVie
   const bool vec = D % V == 0 && is_aligned(x.data, 16) && is_aligned(out.data, 16) &&
                    (w == nullptr || is_aligned(w, 16));
   if (vec) {
-    launch_rms_norm_vec<T, V>(out.ptr<T>(), x.ptr<T>(), w, rows, D, eps);
+    launch_rms_norm_vec<T, V>(s, out.ptr<T>(), x.ptr<T>(), w, rows, D, eps);
   } else {
-    launch_rms_norm_vec<T, 1>(out.ptr<T>(), x.ptr<T>(), w, rows, D, eps);
+    launch_rms_norm_vec<T, 1>(s, out.ptr<T>(), x.ptr<T>(), w, rows, D, eps);
   }
 }
 
@@ -164,7 +165,7 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename T>
-void launch_rope(const TensorView& out, const TensorView& x, const TensorView& positions,
+void launch_rope(cudaStream_t s, const TensorView& out, const TensorView& x, const TensorView& positions,
                  const TensorView& inv_freq) {
   const int64_t ntok = x.size(0), H = x.size(1), d = x.size(2), half = d / 2;
   // About 2048 elements per block, so one table of angles serves several heads.
@@ -177,11 +178,11 @@ void launch_rope(const TensorView& out, const TensorView& x, const TensorView& p
   const int64_t* p64 = positions.dtype == DType::I64 ? positions.ptr<int64_t>() : nullptr;
   constexpr int V = kVec16<T>;
   if (d % V == 0 && is_aligned(x.data, 16) && is_aligned(out.data, 16)) {
-    rope_kernel<T, V><<<grid, kBlockThreads, smem>>>(out.ptr<T>(), x.ptr<T>(), p32, p64,
+    rope_kernel<T, V><<<grid, kBlockThreads, smem, s>>>(out.ptr<T>(), x.ptr<T>(), p32, p64,
                                                      inv_freq.ptr<float>(), ntok, H, d,
                                                      heads_per_block, cache);
   } else {
-    rope_kernel<T, 2><<<grid, kBlockThreads, smem>>>(out.ptr<T>(), x.ptr<T>(), p32, p64,
+    rope_kernel<T, 2><<<grid, kBlockThreads, smem, s>>>(out.ptr<T>(), x.ptr<T>(), p32, p64,
                                                      inv_freq.ptr<float>(), ntok, H, d,
                                                      heads_per_block, cache);
   }
@@ -215,14 +216,14 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename T>
-void launch_silu_gate(const TensorView& out, const TensorView& gate, const TensorView& up) {
+void launch_silu_gate(cudaStream_t s, const TensorView& out, const TensorView& gate, const TensorView& up) {
   const int64_t n = out.numel();
   constexpr int V = kVec16<T>;
   if (is_aligned(out.data, 16) && is_aligned(gate.data, 16) && is_aligned(up.data, 16)) {
-    silu_gate_kernel<T, V><<<grid_blocks(n / V, kBlockThreads), kBlockThreads>>>(
+    silu_gate_kernel<T, V><<<grid_blocks(n / V, kBlockThreads), kBlockThreads, 0, s>>>(
         out.ptr<T>(), gate.ptr<T>(), up.ptr<T>(), n);
   } else {
-    silu_gate_kernel<T, 1><<<grid_blocks(n, kBlockThreads), kBlockThreads>>>(
+    silu_gate_kernel<T, 1><<<grid_blocks(n, kBlockThreads), kBlockThreads, 0, s>>>(
         out.ptr<T>(), gate.ptr<T>(), up.ptr<T>(), n);
   }
   LLAMA4_CUDA_CHECK_LAUNCH();
@@ -230,20 +231,21 @@ void launch_silu_gate(const TensorView& out, const TensorView& gate, const Tenso
 
 }  // namespace
 
-void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps) {
-  DeviceGuard guard(x.device.index);
-  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "rms_norm", launch_rms_norm, out, x, weight, eps);
+void rms_norm(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& weight,
+              float eps) {
+  const OpScope scope(ctx);
+  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "rms_norm", launch_rms_norm, scope.stream, out, x, weight, eps);
 }
 
-void rope(const TensorView& out, const TensorView& x, const TensorView& positions,
+void rope(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& positions,
           const TensorView& inv_freq) {
-  DeviceGuard guard(x.device.index);
-  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "rope", launch_rope, out, x, positions, inv_freq);
+  const OpScope scope(ctx);
+  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "rope", launch_rope, scope.stream, out, x, positions, inv_freq);
 }
 
-void silu_gate(const TensorView& out, const TensorView& gate, const TensorView& up) {
-  DeviceGuard guard(out.device.index);
-  LLAMA4_CUDA_DISPATCH_ACT(out.dtype, "silu_gate", launch_silu_gate, out, gate, up);
+void silu_gate(const Context& ctx, const TensorView& out, const TensorView& gate, const TensorView& up) {
+  const OpScope scope(ctx);
+  LLAMA4_CUDA_DISPATCH_ACT(out.dtype, "silu_gate", launch_silu_gate, scope.stream, out, gate, up);
 }
 
 }  // namespace llama4::cuda

@@ -58,28 +58,29 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename T, int VEC>
-void launch_quantize_vec(fp8e4m3* q, float* scale, const T* x, int64_t R, int64_t K, float ub) {
+void launch_quantize_vec(cudaStream_t s, fp8e4m3* q, float* scale, const T* x, int64_t R, int64_t K,
+                         float ub) {
   if (K / VEC <= 32 * 8) {
     quantize_fp8_rowwise_kernel<T, VEC, 32>
-        <<<grid_blocks(R, kBlockThreads / 32), kBlockThreads>>>(q, scale, x, R, K, ub);
+        <<<grid_blocks(R, kBlockThreads / 32), kBlockThreads, 0, s>>>(q, scale, x, R, K, ub);
   } else {
     quantize_fp8_rowwise_kernel<T, VEC, kBlockThreads>
-        <<<grid_blocks(R, 1), kBlockThreads>>>(q, scale, x, R, K, ub);
+        <<<grid_blocks(R, 1), kBlockThreads, 0, s>>>(q, scale, x, R, K, ub);
   }
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void launch_quantize(const TensorView& q_out, const TensorView& scale_out, const TensorView& x,
-                     float scale_ub) {
+void launch_quantize(cudaStream_t st, const TensorView& q_out, const TensorView& scale_out,
+                     const TensorView& x, float scale_ub) {
   const int64_t R = x.size(0), K = x.size(1);
   constexpr int V = kVec16<T>;
   auto* q = q_out.ptr<fp8e4m3>();
   auto* s = scale_out.ptr<float>();
   if (K % V == 0 && is_aligned(x.data, 16) && is_aligned(q, V)) {
-    launch_quantize_vec<T, V>(q, s, x.ptr<T>(), R, K, scale_ub);
+    launch_quantize_vec<T, V>(st, q, s, x.ptr<T>(), R, K, scale_ub);
   } else {
-    launch_quantize_vec<T, 1>(q, s, x.ptr<T>(), R, K, scale_ub);
+    launch_quantize_vec<T, 1>(st, q, s, x.ptr<T>(), R, K, scale_ub);
   }
 }
 
@@ -108,15 +109,16 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename T>
-void launch_dequantize(const TensorView& out, const TensorView& q, const TensorView& scale) {
+void launch_dequantize(cudaStream_t s, const TensorView& out, const TensorView& q,
+                       const TensorView& scale) {
   const int64_t n = q.numel(), K = q.size(1);
   constexpr int V = kVec16<T>;
   auto* qp = q.ptr<fp8e4m3>();
   if (K % V == 0 && is_aligned(out.data, 16) && is_aligned(qp, V)) {
-    dequantize_fp8_rowwise_kernel<T, V><<<grid_blocks(n / V, kBlockThreads), kBlockThreads>>>(
+    dequantize_fp8_rowwise_kernel<T, V><<<grid_blocks(n / V, kBlockThreads), kBlockThreads, 0, s>>>(
         out.ptr<T>(), qp, scale.ptr<float>(), n, K);
   } else {
-    dequantize_fp8_rowwise_kernel<T, 1><<<grid_blocks(n, kBlockThreads), kBlockThreads>>>(
+    dequantize_fp8_rowwise_kernel<T, 1><<<grid_blocks(n, kBlockThreads), kBlockThreads, 0, s>>>(
         out.ptr<T>(), qp, scale.ptr<float>(), n, K);
   }
   LLAMA4_CUDA_CHECK_LAUNCH();
@@ -143,27 +145,27 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <typename S, typename D>
-void launch_cast(const TensorView& dst, const TensorView& src) {
+void launch_cast(cudaStream_t s, const TensorView& dst, const TensorView& src) {
   const int64_t n = src.numel();
   // 16 bytes of the wider type per vector.
   constexpr int V = int(16 / (sizeof(S) > sizeof(D) ? sizeof(S) : sizeof(D)));
   if (is_aligned(src.data, V * sizeof(S)) && is_aligned(dst.data, V * sizeof(D))) {
-    cast_kernel<S, D, V><<<grid_blocks(n / V, kBlockThreads), kBlockThreads>>>(
+    cast_kernel<S, D, V><<<grid_blocks(n / V, kBlockThreads), kBlockThreads, 0, s>>>(
         dst.ptr<D>(), src.ptr<S>(), n);
   } else {
-    cast_kernel<S, D, 1><<<grid_blocks(n, kBlockThreads), kBlockThreads>>>(dst.ptr<D>(),
+    cast_kernel<S, D, 1><<<grid_blocks(n, kBlockThreads), kBlockThreads, 0, s>>>(dst.ptr<D>(),
                                                                            src.ptr<S>(), n);
   }
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 template <typename S>
-void launch_cast_from(const TensorView& dst, const TensorView& src) {
+void launch_cast_from(cudaStream_t s, const TensorView& dst, const TensorView& src) {
   switch (dst.dtype) {
-    case DType::F32: launch_cast<S, float>(dst, src); break;
-    case DType::BF16: launch_cast<S, bf16>(dst, src); break;
-    case DType::F16: launch_cast<S, f16>(dst, src); break;
-    case DType::F8E4M3: launch_cast<S, fp8e4m3>(dst, src); break;
+    case DType::F32: launch_cast<S, float>(s, dst, src); break;
+    case DType::BF16: launch_cast<S, bf16>(s, dst, src); break;
+    case DType::F16: launch_cast<S, f16>(s, dst, src); break;
+    case DType::F8E4M3: launch_cast<S, fp8e4m3>(s, dst, src); break;
     default:
       throw TypeError(
           detail::concat("cast: unsupported destination dtype ", dtype_name(dst.dtype)));
@@ -172,25 +174,28 @@ void launch_cast_from(const TensorView& dst, const TensorView& src) {
 
 }  // namespace
 
-void quantize_fp8_rowwise(const TensorView& q_out, const TensorView& scale_out, const TensorView& x,
-                          float scale_ub) {
-  DeviceGuard guard(x.device.index);
-  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "quantize_fp8_rowwise", launch_quantize, q_out, scale_out, x,
-                           scale_ub);
+void quantize_fp8_rowwise(const Context& ctx, const TensorView& q_out, const TensorView& scale_out,
+                          const TensorView& x, float scale_ub) {
+  const OpScope scope(ctx);
+  LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "quantize_fp8_rowwise", launch_quantize, scope.stream, q_out,
+                           scale_out, x, scale_ub);
 }
 
-void dequantize_fp8_rowwise(const TensorView& out, const TensorView& q, const TensorView& scale) {
-  DeviceGuard guard(q.device.index);
-  LLAMA4_CUDA_DISPATCH_ACT(out.dtype, "dequantize_fp8_rowwise", launch_dequantize, out, q, scale);
+void dequantize_fp8_rowwise(const Context& ctx, const TensorView& out, const TensorView& q,
+                            const TensorView& scale) {
+  const OpScope scope(ctx);
+  LLAMA4_CUDA_DISPATCH_ACT(out.dtype, "dequantize_fp8_rowwise", launch_dequantize, scope.stream, out,
+                           q, scale);
 }
 
-void cast(const TensorView& dst, const TensorView& src) {
-  DeviceGuard guard(src.device.index);
+void cast(const Context& ctx, const TensorView& dst, const TensorView& src) {
+  const OpScope scope(ctx);
+  const cudaStream_t s = scope.stream;
   switch (src.dtype) {
-    case DType::F32: launch_cast_from<float>(dst, src); break;
-    case DType::BF16: launch_cast_from<bf16>(dst, src); break;
-    case DType::F16: launch_cast_from<f16>(dst, src); break;
-    case DType::F8E4M3: launch_cast_from<fp8e4m3>(dst, src); break;
+    case DType::F32: launch_cast_from<float>(s, dst, src); break;
+    case DType::BF16: launch_cast_from<bf16>(s, dst, src); break;
+    case DType::F16: launch_cast_from<f16>(s, dst, src); break;
+    case DType::F8E4M3: launch_cast_from<fp8e4m3>(s, dst, src); break;
     default:
       throw TypeError(detail::concat("cast: unsupported source dtype ", dtype_name(src.dtype)));
   }

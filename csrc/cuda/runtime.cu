@@ -1,6 +1,6 @@
-// The CUDA runtime wrapper declared in cuda/runtime.h: device memory owned through shared_ptr,
-// memset/memcpy, device count, runtime version, synchronize. All work goes to the legacy default
-// stream, which PyTorch also uses by default, so our kernels and torch's stay ordered.
+// The CUDA runtime wrapper declared in cuda/runtime.h: long-lived device memory owned through
+// shared_ptr, stream-ordered memset/memcpy, stream waits, device count, runtime version,
+// synchronisation. (The stream-ordered caching allocator is cuda/allocator.cu.)
 #include <cuda_runtime.h>
 
 #include <string>
@@ -33,23 +33,44 @@ std::shared_ptr<void> allocate(size_t nbytes, int device) {
   });
 }
 
-void memset_zero(void* ptr, size_t nbytes, int device) {
+void memset_zero(void* ptr, size_t nbytes, int device, void* stream) {
   if (nbytes == 0) return;
   DeviceGuard guard(device);
-  LLAMA4_CUDA_CHECK(cudaMemsetAsync(ptr, 0, nbytes, 0));
+  LLAMA4_CUDA_CHECK(cudaMemsetAsync(ptr, 0, nbytes, static_cast<cudaStream_t>(stream)));
 }
 
-void memcpy(void* dst, const void* src, size_t nbytes, int kind, int device) {
+void memcpy(void* dst, const void* src, size_t nbytes, int kind, int device, void* stream) {
   LLAMA4_CHECK(kind >= 0 && kind <= 2, "cuda::memcpy: kind must be 0 (host->device), 1 "
                "(device->host) or 2 (device->device), got ", kind);
   if (nbytes == 0) return;
   static constexpr cudaMemcpyKind kKinds[] = {cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
                                               cudaMemcpyDeviceToDevice};
   DeviceGuard guard(device);
-  // cudaMemcpy waits for earlier default-stream work; host->device returns once the host buffer
-  // may be reused, device->host once the data is in host memory; device->device is ordered on the
-  // default stream before any later work there.
-  LLAMA4_CUDA_CHECK(cudaMemcpy(dst, src, nbytes, kKinds[kind]));
+  const auto s = static_cast<cudaStream_t>(stream);
+  // Host->device from pageable memory returns once the runtime has staged the source, so the
+  // caller may reuse it; from pinned memory the copy is truly asynchronous and the caller must
+  // keep the buffer until the stream passes the copy (the pinned staging ring does).
+  LLAMA4_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kKinds[kind], s));
+  // The host cannot order its reads after a stream: wait for the data.
+  if (kind == 1) LLAMA4_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void stream_wait(int device, void* waiter, void* producer) {
+  if (waiter == producer) return;
+  DeviceGuard guard(device);
+  cudaEvent_t ev = nullptr;
+  LLAMA4_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  const cudaError_t rec = cudaEventRecord(ev, static_cast<cudaStream_t>(producer));
+  const cudaError_t wait = rec == cudaSuccess
+                               ? cudaStreamWaitEvent(static_cast<cudaStream_t>(waiter), ev, 0)
+                               : rec;
+  (void)cudaEventDestroy(ev);  // released by the runtime once the wait has completed
+  LLAMA4_CUDA_CHECK(wait);
+}
+
+void synchronize_stream(int device, void* stream) {
+  DeviceGuard guard(device);
+  LLAMA4_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)));
 }
 
 int device_count() {

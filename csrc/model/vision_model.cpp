@@ -71,13 +71,15 @@ VisionModel::VisionModel(VisionConfig config, DType dtype, WeightMap weights)
     c.ptr<float>()[i] = std::cos(angles[i]);
     s.ptr<float>()[i] = std::sin(angles[i]);
   }
-  rope_cos_ = ops::to_device(c, device_);
-  rope_sin_ = ops::to_device(s, device_);
+  const Context ctx = Context::on(device_);
+  rope_cos_ = ops::to_device(ctx, c, device_);
+  rope_sin_ = ops::to_device(ctx, s, device_);
+  ctx.synchronize();  // the tables are used from other streams later
 }
 
 const TensorView& VisionModel::weight(const std::string& name) const { return weights_.at(name); }
 
-Tensor VisionModel::encode(const TensorView& pixels) const {
+Tensor VisionModel::encode(const Context& ctx, const TensorView& pixels) const {
   const VisionConfig& c = config_;
   LLAMA4_CHECK_ARG(pixels.ndim == 4 && pixels.size(1) == c.num_channels &&
                        pixels.size(2) == c.image_size && pixels.size(3) == c.image_size,
@@ -85,97 +87,99 @@ Tensor VisionModel::encode(const TensorView& pixels) const {
                    c.image_size, "], got ", pixels.shape_str());
   LLAMA4_CHECK_TYPE(pixels.device == device_, "pixel_values are on ", pixels.device.str(),
                     " but the vision weights are on ", device_.str());
+  LLAMA4_CHECK_TYPE(ctx.device() == device_, "VisionModel.encode: the context is on ", ctx.device().str(),
+                    " but the vision weights are on ", device_.str());
   LLAMA4_CHECK_ARG(max_tiles_per_pass > 0, "max_tiles_per_pass must be positive, got ", max_tiles_per_pass);
   const int64_t tiles = pixels.size(0), per_tile = c.tokens_per_tile();
-  Tensor out = Tensor::empty({tiles * per_tile, c.text_hidden_size}, dtype_, device_);
+  Tensor out = ctx.empty({tiles * per_tile, c.text_hidden_size}, dtype_);
   for (int64_t t0 = 0; t0 < tiles; t0 += max_tiles_per_pass) {
     const int64_t t1 = std::min(tiles, t0 + max_tiles_per_pass);
-    const Tensor part = forward(pixels.slice0(t0, t1));
-    ops::copy(out.view().slice0(t0 * per_tile, t1 * per_tile), part);
+    const Tensor part = forward(ctx, pixels.slice0(t0, t1));
+    ops::copy(ctx, out.view().slice0(t0 * per_tile, t1 * per_tile), part);
   }
   return out;
 }
 
 // y = x W^T + b with one rounding (fp32 product when the model is bf16).
-Tensor VisionModel::linear_bias(const TensorView& x, const std::string& name) const {
+Tensor VisionModel::linear_bias(const Context& ctx, const TensorView& x, const std::string& name) const {
   const TensorView& w = weight(name + ".weight");
-  Tensor y = Tensor::empty({x.size(0), w.size(0)}, dtype_, device_);
+  Tensor y = ctx.empty({x.size(0), w.size(0)}, dtype_);
   if (dtype_ == DType::F32) {
-    ops::linear(y, x, w);
-    ops::add_bias(y, y, weight(name + ".bias"));
+    ops::linear(ctx, y, x, w);
+    ops::add_bias(ctx, y, y, weight(name + ".bias"));
   } else {
-    Tensor acc = Tensor::empty({x.size(0), w.size(0)}, DType::F32, device_);
-    ops::linear(acc, x, w);
-    ops::add_bias(y, acc, weight(name + ".bias"));
+    Tensor acc = ctx.empty({x.size(0), w.size(0)}, DType::F32);
+    ops::linear(ctx, acc, x, w);
+    ops::add_bias(ctx, y, acc, weight(name + ".bias"));
   }
   return y;
 }
 
-Tensor VisionModel::forward(const TensorView& pixels) const {
+Tensor VisionModel::forward(const Context& ctx, const TensorView& pixels) const {
   const VisionConfig& c = config_;
   const int64_t B = pixels.size(0), N = c.num_patches(), D = c.hidden_size, P = c.patch_size;
   const int64_t T = B * (N + 1);
   constexpr float kEps = 1e-5f;  // nn.LayerNorm's default; HF ignores config.norm_eps
 
   // 1-3: patch embedding into rows [b (N+1), b (N+1) + N), CLS last, + positional embedding.
-  Tensor patches = Tensor::empty({B, N, c.num_channels * P * P}, dtype_, device_);
-  ops::patchify(patches, pixels, P);
-  Tensor h = Tensor::empty({T, D}, dtype_, device_);
+  Tensor patches = ctx.empty({B, N, c.num_channels * P * P}, dtype_);
+  ops::patchify(ctx, patches, pixels, P);
+  Tensor h = ctx.empty({T, D}, dtype_);
   for (int64_t b = 0; b < B; ++b) {
     const TensorView tile = h.view().slice0(b * (N + 1), (b + 1) * (N + 1));
-    ops::linear(tile.slice0(0, N), patches.view().select0(b), weight("patch_embedding"));
-    ops::copy(tile.slice0(N, N + 1), weight("class_embedding").reshape({1, D}));
-    ops::add(tile, tile, weight("positional_embedding"));
+    ops::linear(ctx, tile.slice0(0, N), patches.view().select0(b), weight("patch_embedding"));
+    ops::copy(ctx, tile.slice0(N, N + 1), weight("class_embedding").reshape({1, D}));
+    ops::add(ctx, tile, tile, weight("positional_embedding"));
   }
   // 4-5
-  ops::layer_norm(h, h, weight("layernorm_pre.weight"), weight("layernorm_pre.bias"), kEps);
-  for (int l = 0; l < int(c.num_hidden_layers); ++l) encoder_layer(l, h, B);
+  ops::layer_norm(ctx, h, h, weight("layernorm_pre.weight"), weight("layernorm_pre.bias"), kEps);
+  for (int l = 0; l < int(c.num_hidden_layers); ++l) encoder_layer(ctx, l, h, B);
   // 7: layernorm_post; the CLS row is dropped by the shuffle's strided view.
-  ops::layer_norm(h, h, weight("layernorm_post.weight"), weight("layernorm_post.bias"), kEps);
+  ops::layer_norm(ctx, h, h, weight("layernorm_post.weight"), weight("layernorm_post.bias"), kEps);
   const TensorView tokens(h.data(), dtype_, {B, N, D}, {(N + 1) * D, D, 1}, device_);
   // 8
   const int64_t f = c.shuffle_factor(), n_out = N / (f * f);
-  Tensor shuffled = Tensor::empty({B, n_out, D * f * f}, dtype_, device_);
-  ops::pixel_shuffle(shuffled, tokens, f);
+  Tensor shuffled = ctx.empty({B, n_out, D * f * f}, dtype_);
+  ops::pixel_shuffle(ctx, shuffled, tokens, f);
   // 9: adapter MLP, GELU after both layers.
   const TensorView flat = shuffled.view().reshape({B * n_out, D * f * f});
-  Tensor a1 = Tensor::empty({B * n_out, c.projector_input_dim}, dtype_, device_);
-  ops::linear(a1, flat, weight("adapter.fc1.weight"));
-  ops::gelu(a1, a1);
-  Tensor a2 = Tensor::empty({B * n_out, c.projector_output_dim}, dtype_, device_);
-  ops::linear(a2, a1, weight("adapter.fc2.weight"));
-  ops::gelu(a2, a2);
+  Tensor a1 = ctx.empty({B * n_out, c.projector_input_dim}, dtype_);
+  ops::linear(ctx, a1, flat, weight("adapter.fc1.weight"));
+  ops::gelu(ctx, a1, a1);
+  Tensor a2 = ctx.empty({B * n_out, c.projector_output_dim}, dtype_);
+  ops::linear(ctx, a2, a1, weight("adapter.fc2.weight"));
+  ops::gelu(ctx, a2, a2);
   // 10
-  Tensor out = Tensor::empty({B * n_out, c.text_hidden_size}, dtype_, device_);
-  ops::linear(out, a2, weight("projector.weight"));
+  Tensor out = ctx.empty({B * n_out, c.text_hidden_size}, dtype_);
+  ops::linear(ctx, out, a2, weight("projector.weight"));
   return out;
 }
 
 // One pre-norm encoder layer on h [B (N+1), D], in place.
-void VisionModel::encoder_layer(int l, const TensorView& h, int64_t B) const {
+void VisionModel::encoder_layer(const Context& ctx, int l, const TensorView& h, int64_t B) const {
   const VisionConfig& c = config_;
   const int64_t T = h.size(0), D = c.hidden_size, d = c.head_dim(), H = c.num_attention_heads;
   constexpr float kEps = 1e-5f;
-  Tensor x = Tensor::empty({T, D}, dtype_, device_);
-  ops::layer_norm(x, h, weight(layer_name(l, "input_layernorm.weight")),
+  Tensor x = ctx.empty({T, D}, dtype_);
+  ops::layer_norm(ctx, x, h, weight(layer_name(l, "input_layernorm.weight")),
                   weight(layer_name(l, "input_layernorm.bias")), kEps);
-  const Tensor qkv = linear_bias(x, layer_name(l, "attn.qkv"));
+  const Tensor qkv = linear_bias(ctx, x, layer_name(l, "attn.qkv"));
   const TensorView q = heads_view(qkv, B, 0, D, d), k = heads_view(qkv, B, D, D, d),
                    v = heads_view(qkv, B, 2 * D, D, d);
-  Tensor q_rot = Tensor::empty(q.sizes(), dtype_, device_), k_rot = Tensor::empty(k.sizes(), dtype_, device_);
-  ops::rope_table(q_rot, q, rope_cos_, rope_sin_);
-  ops::rope_table(k_rot, k, rope_cos_, rope_sin_);
-  Tensor attn = Tensor::empty(q.sizes(), dtype_, device_);
-  ops::attention_dense(attn, q_rot, k_rot, v, float(1.0 / std::sqrt(double(d))));  // sdpa's default
-  const Tensor o = linear_bias(attn.view().reshape({T, H * d}), layer_name(l, "attn.o"));
-  ops::add(h, h, o);
+  Tensor q_rot = ctx.empty(q.sizes(), dtype_), k_rot = ctx.empty(k.sizes(), dtype_);
+  ops::rope_table(ctx, q_rot, q, rope_cos_, rope_sin_);
+  ops::rope_table(ctx, k_rot, k, rope_cos_, rope_sin_);
+  Tensor attn = ctx.empty(q.sizes(), dtype_);
+  ops::attention_dense(ctx, attn, q_rot, k_rot, v, float(1.0 / std::sqrt(double(d))));  // sdpa's default
+  const Tensor o = linear_bias(ctx, attn.view().reshape({T, H * d}), layer_name(l, "attn.o"));
+  ops::add(ctx, h, h, o);
 
-  ops::layer_norm(x, h, weight(layer_name(l, "post_attention_layernorm.weight")),
+  ops::layer_norm(ctx, x, h, weight(layer_name(l, "post_attention_layernorm.weight")),
                   weight(layer_name(l, "post_attention_layernorm.bias")), kEps);
-  Tensor f1 = linear_bias(x, layer_name(l, "mlp.fc1"));
-  ops::gelu(f1, f1);
-  const Tensor f2 = linear_bias(f1, layer_name(l, "mlp.fc2"));
-  ops::add(h, h, f2);
+  Tensor f1 = linear_bias(ctx, x, layer_name(l, "mlp.fc1"));
+  ops::gelu(ctx, f1, f1);
+  const Tensor f2 = linear_bias(ctx, f1, layer_name(l, "mlp.fc2"));
+  ops::add(ctx, h, h, f2);
 }
 
 }  // namespace llama4

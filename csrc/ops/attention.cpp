@@ -2,10 +2,12 @@
 // paged_attention (GQA attention through page tables, chunked-local or global causal windows,
 // temperature tuning). Shapes: caches [num_pages, page_size, KV, d]; k, v [T, KV, d];
 // q, out [T, H, d]; slots, query_seq, query_pos [T] int32; page_table [S, max_pages] int32.
-// Only a CPU kernel exists so far: CUDA tensors raise TypeError.
+// On CUDA the slots, page tables and positions are device data: they are not read on the host
+// (no synchronisation), see cuda/paged_attention.h for what a bad entry does there.
 #include <cmath>
 
 #include "cpu/paged_attention.h"
+#include "cuda/paged_attention.h"
 #include "ops/checks.h"
 #include "ops/dispatch.h"
 
@@ -23,7 +25,8 @@ void check_cache_pair(const char* op, const TensorView& k_cache, const TensorVie
   LLAMA4_CHECK_ARG(v_cache.is_contiguous(), op, ": 'v_cache' must be contiguous [num_pages, page_size, KV, d]");
 }
 
-void check_index(const char* op, const char* name, const TensorView& t, int64_t n, const TensorView& ref) {
+void check_index(const char* op, const char* name, const TensorView& t, int64_t n,
+                 const TensorView& ref) {
   detail::check_dtype(op, name, t, DType::I32);
   detail::check_shape(op, name, t, {n});
   detail::check_same_device(op, name, t, "q", ref);
@@ -43,8 +46,8 @@ void check_params(const AttentionParams& p) {
 
 }  // namespace
 
-void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
-                 const TensorView& v, const TensorView& slots) {
+void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView& v_cache,
+                 const TensorView& k, const TensorView& v, const TensorView& slots) {
   constexpr const char* op = "cache_write";
   check_cache_pair(op, k_cache, v_cache);
   detail::check_ndim(op, "k", k, 3);
@@ -58,22 +61,28 @@ void cache_write(const TensorView& k_cache, const TensorView& v_cache, const Ten
   detail::check_same_device(op, "k", k, "k_cache", k_cache);
   detail::check_same_device(op, "v", v, "k_cache", k_cache);
   detail::check_same_device(op, "slots", slots, "k_cache", k_cache);
+  detail::check_context(op, ctx, "k_cache", k_cache);
   if (T == 0) return;
   switch (k_cache.device.type) {
     case DeviceType::CPU: {
-      const detail::LastDimContiguousInput kr(k), vr(v);
-      const detail::ContiguousInput sc(slots);
+      const detail::LastDimContiguousInput kr(ctx, k), vr(ctx, v);
+      const detail::ContiguousInput sc(ctx, slots);
       cpu::cache_write(k_cache, v_cache, kr, vr, sc);
       break;
     }
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: {
+      const detail::LastDimContiguousInput kr(ctx, k), vr(ctx, v);
+      const detail::ContiguousInput sc(ctx, slots);
+      LLAMA4_CUDA_CALL(cuda::cache_write(ctx, k_cache, v_cache, kr, vr, sc));
+      break;
+    }
   }
 }
 
-void paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
-                     const TensorView& v_cache, const TensorView& page_table,
-                     const TensorView& query_seq, const TensorView& query_pos,
-                     const AttentionParams& params) {
+void paged_attention(const Context& ctx, const TensorView& out, const TensorView& q,
+                     const TensorView& k_cache, const TensorView& v_cache,
+                     const TensorView& page_table, const TensorView& query_seq,
+                     const TensorView& query_pos, const AttentionParams& params) {
   constexpr const char* op = "paged_attention";
   detail::check_activation(op, "q", q);
   detail::check_ndim(op, "q", q, 3);
@@ -88,6 +97,7 @@ void paged_attention(const TensorView& out, const TensorView& q, const TensorVie
                    KV, " kv heads of 'k_cache' (GQA)");
   detail::check_same_dtype(op, "out", out, "q", q);
   detail::check_same_device(op, "out", out, "q", q);
+  detail::check_context(op, ctx, "q", q);
   detail::check_shape(op, "out", out, q.sizes());
   detail::check_contiguous_out(op, "out", out);
   detail::check_dtype(op, "page_table", page_table, DType::I32);
@@ -97,10 +107,12 @@ void paged_attention(const TensorView& out, const TensorView& q, const TensorVie
   check_index(op, "query_pos", query_pos, T, q);
   check_params(params);
   if (T == 0 || H == 0) return;
-  if (q.device.is_cuda()) detail::throw_cuda_not_implemented(op);
-
-  const detail::LastDimContiguousInput qr(q);
-  const detail::ContiguousInput pt(page_table), qs(query_seq), qp(query_pos);
+  const detail::LastDimContiguousInput qr(ctx, q);
+  const detail::ContiguousInput pt(ctx, page_table), qs(ctx, query_seq), qp(ctx, query_pos);
+  if (q.device.is_cuda()) {
+    LLAMA4_CUDA_CALL(cuda::paged_attention(ctx, out, qr, k_cache, v_cache, pt, qs, qp, params));
+    return;
+  }
   const int64_t S = page_table.size(0);
   const int32_t* seqp = qs.view().ptr<int32_t>();
   const int32_t* posp = qp.view().ptr<int32_t>();

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "llama4/context.h"
 #include "llama4/error.h"
 #include "llama4/ops.h"
 #include "llama4/tensor.h"
@@ -46,6 +47,13 @@ inline void check_same_device(const char* op, const char* name, const TensorView
                     " but '", ref_name, "' is on ", ref.device.str());
 }
 
+// The op runs in ctx: its tensors must be on ctx's device (checked on the first argument; the
+// others are checked against that one).
+inline void check_context(const char* op, const Context& ctx, const char* name, const TensorView& t) {
+  LLAMA4_CHECK_TYPE(t.device == ctx.device(), op, ": '", name, "' is on ", t.device.str(),
+                    " but the op runs in a context on ", ctx.device().str());
+}
+
 inline void check_ndim(const char* op, const char* name, const TensorView& t, int ndim) {
   LLAMA4_CHECK_ARG(t.ndim == ndim, op, ": '", name, "' must be ", ndim, "-d, got shape ",
                    t.shape_str());
@@ -66,14 +74,15 @@ inline void check_contiguous_out(const char* op, const char* name, const TensorV
                                   t.shape_str(), " with strides [", strides, "]"));
 }
 
-// A contiguous version of an input: the view itself when already contiguous, else a copy.
+// A contiguous version of an input: the view itself when already contiguous, else a copy (a
+// stream-ordered temporary of ctx).
 class ContiguousInput {
  public:
-  explicit ContiguousInput(const TensorView& t) {
+  ContiguousInput(const Context& ctx, const TensorView& t) {
     if (t.is_contiguous()) {
       view_ = t;
     } else {
-      copy_ = ops::contiguous(t);
+      copy_ = ops::contiguous(ctx, t);
       view_ = copy_.view();
     }
   }
@@ -89,11 +98,11 @@ class ContiguousInput {
 // the view itself, or a contiguous copy.
 class LastDimContiguousInput {
  public:
-  explicit LastDimContiguousInput(const TensorView& t) {
+  LastDimContiguousInput(const Context& ctx, const TensorView& t) {
     if (t.ndim == 0 || t.strides[t.ndim - 1] == 1 || t.shape[t.ndim - 1] <= 1) {
       view_ = t;
     } else {
-      copy_ = ops::contiguous(t);
+      copy_ = ops::contiguous(ctx, t);
       view_ = copy_.view();
     }
   }

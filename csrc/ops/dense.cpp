@@ -1,12 +1,15 @@
-// Op entries for linear, embedding and the residual add.
+// Op entries for linear (plain and grouped by expert), embedding and the residual add.
+#include <utility>
+
 #include "cpu/dense.h"
 #include "cpu/linear.h"
+#include "cuda/dense.h"
 #include "ops/checks.h"
 #include "ops/dispatch.h"
 
 namespace llama4::ops {
 
-void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
+void linear(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& w) {
   constexpr const char* op = "linear";
   detail::check_dtype_in(op, "x", x, {DType::F32, DType::BF16});
   detail::check_same_dtype(op, "w", w, "x", x);
@@ -19,27 +22,76 @@ void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
   detail::check_contiguous_out(op, "out", out);
   detail::check_same_device(op, "w", w, "x", x);
   detail::check_same_device(op, "out", out, "x", x);
+  detail::check_context(op, ctx, "x", x);
   if (out.numel() == 0) return;
   if (x.size(1) == 0) {
-    memset_zero(out);
+    ctx.zero(out);
     return;
   }
   // x may keep a row stride; anything else is copied to contiguous rows.
   const bool rows_ok = x.stride(1) == 1 && x.stride(0) >= x.size(1);
-  const detail::ContiguousInput xc(rows_ok ? TensorView() : x), wc(w);
+  const detail::ContiguousInput xc(ctx, rows_ok ? TensorView() : x), wc(ctx, w);
   const TensorView& xv = rows_ok ? x : xc.view();
   switch (x.device.type) {
     case DeviceType::CPU: cpu::linear(out, xv, wc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented("linear");
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::linear(ctx, out, xv, wc)); break;
+  }
+}
+
+void grouped_linear(const Context& ctx, const TensorView& out, const TensorView& x,
+                    const TensorView& w, const TensorView& offsets) {
+  constexpr const char* op = "grouped_linear";
+  detail::check_dtype_in(op, "x", x, {DType::F32, DType::BF16});
+  detail::check_same_dtype(op, "w", w, "x", x);
+  detail::check_same_dtype(op, "out", out, "x", x);
+  detail::check_ndim(op, "x", x, 2);
+  detail::check_ndim(op, "w", w, 3);
+  detail::check_dtype(op, "offsets", offsets, DType::I32);
+  const int64_t R = x.size(0), K = x.size(1), E = w.size(0), N = w.size(1);
+  LLAMA4_CHECK_ARG(w.size(2) == K, op, ": 'w' must have shape [E, N, ", K, "] to match 'x' ",
+                   x.shape_str(), ", got ", w.shape_str());
+  LLAMA4_CHECK_ARG(E >= 1, op, ": 'w' needs at least one group, got ", w.shape_str());
+  detail::check_shape(op, "offsets", offsets, {E + 1});
+  detail::check_shape(op, "out", out, {R, N});
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"x", &x}, {"w", &w},
+                                {"offsets", &offsets}})
+    LLAMA4_CHECK_ARG(t->is_contiguous(), op, ": '", name, "' must be contiguous, got shape ",
+                     t->shape_str());
+  detail::check_contiguous_out(op, "out", out);
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"w", &w},
+                                {"offsets", &offsets}, {"out", &out}})
+    detail::check_same_device(op, name, *t, "x", x);
+  detail::check_context(op, ctx, "x", x);
+  if (out.numel() == 0) return;
+  if (K == 0) {
+    ctx.zero(out);
+    return;
+  }
+  switch (x.device.type) {
+    case DeviceType::CPU: {
+      const int32_t* off = offsets.ptr<int32_t>();
+      LLAMA4_CHECK_ARG(off[0] == 0 && off[E] == R, op, ": 'offsets' must run from 0 to ", R,
+                       " (the rows of 'x'), got ", off[0], " .. ", off[E]);
+      for (int64_t e = 0; e < E; ++e)
+        LLAMA4_CHECK_ARG(off[e] <= off[e + 1], op, ": 'offsets' must be non-decreasing, got offsets[",
+                         e, "] = ", off[e], " > offsets[", e + 1, "] = ", off[e + 1]);
+      for (int64_t e = 0; e < E; ++e) {
+        if (off[e + 1] > off[e])
+          cpu::linear(out.slice0(off[e], off[e + 1]), x.slice0(off[e], off[e + 1]), w.select0(e));
+      }
+      break;
+    }
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::grouped_linear(ctx, out, x, w, offsets)); break;
   }
 }
 
 // A plain lookup is the fused embedding without image placeholders (one kernel, one id check).
-void embedding(const TensorView& out, const TensorView& table, const TensorView& ids) {
-  embedding_fused(out, table, ids, TensorView(), -1, 0);
+void embedding(const Context& ctx, const TensorView& out, const TensorView& table,
+               const TensorView& ids) {
+  embedding_fused(ctx, out, table, ids, TensorView(), -1, 0);
 }
 
-void add(const TensorView& out, const TensorView& a, const TensorView& b) {
+void add(const Context& ctx, const TensorView& out, const TensorView& a, const TensorView& b) {
   constexpr const char* op = "add";
   detail::check_activation(op, "a", a);
   detail::check_same_dtype(op, "b", b, "a", a);
@@ -49,11 +101,12 @@ void add(const TensorView& out, const TensorView& a, const TensorView& b) {
   detail::check_contiguous_out(op, "out", out);
   detail::check_same_device(op, "b", b, "a", a);
   detail::check_same_device(op, "out", out, "a", a);
+  detail::check_context(op, ctx, "a", a);
   if (out.numel() == 0) return;
-  const detail::ContiguousInput ac(a), bc(b);
+  const detail::ContiguousInput ac(ctx, a), bc(ctx, b);
   switch (a.device.type) {
     case DeviceType::CPU: cpu::add(out, ac, bc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented("add");
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::add(ctx, out, ac, bc)); break;
   }
 }
 

@@ -7,9 +7,9 @@
 
 namespace llama4::ops {
 
-void embedding_fused(const TensorView& out, const TensorView& table, const TensorView& ids,
-                     const TensorView& image_features, int64_t image_token_id,
-                     int64_t num_image_tokens) {
+void embedding_fused(const Context& ctx, const TensorView& out, const TensorView& table,
+                     const TensorView& ids, const TensorView& image_features,
+                     int64_t image_token_id, int64_t num_image_tokens) {
   constexpr const char* op = "embedding_fused";
   detail::check_activation(op, "table", table);
   detail::check_ndim(op, "table", table, 2);
@@ -20,6 +20,7 @@ void embedding_fused(const TensorView& out, const TensorView& table, const Tenso
   detail::check_contiguous_out(op, "out", out);
   detail::check_same_device(op, "ids", ids, "table", table);
   detail::check_same_device(op, "out", out, "table", table);
+  detail::check_context(op, ctx, "table", table);
   const bool has_features = image_features.data != nullptr || image_features.ndim > 0;
   const int64_t R = has_features ? image_features.size(0) : 0;
   if (has_features) {
@@ -37,7 +38,7 @@ void embedding_fused(const TensorView& out, const TensorView& table, const Tenso
   LLAMA4_CHECK_ARG(num_image_tokens == R, op, ": the ids hold ", num_image_tokens,
                    " image placeholder tokens (id ", image_token_id, ") but 'image_features' has ",
                    R, " rows; each placeholder takes one feature row");
-  const detail::ContiguousInput tc(table), ic(ids), fc(image_features);
+  const detail::ContiguousInput tc(ctx, table), ic(ctx, ids), fc(ctx, image_features);
   if (ids.device.is_cpu()) {  // verify the ids (range, placeholder count) once, here
     const int64_t V = table.size(0);
     int64_t count = 0;
@@ -54,7 +55,7 @@ void embedding_fused(const TensorView& out, const TensorView& table, const Tenso
   if (out.numel() == 0) return;
   switch (table.device.type) {
     case DeviceType::CPU: cpu::embedding_fused(out, tc, ic, fc, image_token_id); break;
-    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::embedding_fused(out, tc, ic, fc, image_token_id)); break;
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::embedding_fused(ctx, out, tc, ic, fc, image_token_id)); break;
   }
 }
 

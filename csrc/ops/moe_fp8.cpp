@@ -25,7 +25,8 @@ void check_k(const char* op, int64_t K) {
 }
 
 // CUDA (TMA) needs 16-byte rows and bases: K e4m3 and N bf16 per row.
-void check_cuda_gemm(const char* op, int64_t N, int64_t K, std::initializer_list<const TensorView*> ptrs) {
+void check_cuda_gemm(const char* op, int64_t N, int64_t K,
+                     std::initializer_list<const TensorView*> ptrs) {
   LLAMA4_CHECK_ARG(K % 16 == 0 && N % 8 == 0, op, ": on CUDA K must be a multiple of 16 and N of 8 "
                    "(16-byte TMA rows), got K = ", K, ", N = ", N);
   for (const TensorView* t : ptrs)
@@ -46,8 +47,8 @@ void check_cuda_gemm(const char* op, int64_t N, int64_t K, std::initializer_list
 
 }  // namespace
 
-void moe_grouped_gemm_fp8(const TensorView& out, const TensorView& a, const TensorView& a_scale,
-                          const TensorView& w, const TensorView& w_scale,
+void moe_grouped_gemm_fp8(const Context& ctx, const TensorView& out, const TensorView& a,
+                          const TensorView& a_scale, const TensorView& w, const TensorView& w_scale,
                           const TensorView& expert_offsets, const TensorView& workspace) {
   constexpr const char* op = "moe_grouped_gemm_fp8";
   detail::check_dtype(op, "a", a, DType::F8E4M3);
@@ -70,9 +71,10 @@ void moe_grouped_gemm_fp8(const TensorView& out, const TensorView& a, const Tens
   for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"a_scale", &a_scale},
                                 {"expert_offsets", &expert_offsets}, {"out", &out}})
     detail::check_same_device(op, name, *t, "a", a);
+  detail::check_context(op, ctx, "a", a);
   check_weight(op, "w", w, a);
   check_weight(op, "w_scale", w_scale, a);
-  const detail::ContiguousInput ac(a), sc(a_scale), oc(expert_offsets);
+  const detail::ContiguousInput ac(ctx, a), sc(ctx, a_scale), oc(ctx, expert_offsets);
   if (a.device.is_cpu()) {  // the CPU can afford to check the offsets; CUDA clamps them
     const int32_t* off = oc.view().ptr<int32_t>();
     bool ok = off[0] == 0 && off[E] == R;
@@ -84,7 +86,7 @@ void moe_grouped_gemm_fp8(const TensorView& out, const TensorView& a, const Tens
     case DeviceType::CPU: cpu::moe_grouped_gemm_fp8(out, ac, sc, w, w_scale, oc); break;
     case DeviceType::CUDA:
       check_cuda_gemm(op, N, K, {&ac.view(), &w, &out});
-      LLAMA4_CUDA_CALL(cuda::moe_grouped_gemm_fp8(
+      LLAMA4_CUDA_CALL(cuda::moe_grouped_gemm_fp8(ctx, 
           out, ac, sc, w, w_scale, oc,
           cuda_workspace(op, workspace, a, moe_grouped_gemm_fp8_workspace_bytes(a.device, E))));
       break;
@@ -99,9 +101,9 @@ int64_t moe_grouped_gemm_fp8_workspace_bytes(Device device, int64_t experts) {
   return n;
 }
 
-void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& router_logits,
-             const TensorView& shared, const MoeFp8Experts& ex, int64_t top_k, float scale_ub,
-             const TensorView& workspace) {
+void moe_fp8(const Context& ctx, const TensorView& out, const TensorView& x,
+             const TensorView& router_logits, const TensorView& shared, const MoeFp8Experts& ex,
+             int64_t top_k, float scale_ub, const TensorView& workspace) {
   constexpr const char* op = "moe_fp8";
   detail::check_dtype_in(op, "x", x, {DType::F32, DType::BF16});
   detail::check_ndim(op, "x", x, 2);
@@ -132,12 +134,13 @@ void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& route
   detail::check_same_device(op, "router_logits", router_logits, "x", x);
   detail::check_same_device(op, "shared", shared, "x", x);
   detail::check_same_device(op, "out", out, "x", x);
+  detail::check_context(op, ctx, "x", x);
   check_weight(op, "gate_up", ex.gate_up, x);
   check_weight(op, "gate_up_scale", ex.gate_up_scale, x);
   check_weight(op, "down", ex.down, x);
   check_weight(op, "down_scale", ex.down_scale, x);
   if (T == 0) return;
-  const detail::ContiguousInput xc(x), lc(router_logits), sc(shared);
+  const detail::ContiguousInput xc(ctx, x), lc(ctx, router_logits), sc(ctx, shared);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::moe_fp8(out, xc, lc, sc, ex, top_k, scale_ub); break;
     case DeviceType::CUDA:
@@ -146,7 +149,7 @@ void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& route
                        top_k, ", E = ", E);
       check_cuda_gemm(op, 2 * I, D, {&ex.gate_up});
       check_cuda_gemm(op, D, I, {&ex.down});
-      LLAMA4_CUDA_CALL(cuda::moe_fp8(
+      LLAMA4_CUDA_CALL(cuda::moe_fp8(ctx, 
           out, xc, lc, sc, ex, top_k, scale_ub,
           cuda_workspace(op, workspace, x, moe_fp8_workspace_bytes(x.device, T, D, I, E, top_k))));
       break;

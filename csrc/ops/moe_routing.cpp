@@ -1,11 +1,13 @@
 // Op entries for MoE routing, permutation and un-permutation.
 #include "cpu/moe_routing.h"
+#include "cuda/moe_routing.h"
 #include "ops/checks.h"
 #include "ops/dispatch.h"
 
 namespace llama4::ops {
 
-void moe_route(const TensorView& topk_ids, const TensorView& topk_scores, const TensorView& logits) {
+void moe_route(const Context& ctx, const TensorView& topk_ids, const TensorView& topk_scores,
+               const TensorView& logits) {
   constexpr const char* op = "moe_route";
   detail::check_activation(op, "logits", logits);
   detail::check_ndim(op, "logits", logits, 2);
@@ -19,17 +21,21 @@ void moe_route(const TensorView& topk_ids, const TensorView& topk_scores, const 
   detail::check_shape(op, "topk_scores", topk_scores, {logits.size(0), k});
   detail::check_contiguous_out(op, "topk_ids", topk_ids);
   detail::check_contiguous_out(op, "topk_scores", topk_scores);
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"topk_ids", &topk_ids},
+                                {"topk_scores", &topk_scores}})
+    detail::check_same_device(op, name, *t, "logits", logits);
+  detail::check_context(op, ctx, "logits", logits);
   if (logits.size(0) == 0) return;
-  const detail::ContiguousInput lc(logits);
+  const detail::ContiguousInput lc(ctx, logits);
   switch (logits.device.type) {
     case DeviceType::CPU: cpu::moe_route(topk_ids, topk_scores, lc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented("moe_route");
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::moe_route(ctx, topk_ids, topk_scores, lc)); break;
   }
 }
 
-void moe_permute(const TensorView& x_perm, const TensorView& perm_token, const TensorView& perm_slot,
-                 const TensorView& expert_offsets, const TensorView& x, const TensorView& topk_ids,
-                 const TensorView& topk_scores) {
+void moe_permute(const Context& ctx, const TensorView& x_perm, const TensorView& perm_token,
+                 const TensorView& perm_slot, const TensorView& expert_offsets, const TensorView& x,
+                 const TensorView& topk_ids, const TensorView& topk_scores) {
   constexpr const char* op = "moe_permute";
   detail::check_activation(op, "x", x);
   detail::check_ndim(op, "x", x, 2);
@@ -50,7 +56,12 @@ void moe_permute(const TensorView& x_perm, const TensorView& perm_token, const T
   LLAMA4_CHECK_ARG(expert_offsets.size(0) >= 2, op, ": 'expert_offsets' needs E + 1 >= 2 entries");
   for (const TensorView* t : {&x_perm, &perm_token, &perm_slot, &expert_offsets})
     detail::check_contiguous_out(op, "outputs", *t);
-  const detail::ContiguousInput xc(x), ic(topk_ids), sc(topk_scores);
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"topk_ids", &topk_ids},
+                                {"topk_scores", &topk_scores}, {"x_perm", &x_perm}, {"perm_token", &perm_token},
+                                {"perm_slot", &perm_slot}, {"expert_offsets", &expert_offsets}})
+    detail::check_same_device(op, name, *t, "x", x);
+  detail::check_context(op, ctx, "x", x);
+  const detail::ContiguousInput xc(ctx, x), ic(ctx, topk_ids), sc(ctx, topk_scores);
   if (x.device.is_cpu()) {
     const int64_t E = expert_offsets.size(0) - 1;
     const int32_t* ids = ic.view().ptr<int32_t>();
@@ -58,13 +69,16 @@ void moe_permute(const TensorView& x_perm, const TensorView& perm_token, const T
       LLAMA4_CHECK_ARG(0 <= ids[i] && ids[i] < E, op, ": expert id ", ids[i], " outside [0, ", E, ")");
   }
   switch (x.device.type) {
-    case DeviceType::CPU: cpu::moe_permute(x_perm, perm_token, perm_slot, expert_offsets, xc, ic, sc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented("moe_permute");
+    case DeviceType::CPU: cpu::moe_permute(x_perm, perm_token, perm_slot, expert_offsets, xc, ic,
+                                           sc); break;
+    case DeviceType::CUDA:
+      LLAMA4_CUDA_CALL(cuda::moe_permute(ctx, x_perm, perm_token, perm_slot, expert_offsets, xc, ic, sc));
+      break;
   }
 }
 
-void moe_unpermute(const TensorView& out, const TensorView& y_perm, const TensorView& perm_slot,
-                   const TensorView& shared) {
+void moe_unpermute(const Context& ctx, const TensorView& out, const TensorView& y_perm,
+                   const TensorView& perm_slot, const TensorView& shared) {
   constexpr const char* op = "moe_unpermute";
   detail::check_activation(op, "shared", shared);
   detail::check_ndim(op, "shared", shared, 2);
@@ -78,11 +92,15 @@ void moe_unpermute(const TensorView& out, const TensorView& y_perm, const Tensor
   detail::check_same_dtype(op, "out", out, "shared", shared);
   detail::check_shape(op, "out", out, {T, D});
   detail::check_contiguous_out(op, "out", out);
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"y_perm", &y_perm},
+                                {"perm_slot", &perm_slot}, {"out", &out}})
+    detail::check_same_device(op, name, *t, "shared", shared);
+  detail::check_context(op, ctx, "shared", shared);
   if (T == 0) return;
-  const detail::ContiguousInput yc(y_perm), pc(perm_slot), sc(shared);
+  const detail::ContiguousInput yc(ctx, y_perm), pc(ctx, perm_slot), sc(ctx, shared);
   switch (shared.device.type) {
     case DeviceType::CPU: cpu::moe_unpermute(out, yc, pc, sc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented("moe_unpermute");
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::moe_unpermute(ctx, out, yc, pc, sc)); break;
   }
 }
 

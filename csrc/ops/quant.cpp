@@ -8,8 +8,8 @@
 
 namespace llama4::ops {
 
-void quantize_fp8_rowwise(const TensorView& q_out, const TensorView& scale_out, const TensorView& x,
-                          float scale_ub) {
+void quantize_fp8_rowwise(const Context& ctx, const TensorView& q_out, const TensorView& scale_out,
+                          const TensorView& x, float scale_ub) {
   constexpr const char* op = "quantize_fp8_rowwise";
   detail::check_activation(op, "x", x);
   detail::check_ndim(op, "x", x, 2);
@@ -19,19 +19,21 @@ void quantize_fp8_rowwise(const TensorView& q_out, const TensorView& scale_out, 
   detail::check_shape(op, "scale_out", scale_out, {x.size(0)});
   detail::check_same_device(op, "q_out", q_out, "x", x);
   detail::check_same_device(op, "scale_out", scale_out, "x", x);
+  detail::check_context(op, ctx, "x", x);
   detail::check_contiguous_out(op, "q_out", q_out);
   detail::check_contiguous_out(op, "scale_out", scale_out);
   LLAMA4_CHECK_ARG(std::isfinite(scale_ub) && scale_ub >= 0.f, op,
                    ": 'scale_ub' must be finite and >= 0 (0: no bound), got ", scale_ub);
   if (x.numel() == 0 && x.size(0) == 0) return;
-  const detail::ContiguousInput xc(x);
+  const detail::ContiguousInput xc(ctx, x);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::quantize_fp8_rowwise(q_out, scale_out, xc, scale_ub); break;
-    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::quantize_fp8_rowwise(q_out, scale_out, xc, scale_ub)); break;
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::quantize_fp8_rowwise(ctx, q_out, scale_out, xc, scale_ub)); break;
   }
 }
 
-void dequantize_fp8_rowwise(const TensorView& out, const TensorView& q, const TensorView& scale) {
+void dequantize_fp8_rowwise(const Context& ctx, const TensorView& out, const TensorView& q,
+                            const TensorView& scale) {
   constexpr const char* op = "dequantize_fp8_rowwise";
   detail::check_dtype(op, "q", q, DType::F8E4M3);
   detail::check_ndim(op, "q", q, 2);
@@ -41,12 +43,13 @@ void dequantize_fp8_rowwise(const TensorView& out, const TensorView& q, const Te
   detail::check_shape(op, "out", out, q.sizes());
   detail::check_same_device(op, "scale", scale, "q", q);
   detail::check_same_device(op, "out", out, "q", q);
+  detail::check_context(op, ctx, "q", q);
   detail::check_contiguous_out(op, "out", out);
   if (q.numel() == 0) return;
-  const detail::ContiguousInput qc(q), sc(scale);
+  const detail::ContiguousInput qc(ctx, q), sc(ctx, scale);
   switch (q.device.type) {
     case DeviceType::CPU: cpu::dequantize_fp8_rowwise(out, qc, sc); break;
-    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::dequantize_fp8_rowwise(out, qc, sc)); break;
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::dequantize_fp8_rowwise(ctx, out, qc, sc)); break;
   }
 }
 

@@ -116,7 +116,8 @@ void sample(const TensorView& tokens, const TensorView& logprobs, const TensorVi
     ws = workspace.data;
   }
   if (B == 0) return;
-  const detail::LastDimContiguousInput lc(logits);
+  // No CUDA sampler yet, so this only runs on the CPU context.
+  const detail::LastDimContiguousInput lc(Context::cpu(), logits);
   switch (logits.device.type) {
     case DeviceType::CPU: cpu::sample(tokens, logprobs, top_ids, top_logprobs, status, lc, batch); break;
     case DeviceType::CUDA:

@@ -11,20 +11,22 @@
 namespace llama4::ops {
 
 namespace {
-void check_out_like(const char* op, const TensorView& out, const TensorView& x) {
+void check_out_like(const char* op, const Context& ctx, const TensorView& out,
+                    const TensorView& x) {
   detail::check_same_dtype(op, "out", out, "x", x);
   detail::check_same_device(op, "out", out, "x", x);
+  detail::check_context(op, ctx, "x", x);
   detail::check_shape(op, "out", out, x.sizes());
   detail::check_contiguous_out(op, "out", out);
 }
 }  // namespace
 
-void layer_norm(const TensorView& out, const TensorView& x, const TensorView& weight,
-                const TensorView& bias, float eps) {
+void layer_norm(const Context& ctx, const TensorView& out, const TensorView& x,
+                const TensorView& weight, const TensorView& bias, float eps) {
   constexpr const char* op = "layer_norm";
   detail::check_activation(op, "x", x);
   LLAMA4_CHECK_ARG(x.ndim >= 1, op, ": 'x' must have at least 1 dimension");
-  check_out_like(op, out, x);
+  check_out_like(op, ctx, out, x);
   for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"weight", &weight}, {"bias", &bias}}) {
     detail::check_same_dtype(op, name, *t, "x", x);
     detail::check_same_device(op, name, *t, "x", x);
@@ -32,26 +34,27 @@ void layer_norm(const TensorView& out, const TensorView& x, const TensorView& we
   }
   LLAMA4_CHECK_ARG(eps >= 0.f, op, ": 'eps' must be >= 0, got ", eps);
   if (x.numel() == 0) return;
-  const detail::ContiguousInput xc(x), wc(weight), bc(bias);
+  const detail::ContiguousInput xc(ctx, x), wc(ctx, weight), bc(ctx, bias);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::layer_norm(out, xc, wc, bc, eps); break;
     case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
   }
 }
 
-void gelu(const TensorView& out, const TensorView& x) {
+void gelu(const Context& ctx, const TensorView& out, const TensorView& x) {
   constexpr const char* op = "gelu";
   detail::check_activation(op, "x", x);
-  check_out_like(op, out, x);
+  check_out_like(op, ctx, out, x);
   if (x.numel() == 0) return;
-  const detail::ContiguousInput xc(x);
+  const detail::ContiguousInput xc(ctx, x);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::gelu(out, xc); break;
     case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
   }
 }
 
-void add_bias(const TensorView& out, const TensorView& x, const TensorView& bias) {
+void add_bias(const Context& ctx, const TensorView& out, const TensorView& x,
+              const TensorView& bias) {
   constexpr const char* op = "add_bias";
   detail::check_activation(op, "out", out);
   LLAMA4_CHECK_ARG(out.ndim >= 1, op, ": 'out' must have at least 1 dimension");
@@ -62,38 +65,39 @@ void add_bias(const TensorView& out, const TensorView& x, const TensorView& bias
   detail::check_contiguous_out(op, "out", out);
   detail::check_same_device(op, "x", x, "out", out);
   detail::check_same_device(op, "bias", bias, "out", out);
+  detail::check_context(op, ctx, "out", out);
   if (out.numel() == 0) return;
-  const detail::ContiguousInput xc(x), bc(bias);
+  const detail::ContiguousInput xc(ctx, x), bc(ctx, bias);
   switch (out.device.type) {
     case DeviceType::CPU: cpu::add_bias(out, xc, bc); break;
     case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
   }
 }
 
-void rope_table(const TensorView& out, const TensorView& x, const TensorView& cos,
-                const TensorView& sin) {
+void rope_table(const Context& ctx, const TensorView& out, const TensorView& x,
+                const TensorView& cos, const TensorView& sin) {
   constexpr const char* op = "rope_table";
   detail::check_activation(op, "x", x);
   detail::check_ndim(op, "x", x, 4);
   LLAMA4_CHECK_ARG(x.size(3) % 2 == 0, op, ": head_dim (last dimension of 'x') must be even, got ",
                    x.size(3));
-  check_out_like(op, out, x);
+  check_out_like(op, ctx, out, x);
   for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"cos", &cos}, {"sin", &sin}}) {
     detail::check_dtype(op, name, *t, DType::F32);
     detail::check_shape(op, name, *t, {x.size(1), x.size(3) / 2});
     detail::check_same_device(op, name, *t, "x", x);
   }
   if (x.numel() == 0) return;
-  const detail::LastDimContiguousInput xc(x);
-  const detail::ContiguousInput cc(cos), sc(sin);
+  const detail::LastDimContiguousInput xc(ctx, x);
+  const detail::ContiguousInput cc(ctx, cos), sc(ctx, sin);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::rope_table(out, xc, cc, sc); break;
     case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
   }
 }
 
-void attention_dense(const TensorView& out, const TensorView& q, const TensorView& k,
-                     const TensorView& v, float scale) {
+void attention_dense(const Context& ctx, const TensorView& out, const TensorView& q,
+                     const TensorView& k, const TensorView& v, float scale) {
   constexpr const char* op = "attention_dense";
   detail::check_activation(op, "q", q);
   detail::check_ndim(op, "q", q, 4);
@@ -104,6 +108,7 @@ void attention_dense(const TensorView& out, const TensorView& q, const TensorVie
   }
   detail::check_same_dtype(op, "out", out, "q", q);
   detail::check_same_device(op, "out", out, "q", q);
+  detail::check_context(op, ctx, "q", q);
   detail::check_shape(op, "out", out, q.sizes());
   detail::check_contiguous_out(op, "out", out);
   LLAMA4_CHECK_ARG(std::isfinite(scale), op, ": 'scale' must be finite, got ", scale);
@@ -114,7 +119,7 @@ void attention_dense(const TensorView& out, const TensorView& q, const TensorVie
   }
 }
 
-void pixel_shuffle(const TensorView& out, const TensorView& x, int64_t factor) {
+void pixel_shuffle(const Context& ctx, const TensorView& out, const TensorView& x, int64_t factor) {
   constexpr const char* op = "pixel_shuffle";
   detail::check_activation(op, "x", x);
   detail::check_ndim(op, "x", x, 3);
@@ -127,17 +132,18 @@ void pixel_shuffle(const TensorView& out, const TensorView& x, int64_t factor) {
   const int64_t So = S / factor;
   detail::check_same_dtype(op, "out", out, "x", x);
   detail::check_same_device(op, "out", out, "x", x);
+  detail::check_context(op, ctx, "x", x);
   detail::check_shape(op, "out", out, {x.size(0), So * So, x.size(2) * factor * factor});
   detail::check_contiguous_out(op, "out", out);
   if (out.numel() == 0) return;
-  const detail::LastDimContiguousInput xc(x);
+  const detail::LastDimContiguousInput xc(ctx, x);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::pixel_shuffle(out, xc, factor); break;
     case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
   }
 }
 
-void patchify(const TensorView& out, const TensorView& pixels, int64_t patch) {
+void patchify(const Context& ctx, const TensorView& out, const TensorView& pixels, int64_t patch) {
   constexpr const char* op = "patchify";
   detail::check_activation(op, "pixels", pixels);
   detail::check_ndim(op, "pixels", pixels, 4);
@@ -147,6 +153,7 @@ void patchify(const TensorView& out, const TensorView& pixels, int64_t patch) {
                    ", got shape ", pixels.shape_str());
   detail::check_activation(op, "out", out);
   detail::check_same_device(op, "out", out, "pixels", pixels);
+  detail::check_context(op, ctx, "pixels", pixels);
   const int64_t n = (pixels.size(2) / patch) * (pixels.size(3) / patch);
   detail::check_shape(op, "out", out, {pixels.size(0), n, pixels.size(1) * patch * patch});
   detail::check_contiguous_out(op, "out", out);

@@ -35,20 +35,23 @@ Device parse_device(const std::string& s) {
 
 void cache_write(const py::object& k_cache, const py::object& v_cache, const py::object& k,
                  const py::object& v, const py::object& slots) {
-  const BorrowedView kc = as_view(k_cache, "k_cache"), vc = as_view(v_cache, "v_cache"),
-                     kv = as_view(k, "k"), vv = as_view(v, "v"), sv = as_view(slots, "slots");
+  const CallContext call(k_cache, "k_cache");
+  const BorrowedView kc = call.view(k_cache, "k_cache"), vc = call.view(v_cache, "v_cache"),
+                     kv = call.view(k, "k"), vv = call.view(v, "v"), sv = call.view(slots, "slots");
   py::gil_scoped_release nogil;
-  ops::cache_write(kc, vc, kv, vv, sv);
+  ops::cache_write(call.ctx, kc, vc, kv, vv, sv);
 }
 
 py::object paged_attention(const py::object& q, const py::object& k_cache, const py::object& v_cache,
                            const py::object& page_table, const py::object& query_seq,
                            const py::object& query_pos, float scale, int64_t chunk_size,
                            float attn_scale, float floor_scale, int kv_splits) {
-  const BorrowedView qv = as_view(q, "q"), kc = as_view(k_cache, "k_cache"), vc = as_view(v_cache, "v_cache"),
-                     pt = as_view(page_table, "page_table"), qs = as_view(query_seq, "query_seq"),
-                     qp = as_view(query_pos, "query_pos");
-  Tensor out = Tensor::empty(qv.view.sizes(), qv.view.dtype, qv.view.device);
+  const CallContext call(q, "q");
+  const BorrowedView qv = call.view(q, "q"), kc = call.view(k_cache, "k_cache"),
+                     vc = call.view(v_cache, "v_cache"),
+                     pt = call.view(page_table, "page_table"), qs = call.view(query_seq, "query_seq"),
+                     qp = call.view(query_pos, "query_pos");
+  Tensor out = call.empty(qv.view.sizes(), qv.view.dtype);
   ops::AttentionParams prm;
   prm.scale = scale;
   prm.chunk_size = chunk_size;
@@ -57,9 +60,9 @@ py::object paged_attention(const py::object& q, const py::object& k_cache, const
   prm.kv_splits = kv_splits;
   {
     py::gil_scoped_release nogil;
-    ops::paged_attention(out, qv, kc, vc, pt, qs, qp, prm);
+    ops::paged_attention(call.ctx, out, qv, kc, vc, pt, qs, qp, prm);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 py::dict config_dict(const KVCacheConfig& c) {

@@ -31,33 +31,35 @@ Device parse_device(const std::string& s) {
   throw ValueError("device must be 'cpu', 'cuda' or 'cuda:N', got '" + s + "'");
 }
 
-// The output: the caller's tensor (returned as given) or a new one.
+// The output: the caller's tensor (returned as given) or a new one of the call's context.
 struct Output {
+  const CallContext& call;
   py::object given;
   BorrowedView view;
   Tensor owned;
-  Output(const py::object& out, const Shape& shape, DType dtype, Device device) : given(out) {
+  Output(const CallContext& c, const py::object& out, const Shape& shape, DType dtype) : call(c), given(out) {
     if (out.is_none()) {
-      owned = Tensor::empty(shape, dtype, device);
+      owned = call.empty(shape, dtype);
       view.view = owned.view();
     } else {
-      view = as_view(out, "out");
+      view = call.view(out, "out");
     }
   }
-  py::object result() { return given.is_none() ? to_python(owned) : given; }
+  py::object result() { return given.is_none() ? call.out(owned) : given; }
 };
 
 py::object grouped_gemm(const py::object& a, const py::object& a_scale, const py::object& w,
                         const py::object& w_scale, const py::object& offsets, const py::object& out,
                         const py::object& workspace) {
-  const BorrowedView av = as_view(a, "a"), sv = as_view(a_scale, "a_scale"), wv = as_view(w, "w"),
-                     wsv = as_view(w_scale, "w_scale"), ov = as_view(offsets, "expert_offsets"),
-                     ws = as_optional_view(workspace, "workspace");
+  const CallContext call(a, "a");
+  const BorrowedView av = call.view(a, "a"), sv = call.view(a_scale, "a_scale"), wv = call.view(w, "w"),
+                     wsv = call.view(w_scale, "w_scale"), ov = call.view(offsets, "expert_offsets"),
+                     ws = call.optional(workspace, "workspace");
   const int64_t R = av.view.ndim >= 1 ? av.view.size(0) : 0, N = wv.view.ndim >= 2 ? wv.view.size(1) : 0;
-  Output o(out, {R, N}, DType::BF16, av.view.device);
+  Output o(call, out, {R, N}, DType::BF16);
   {
     py::gil_scoped_release nogil;
-    ops::moe_grouped_gemm_fp8(o.view, av, sv, wv, wsv, ov, ws);
+    ops::moe_grouped_gemm_fp8(call.ctx, o.view, av, sv, wv, wsv, ov, ws);
   }
   return o.result();
 }
@@ -66,15 +68,16 @@ py::object moe_fp8(const py::object& x, const py::object& logits, const py::obje
                    const py::object& gate_up, const py::object& gate_up_scale, const py::object& down,
                    const py::object& down_scale, int64_t top_k, float scale_ub, const py::object& out,
                    const py::object& workspace) {
-  const BorrowedView xv = as_view(x, "x"), lv = as_view(logits, "router_logits"),
-                     sv = as_view(shared, "shared"), gu = as_view(gate_up, "gate_up"),
-                     gus = as_view(gate_up_scale, "gate_up_scale"), dn = as_view(down, "down"),
-                     dns = as_view(down_scale, "down_scale"), ws = as_optional_view(workspace, "workspace");
-  Output o(out, xv.view.sizes(), xv.view.dtype, xv.view.device);
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x"), lv = call.view(logits, "router_logits"),
+                     sv = call.view(shared, "shared"), gu = call.view(gate_up, "gate_up"),
+                     gus = call.view(gate_up_scale, "gate_up_scale"), dn = call.view(down, "down"),
+                     dns = call.view(down_scale, "down_scale"), ws = call.optional(workspace, "workspace");
+  Output o(call, out, xv.view.sizes(), xv.view.dtype);
   const ops::MoeFp8Experts ex{gu.view, gus.view, dn.view, dns.view};
   {
     py::gil_scoped_release nogil;
-    ops::moe_fp8(o.view, xv, lv, sv, ex, top_k, scale_ub, ws);
+    ops::moe_fp8(call.ctx, o.view, xv, lv, sv, ex, top_k, scale_ub, ws);
   }
   return o.result();
 }

@@ -13,46 +13,50 @@ namespace llama4::python {
 namespace {
 
 py::object rms_norm(const py::object& x, const py::object& weight, float eps) {
-  const BorrowedView xv = as_view(x, "x"), wv = as_optional_view(weight, "weight");
-  Tensor out = Tensor::empty(xv.view.sizes(), xv.view.dtype, xv.view.device);
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x"), wv = call.optional(weight, "weight");
+  Tensor out = call.empty(xv.view.sizes(), xv.view.dtype);
   {
     py::gil_scoped_release nogil;
-    ops::rms_norm(out, xv, wv, eps);
+    ops::rms_norm(call.ctx, out, xv, wv, eps);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 py::object rope(const py::object& x, const py::object& positions, const py::object& inv_freq) {
-  const BorrowedView xv = as_view(x, "x"), pv = as_view(positions, "positions"),
-                     fv = as_view(inv_freq, "inv_freq");
-  Tensor out = Tensor::empty(xv.view.sizes(), xv.view.dtype, xv.view.device);
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x"), pv = call.view(positions, "positions"),
+                     fv = call.view(inv_freq, "inv_freq");
+  Tensor out = call.empty(xv.view.sizes(), xv.view.dtype);
   {
     py::gil_scoped_release nogil;
-    ops::rope(out, xv, pv, fv);
+    ops::rope(call.ctx, out, xv, pv, fv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 py::object silu_gate(const py::object& gate, const py::object& up) {
-  const BorrowedView gv = as_view(gate, "gate"), uv = as_view(up, "up");
-  Tensor out = Tensor::empty(gv.view.sizes(), gv.view.dtype, gv.view.device);
+  const CallContext call(gate, "gate");
+  const BorrowedView gv = call.view(gate, "gate"), uv = call.view(up, "up");
+  Tensor out = call.empty(gv.view.sizes(), gv.view.dtype);
   {
     py::gil_scoped_release nogil;
-    ops::silu_gate(out, gv, uv);
+    ops::silu_gate(call.ctx, out, gv, uv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 py::tuple quantize_fp8_rowwise(const py::object& x, float scale_ub) {
-  const BorrowedView xv = as_view(x, "x");
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x");
   const int64_t rows = xv.view.ndim >= 1 ? xv.view.size(0) : 0;
-  Tensor q = Tensor::empty(xv.view.sizes(), DType::F8E4M3, xv.view.device);
-  Tensor scale = Tensor::empty({rows}, DType::F32, xv.view.device);
+  Tensor q = call.empty(xv.view.sizes(), DType::F8E4M3);
+  Tensor scale = call.empty({rows}, DType::F32);
   {
     py::gil_scoped_release nogil;
-    ops::quantize_fp8_rowwise(q, scale, xv, scale_ub);
+    ops::quantize_fp8_rowwise(call.ctx, q, scale, xv, scale_ub);
   }
-  return py::make_tuple(to_python(q), to_python(scale));
+  return py::make_tuple(call.out(q), call.out(scale));
 }
 
 DType parse_float_dtype(const std::string& s) {
@@ -64,33 +68,36 @@ DType parse_float_dtype(const std::string& s) {
 }
 
 py::object dequantize_fp8_rowwise(const py::object& q, const py::object& scale, const std::string& dtype) {
-  const BorrowedView qv = as_view(q, "q"), sv = as_view(scale, "scale");
-  Tensor out = Tensor::empty(qv.view.sizes(), parse_float_dtype(dtype), qv.view.device);
+  const CallContext call(q, "q");
+  const BorrowedView qv = call.view(q, "q"), sv = call.view(scale, "scale");
+  Tensor out = call.empty(qv.view.sizes(), parse_float_dtype(dtype));
   {
     py::gil_scoped_release nogil;
-    ops::dequantize_fp8_rowwise(out, qv, sv);
+    ops::dequantize_fp8_rowwise(call.ctx, out, qv, sv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 py::object cast(const py::object& x, const std::string& dtype) {
-  const BorrowedView xv = as_view(x, "x");
-  Tensor out = Tensor::empty(xv.view.sizes(), parse_float_dtype(dtype), xv.view.device);
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x");
+  Tensor out = call.empty(xv.view.sizes(), parse_float_dtype(dtype));
   {
     py::gil_scoped_release nogil;
-    ops::cast(out, xv);
+    ops::cast(call.ctx, out, xv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 py::object contiguous_copy(const py::object& x) {
-  const BorrowedView xv = as_view(x, "x");
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x");
   Tensor out;
   {
     py::gil_scoped_release nogil;
-    out = ops::contiguous(xv);
+    out = ops::contiguous(call.ctx, xv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 std::vector<float> rope_inv_freq(int head_dim, double theta, const std::string& rope_type, float factor,
@@ -110,71 +117,101 @@ std::vector<float> rope_inv_freq(int head_dim, double theta, const std::string& 
 }
 
 py::object linear(const py::object& x, const py::object& w, const std::string& out_dtype) {
-  const BorrowedView xv = as_view(x, "x"), wv = as_view(w, "w");
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x"), wv = call.view(w, "w");
   const DType od = out_dtype.empty() ? xv.view.dtype : parse_float_dtype(out_dtype);
   const int64_t M = xv.view.ndim == 2 ? xv.view.size(0) : 0, N = wv.view.ndim == 2 ? wv.view.size(0) : 0;
-  Tensor out = Tensor::empty({M, N}, od, xv.view.device);
+  Tensor out = call.empty({M, N}, od);
   {
     py::gil_scoped_release nogil;
-    ops::linear(out, xv, wv);
+    ops::linear(call.ctx, out, xv, wv);
   }
-  return to_python(out);
+  return call.out(out);
+}
+
+py::object add(const py::object& a, const py::object& b) {
+  const CallContext call(a, "a");
+  const BorrowedView av = call.view(a, "a"), bv = call.view(b, "b");
+  Tensor out = call.empty(av.view.sizes(), av.view.dtype);
+  {
+    py::gil_scoped_release nogil;
+    ops::add(call.ctx, out, av, bv);
+  }
+  return call.out(out);
+}
+
+py::object grouped_linear(const py::object& x, const py::object& w, const py::object& offsets) {
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x"), wv = call.view(w, "w"), ov = call.view(offsets, "offsets");
+  const int64_t R = xv.view.ndim == 2 ? xv.view.size(0) : 0, N = wv.view.ndim == 3 ? wv.view.size(1) : 0;
+  Tensor out = call.empty({R, N}, xv.view.dtype);
+  {
+    py::gil_scoped_release nogil;
+    ops::grouped_linear(call.ctx, out, xv, wv, ov);
+  }
+  return call.out(out);
 }
 
 py::object embedding(const py::object& table, const py::object& ids) {
-  const BorrowedView tv = as_view(table, "table"), iv = as_view(ids, "ids");
+  const CallContext call(table, "table");
+  const BorrowedView tv = call.view(table, "table"), iv = call.view(ids, "ids");
   const int64_t T = iv.view.ndim >= 1 ? iv.view.size(0) : 0, D = tv.view.ndim == 2 ? tv.view.size(1) : 0;
-  Tensor out = Tensor::empty({T, D}, tv.view.dtype, tv.view.device);
+  Tensor out = call.empty({T, D}, tv.view.dtype);
   {
     py::gil_scoped_release nogil;
-    ops::embedding(out, tv, iv);
+    ops::embedding(call.ctx, out, tv, iv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 py::tuple moe_route(const py::object& logits, int64_t k, const std::string& score_dtype) {
-  const BorrowedView lv = as_view(logits, "logits");
+  const CallContext call(logits, "logits");
+  const BorrowedView lv = call.view(logits, "logits");
   const int64_t T = lv.view.ndim >= 1 ? lv.view.size(0) : 0;
-  Tensor ids = Tensor::empty({T, k}, DType::I32, lv.view.device);
-  Tensor scores = Tensor::empty({T, k}, score_dtype.empty() ? lv.view.dtype : parse_float_dtype(score_dtype),
-                                lv.view.device);
+  Tensor ids = call.empty({T, k}, DType::I32);
+  Tensor scores = call.empty({T, k}, score_dtype.empty() ? lv.view.dtype : parse_float_dtype(score_dtype));
   {
     py::gil_scoped_release nogil;
-    ops::moe_route(ids, scores, lv);
+    ops::moe_route(call.ctx, ids, scores, lv);
   }
-  return py::make_tuple(to_python(ids), to_python(scores));
+  return py::make_tuple(call.out(ids), call.out(scores));
 }
 
 py::tuple moe_permute(const py::object& x, const py::object& topk_ids, const py::object& topk_scores,
                       int64_t num_experts) {
-  const BorrowedView xv = as_view(x, "x"), iv = as_view(topk_ids, "topk_ids"), sv = as_view(topk_scores, "topk_scores");
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x"), iv = call.view(topk_ids, "topk_ids"),
+                     sv = call.view(topk_scores, "topk_scores");
   const int64_t T = xv.view.ndim == 2 ? xv.view.size(0) : 0, D = xv.view.ndim == 2 ? xv.view.size(1) : 0;
   const int64_t k = iv.view.ndim == 2 ? iv.view.size(1) : 0;
   LLAMA4_CHECK_ARG(num_experts >= 1, "moe_permute: num_experts must be >= 1, got ", num_experts);
-  const Device dev = xv.view.device;
-  Tensor xp = Tensor::empty({T * k, D}, xv.view.dtype, dev), ptok = Tensor::empty({T * k}, DType::I32, dev),
-         pslot = Tensor::empty({T * k}, DType::I32, dev), off = Tensor::empty({num_experts + 1}, DType::I32, dev);
+  Tensor xp = call.empty({T * k, D}, xv.view.dtype), ptok = call.empty({T * k}, DType::I32),
+         pslot = call.empty({T * k}, DType::I32), off = call.empty({num_experts + 1}, DType::I32);
   {
     py::gil_scoped_release nogil;
-    ops::moe_permute(xp, ptok, pslot, off, xv, iv, sv);
+    ops::moe_permute(call.ctx, xp, ptok, pslot, off, xv, iv, sv);
   }
-  return py::make_tuple(to_python(xp), to_python(ptok), to_python(pslot), to_python(off));
+  return py::make_tuple(call.out(xp), call.out(ptok), call.out(pslot), call.out(off));
 }
 
 py::object moe_unpermute(const py::object& y_perm, const py::object& perm_slot, const py::object& shared) {
-  const BorrowedView yv = as_view(y_perm, "y_perm"), pv = as_view(perm_slot, "perm_slot"), sv = as_view(shared, "shared");
-  Tensor out = Tensor::empty(sv.view.sizes(), sv.view.dtype, sv.view.device);
+  const CallContext call(shared, "shared");
+  const BorrowedView yv = call.view(y_perm, "y_perm"), pv = call.view(perm_slot, "perm_slot"),
+                     sv = call.view(shared, "shared");
+  Tensor out = call.empty(sv.view.sizes(), sv.view.dtype);
   {
     py::gil_scoped_release nogil;
-    ops::moe_unpermute(out, yv, pv, sv);
+    ops::moe_unpermute(call.ctx, out, yv, pv, sv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 }  // namespace
 
 void register_ops(py::module_& m) {
   m.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("out_dtype") = "");
+  m.def("add", &add, py::arg("a"), py::arg("b"));
+  m.def("grouped_linear", &grouped_linear, py::arg("x"), py::arg("w"), py::arg("offsets"));
   m.def("embedding", &embedding, py::arg("table"), py::arg("ids"));
   m.def("moe_route", &moe_route, py::arg("logits"), py::arg("k"), py::arg("score_dtype") = "");
   m.def("moe_permute", &moe_permute, py::arg("x"), py::arg("topk_ids"), py::arg("topk_scores"),

@@ -70,47 +70,49 @@ std::unique_ptr<PyVisionModel> make_vision(const py::dict& config, const std::st
 }
 
 py::object encode(PyVisionModel& m, const py::object& pixel_values) {
-  const BorrowedView pv = as_view(pixel_values, "pixel_values");
+  const CallContext call(pixel_values, "pixel_values");
+  const BorrowedView pv = call.view(pixel_values, "pixel_values");
   Tensor out;
   {
     py::gil_scoped_release nogil;
-    out = m.model->encode(pv);
+    out = m.model->encode(call.ctx, pv);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 // Placeholders counted here from the ids (a device->host copy for CUDA ids: this binding is the
 // op-level entry for tests; the engine counts on its own host copy instead).
 py::object embedding_fused(const py::object& table, const py::object& ids, const py::object& features,
                            int64_t image_token_id) {
-  const BorrowedView tv = as_view(table, "table"), iv = as_view(ids, "ids"),
-                     fv = as_optional_view(features, "image_features");
+  const CallContext call(table, "table");
+  const BorrowedView tv = call.view(table, "table"), iv = call.view(ids, "ids"),
+                     fv = call.optional(features, "image_features");
   LLAMA4_CHECK_ARG(iv.view.ndim == 1, "embedding_fused: 'ids' must be 1-d, got shape ", iv.view.shape_str());
-  Tensor out = Tensor::empty({iv.view.size(0), tv.view.ndim == 2 ? tv.view.size(1) : 0}, tv.view.dtype,
-                             tv.view.device);
+  Tensor out = call.empty({iv.view.size(0), tv.view.ndim == 2 ? tv.view.size(1) : 0}, tv.view.dtype);
   {
     py::gil_scoped_release nogil;
     int64_t count = 0;
     if (image_token_id >= 0 && (iv.view.dtype == DType::I32 || iv.view.dtype == DType::I64)) {
-      const Tensor host = ops::to_device(iv.view, Device::cpu());
+      const Context& copy_ctx = iv.view.device.is_cuda() ? call.ctx : Context::cpu();
+      const Tensor host = ops::to_device(copy_ctx, iv.view, Device::cpu());
       for (int64_t t = 0; t < host.numel(); ++t)
         count += (iv.view.dtype == DType::I64 ? host.ptr<int64_t>()[t] : host.ptr<int32_t>()[t]) == image_token_id;
     }
-    ops::embedding_fused(out, tv, iv, fv, image_token_id, count);
+    ops::embedding_fused(call.ctx, out, tv, iv, fv, image_token_id, count);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
-// out = op(x, ...) with out shaped like x.
+// out = op(ctx, x, ...) with out shaped like x.
 template <typename F>
-py::object unary_like(const py::object& x, const char* name, F&& f) {
-  const BorrowedView xv = as_view(x, name);
-  Tensor out = Tensor::empty(xv.view.sizes(), xv.view.dtype, xv.view.device);
+py::object unary_like(const CallContext& call, const py::object& x, const char* name, F&& f) {
+  const BorrowedView xv = call.view(x, name);
+  Tensor out = call.empty(xv.view.sizes(), xv.view.dtype);
   {
     py::gil_scoped_release nogil;
     f(out.view(), xv.view);
   }
-  return to_python(out);
+  return call.out(out);
 }
 
 }  // namespace
@@ -131,59 +133,72 @@ void register_vision(py::module_& m) {
   m.def("embedding_fused", &embedding_fused, py::arg("table"), py::arg("ids"), py::arg("image_features"),
         py::arg("image_token_id"));
   m.def("layer_norm", [](const py::object& x, const py::object& w, const py::object& b, float eps) {
-    const BorrowedView wv = as_view(w, "weight"), bv = as_view(b, "bias");
-    return unary_like(x, "x", [&](const TensorView& o, const TensorView& xv) { ops::layer_norm(o, xv, wv, bv, eps); });
+    const CallContext call(x, "x");
+    const BorrowedView wv = call.view(w, "weight"), bv = call.view(b, "bias");
+    return unary_like(call, x, "x", [&](const TensorView& o, const TensorView& xv) {
+      ops::layer_norm(call.ctx, o, xv, wv, bv, eps);
+    });
   }, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps"));
   m.def("gelu", [](const py::object& x) {
-    return unary_like(x, "x", [](const TensorView& o, const TensorView& xv) { ops::gelu(o, xv); });
+    const CallContext call(x, "x");
+    return unary_like(call, x, "x", [&](const TensorView& o, const TensorView& xv) { ops::gelu(call.ctx, o, xv); });
   }, py::arg("x"));
   m.def("add_bias", [](const py::object& x, const py::object& bias, const std::string& out_dtype) {
-    const BorrowedView xv = as_view(x, "x"), bv = as_view(bias, "bias");
+    const CallContext call(x, "x");
+    const BorrowedView xv = call.view(x, "x"), bv = call.view(bias, "bias");
     const DType dt = out_dtype.empty() ? xv.view.dtype : out_dtype == "float32" ? DType::F32
                      : out_dtype == "bfloat16" ? DType::BF16 : out_dtype == "float16" ? DType::F16
                      : throw ValueError("add_bias: out_dtype must be '', 'float32', 'bfloat16' or 'float16', got '" + out_dtype + "'");
-    Tensor out = Tensor::empty(xv.view.sizes(), dt, xv.view.device);
+    Tensor out = call.empty(xv.view.sizes(), dt);
     {
       py::gil_scoped_release nogil;
-      ops::add_bias(out, xv, bv);
+      ops::add_bias(call.ctx, out, xv, bv);
     }
-    return to_python(out);
+    return call.out(out);
   }, py::arg("x"), py::arg("bias"), py::arg("out_dtype") = "");
   m.def("rope_table", [](const py::object& x, const py::object& cos, const py::object& sin) {
-    const BorrowedView cv = as_view(cos, "cos"), sv = as_view(sin, "sin");
-    return unary_like(x, "x", [&](const TensorView& o, const TensorView& xv) { ops::rope_table(o, xv, cv, sv); });
+    const CallContext call(x, "x");
+    const BorrowedView cv = call.view(cos, "cos"), sv = call.view(sin, "sin");
+    return unary_like(call, x, "x", [&](const TensorView& o, const TensorView& xv) {
+      ops::rope_table(call.ctx, o, xv, cv, sv);
+    });
   }, py::arg("x"), py::arg("cos"), py::arg("sin"));
   m.def("attention_dense", [](const py::object& q, const py::object& k, const py::object& v, float scale) {
-    const BorrowedView kv = as_view(k, "k"), vv = as_view(v, "v");
-    return unary_like(q, "q", [&](const TensorView& o, const TensorView& qv) { ops::attention_dense(o, qv, kv, vv, scale); });
+    const CallContext call(q, "q");
+    const BorrowedView kv = call.view(k, "k"), vv = call.view(v, "v");
+    return unary_like(call, q, "q", [&](const TensorView& o, const TensorView& qv) {
+      ops::attention_dense(call.ctx, o, qv, kv, vv, scale);
+    });
   }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"));
   m.def("pixel_shuffle", [](const py::object& x, int64_t factor) {
-    const BorrowedView xv = as_view(x, "x");
+    const CallContext call(x, "x");
+    const BorrowedView xv = call.view(x, "x");
     const TensorView& v = xv.view;
     LLAMA4_CHECK_ARG(v.ndim == 3 && factor >= 1, "pixel_shuffle: 'x' must be 3-d [B, S*S, C] and factor >= 1, got ",
                      v.shape_str(), " and ", factor);
     const int64_t n = v.size(1) / (factor * factor);
-    Tensor out = Tensor::empty({v.size(0), n, v.size(2) * factor * factor}, v.dtype, v.device);
+    Tensor out = call.empty({v.size(0), n, v.size(2) * factor * factor}, v.dtype);
     {
       py::gil_scoped_release nogil;
-      ops::pixel_shuffle(out, v, factor);
+      ops::pixel_shuffle(call.ctx, out, v, factor);
     }
-    return to_python(out);
+    return call.out(out);
   }, py::arg("x"), py::arg("factor"));
   m.def("patchify", [](const py::object& pixels, int64_t patch, const std::string& out_dtype) {
-    const BorrowedView pv = as_view(pixels, "pixels");
+    const CallContext call(pixels, "pixels");
+    const BorrowedView pv = call.view(pixels, "pixels");
     const TensorView& v = pv.view;
     LLAMA4_CHECK_ARG(v.ndim == 4 && patch >= 1, "patchify: 'pixels' must be 4-d [B, C, H, W] and patch >= 1, got ",
                      v.shape_str(), " and ", patch);
     const DType dt = out_dtype == "float32" ? DType::F32 : out_dtype == "bfloat16" ? DType::BF16
                      : out_dtype == "float16" ? DType::F16
                      : throw ValueError("patchify: out_dtype must be 'float32', 'bfloat16' or 'float16', got '" + out_dtype + "'");
-    Tensor out = Tensor::empty({v.size(0), (v.size(2) / patch) * (v.size(3) / patch), v.size(1) * patch * patch}, dt, v.device);
+    Tensor out = call.empty({v.size(0), (v.size(2) / patch) * (v.size(3) / patch), v.size(1) * patch * patch}, dt);
     {
       py::gil_scoped_release nogil;
-      ops::patchify(out, v, patch);
+      ops::patchify(call.ctx, out, v, patch);
     }
-    return to_python(out);
+    return call.out(out);
   }, py::arg("pixels"), py::arg("patch"), py::arg("out_dtype") = "float32");
 }
 

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "cuda/runtime.h"
 #include "llama4/build_info.h"
 #include "llama4/error.h"
 #include "python/bindings.h"
@@ -45,6 +46,17 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_available", &llama4::cuda_available);
   m.def("cuda_device_count", &llama4::cuda_device_count);
   m.def("set_cpu_threads", &llama4::set_cpu_threads, py::arg("n"));
+  // The stream-ordered pool behind the ops' CUDA temporaries (cuda/allocator.cu): what it holds
+  // from the driver and what is handed out, now and at the high-water mark.
+  m.def("cuda_memory_stats", [](int device) {
+    const llama4::cuda::PoolStats s = llama4::cuda::pool_stats(device);
+    py::dict d;
+    d["reserved_bytes"] = s.reserved_bytes;
+    d["used_bytes"] = s.used_bytes;
+    d["reserved_high"] = s.reserved_high;
+    d["used_high"] = s.used_high;
+    return d;
+  }, py::arg("device") = 0);
 
   llama4::python::register_tensor_bridge(m);
   llama4::python::register_ops(m);

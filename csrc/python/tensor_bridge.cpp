@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/runtime.h"
 #include "llama4/error.h"
 #include "python/dlpack_abi.h"
 
@@ -53,22 +54,85 @@ static dlpack::DataType dtype_to_dlpack(DType t) {
   return {0, 0, 0};
 }
 
+// The DLPack `stream` argument naming a CUDA stream: 1 for the legacy default stream (handle 0),
+// 2 for the per-thread default stream, else the handle itself.
+static py::int_ dlpack_stream_arg(void* stream) {
+  const auto v = reinterpret_cast<uintptr_t>(stream);
+  return py::int_(v == 0 ? uintptr_t(1) : v);
+}
+
+// The CUDA stream a DLPack `stream` argument names (None: the legacy default stream, as the
+// specification says); *sync = false for -1 (the consumer asks for no synchronisation).
+static void* stream_from_dlpack_arg(const py::object& arg, bool* sync) {
+  *sync = true;
+  if (arg.is_none()) return Context::legacy_stream();
+  const long long v = arg.cast<long long>();
+  if (v == -1) {
+    *sync = false;
+    return nullptr;
+  }
+  LLAMA4_CHECK_ARG(v > 0, "__dlpack__: stream must be -1, None or a positive CUDA stream value, got ", v);
+  if (v == 1) return Context::legacy_stream();
+  return reinterpret_cast<void*>(uintptr_t(v));  // 2: cudaStreamPerThread's own value
+}
+
 // The producer's capsule. We ask for a versioned one (DLPack >= 1.0) first: only it can flag a
 // tensor read-only, and without that numpy refuses to export read-only arrays (np.memmap(mode="r"),
 // np.frombuffer(bytes)), i.e. memory-mapped checkpoints. Producers without max_version get the old
 // call. Tensors that require grad are detached first (torch refuses to export them; ops only read).
-static py::object request_capsule(const py::handle& obj) {
+// A CUDA tensor is requested for `stream` (DLPack handshake: the producer orders its pending work
+// before that stream) when the call has a context on the tensor's device.
+static py::object request_capsule(const py::handle& obj, const py::object& stream) {
   py::object src = py::reinterpret_borrow<py::object>(obj);
   if (py::hasattr(src, "requires_grad") && py::hasattr(src, "detach") &&
       py::bool_(src.attr("requires_grad"))) {
     src = src.attr("detach")();
   }
+  py::dict kwargs;
+  if (!stream.is_none()) kwargs["stream"] = stream;
   try {
-    return src.attr("__dlpack__")(py::arg("max_version") = py::make_tuple(1, 0));
+    return src.attr("__dlpack__")(py::arg("max_version") = py::make_tuple(1, 0), **kwargs);
   } catch (py::error_already_set& e) {
     if (!e.matches(PyExc_TypeError)) throw;  // a real refusal (BufferError, ...): report it
   }
-  return src.attr("__dlpack__")();
+  return src.attr("__dlpack__")(**kwargs);
+}
+
+static void check_dlpack_object(const py::handle& obj, const char* name) {
+  LLAMA4_CHECK_TYPE(py::hasattr(obj, "__dlpack__"), "'", name,
+                    "' must be a tensor or array supporting __dlpack__ (torch.Tensor, numpy.ndarray), got ",
+                    std::string(py::str(py::type::of(obj).attr("__name__"))));
+}
+
+// (DLPack device type, index) of an object, from __dlpack_device__ when it has one.
+static std::pair<int, int> dlpack_device_of(const py::handle& obj) {
+  if (!py::hasattr(obj, "__dlpack_device__")) return {dlpack::kCPU, 0};
+  const auto t = obj.attr("__dlpack_device__")().cast<py::tuple>();
+  return {t[0].cast<int>(), t[1].cast<int>()};
+}
+
+// torch's current stream on cuda:device when torch is imported, else the per-thread default stream.
+static void* current_stream(int device) {
+  static py::object* modules = new py::object(py::module_::import("sys").attr("modules"));  // never freed
+  if (!modules->contains("torch")) return Context::per_thread_stream();
+  try {
+    const py::object torch = (*modules)["torch"];
+    const py::object s = torch.attr("cuda").attr("current_stream")(device);
+    return reinterpret_cast<void*>(uintptr_t(s.attr("cuda_stream").cast<unsigned long long>()));
+  } catch (py::error_already_set&) {  // a CPU-only torch build next to CUDA tensors of another library
+    return Context::per_thread_stream();
+  }
+}
+
+Context context_on(Device device) {
+  return device.is_cuda() ? Context::cuda(device.index, current_stream(device.index)) : Context::cpu();
+}
+
+Context context_of(const py::handle& primary, const char* name) {
+  check_dlpack_object(primary, name);
+  const auto [type, index] = dlpack_device_of(primary);
+  if (type == dlpack::kCUDA) return Context::cuda(index, current_stream(index));
+  return Context::cpu();
 }
 
 // The DLTensor inside a "dltensor_versioned" or "dltensor" capsule (the capsule stays unconsumed:
@@ -93,12 +157,15 @@ static const dlpack::DLTensor& capsule_tensor(const py::object& capsule, const c
   throw TypeError(detail::concat("'", name, "': __dlpack__ did not return a DLPack capsule"));
 }
 
-BorrowedView as_view(const py::handle& obj, const char* name) {
-  LLAMA4_CHECK_TYPE(py::hasattr(obj, "__dlpack__"), "'", name,
-                    "' must be a tensor or array supporting __dlpack__ (torch.Tensor, numpy.ndarray), got ",
-                    std::string(py::str(py::type::of(obj).attr("__name__"))));
+BorrowedView as_view(const py::handle& obj, const char* name, const Context* ctx) {
+  check_dlpack_object(obj, name);
+  py::object stream = py::none();
+  if (ctx && ctx->is_cuda()) {
+    const auto [type, index] = dlpack_device_of(obj);
+    if (type == dlpack::kCUDA && index == ctx->device().index) stream = dlpack_stream_arg(ctx->stream());
+  }
   BorrowedView out;
-  out.capsule = request_capsule(obj);
+  out.capsule = request_capsule(obj, stream);
   const auto& dl = capsule_tensor(out.capsule, name, &out.read_only);
   LLAMA4_CHECK_ARG(dl.ndim <= kMaxDims, "'", name, "' has ", dl.ndim, " dimensions; at most ",
                    kMaxDims, " are supported");
@@ -122,9 +189,9 @@ BorrowedView as_view(const py::handle& obj, const char* name) {
   return out;
 }
 
-BorrowedView as_optional_view(const py::handle& obj, const char* name) {
+BorrowedView as_optional_view(const py::handle& obj, const char* name, const Context* ctx) {
   if (obj.is_none()) return BorrowedView{py::none(), TensorView()};
-  return as_view(obj, name);
+  return as_view(obj, name, ctx);
 }
 
 namespace {
@@ -147,7 +214,16 @@ void capsule_destructor(PyObject* capsule) {
 }
 }  // namespace
 
-py::capsule DLPackTensor::dlpack(const py::object& /*stream*/, const py::object& /*max_version*/) const {
+py::capsule DLPackTensor::dlpack(const py::object& stream, const py::object& /*max_version*/) const {
+  const Device dev = tensor_.device();
+  if (dev.is_cuda()) {
+    bool sync = true;
+    void* consumer = stream_from_dlpack_arg(stream, &sync);
+    if (sync) {
+      if (pending_) cuda::stream_wait(dev.index, consumer, stream_);
+      cuda::record_stream_use(tensor_.storage(), consumer);
+    }
+  }
   auto* ctx = new ExportContext;
   ctx->tensor = tensor_;
   const TensorView& v = tensor_.view();
@@ -176,7 +252,12 @@ py::tuple DLPackTensor::dlpack_device() const {
   return py::make_tuple(int(d.is_cuda() ? dlpack::kCUDA : dlpack::kCPU), d.index);
 }
 
+py::object to_python(Tensor t, const Context& ctx) {
+  return py::cast(DLPackTensor(std::move(t), ctx.stream(), ctx.is_cuda()));
+}
 py::object to_python(Tensor t) { return py::cast(DLPackTensor(std::move(t))); }
+
+py::object CallContext::out(Tensor t) const { return to_python(std::move(t), ctx); }
 
 void register_tensor_bridge(py::module_& m) {
   py::class_<DLPackTensor>(m, "DLPackTensor",

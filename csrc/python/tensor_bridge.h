@@ -1,12 +1,20 @@
-// Zero-copy conversion between Python objects and llama4 tensors through DLPack:
-//  - as_view(obj): a TensorView of any object with __dlpack__ (torch tensors, numpy arrays, also
-//    read-only ones and tensors that require grad); the returned BorrowedView keeps the capsule
-//    (and so the producer's memory) alive.
-//  - to_python(Tensor): a DLPackTensor object that torch.from_dlpack / numpy.from_dlpack accept
-//    without copying; it owns the Tensor's storage until the consumer releases it.
+// Zero-copy conversion between Python objects and llama4 tensors through DLPack, with the DLPack
+// stream handshake in both directions:
+//  - CallContext(obj): the context an op called from Python runs in: the device of its first
+//    tensor argument and, on CUDA, torch's current stream for that device (when torch is imported;
+//    else the per-thread default stream).
+//  - as_view(obj, name, ctx): a TensorView of any object with __dlpack__ (torch tensors, numpy
+//    arrays, also read-only ones and tensors that require grad). A CUDA producer is asked for it
+//    with __dlpack__(stream=ctx's stream), so the producer orders its pending writes before work
+//    queued on that stream. The BorrowedView keeps the capsule (and the producer's memory) alive.
+//  - to_python(Tensor, producer stream): a DLPackTensor that torch.from_dlpack / numpy.from_dlpack
+//    accept without copying. When a consumer calls __dlpack__(stream=s), s is made to wait (on the
+//    device) for the work queued on the producer stream, and the memory's return to the pool is
+//    ordered after s's work too (record_stream).
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include "llama4/context.h"
 #include "llama4/tensor.h"
 
 namespace llama4::python {
@@ -20,24 +28,51 @@ struct BorrowedView {
   operator const TensorView&() const { return view; }
 };
 
-// `name` is used in error messages ("'x' must support __dlpack__").
-BorrowedView as_view(const py::handle& obj, const char* name);
+// `name` is used in error messages ("'x' must support __dlpack__"). Without ctx (weights handed
+// to a model at load): no stream is passed, so the producer is not asked to order anything.
+BorrowedView as_view(const py::handle& obj, const char* name, const Context* ctx = nullptr);
 // None -> an undefined view.
-BorrowedView as_optional_view(const py::handle& obj, const char* name);
+BorrowedView as_optional_view(const py::handle& obj, const char* name, const Context* ctx = nullptr);
 
-// The Python-visible owner of an engine-allocated tensor.
+// The context of a call from Python whose first tensor argument is `primary` (see above).
+Context context_of(const py::handle& primary, const char* name);
+// The context of a call from Python on `device` (torch's current stream there on CUDA).
+Context context_on(Device device);
+
+// One op call from Python: its context, the views of its arguments (through the handshake) and
+// its outputs (allocated in the context, exported with its stream).
+struct CallContext {
+  CallContext(const py::handle& primary, const char* name) : ctx(context_of(primary, name)) {}
+  explicit CallContext(Context c) : ctx(c) {}
+  BorrowedView view(const py::handle& obj, const char* name) const { return as_view(obj, name, &ctx); }
+  BorrowedView optional(const py::handle& obj, const char* name) const {
+    return as_optional_view(obj, name, &ctx);
+  }
+  Tensor empty(const Shape& shape, DType dtype) const { return ctx.empty(shape, dtype); }
+  py::object out(Tensor t) const;
+  Context ctx;
+};
+
+// The Python-visible owner of an engine-allocated tensor. `stream`: the CUDA stream its last
+// writes were queued on (consumers wait for it); `pending` false: nothing is queued.
 class DLPackTensor {
  public:
-  explicit DLPackTensor(Tensor t) : tensor_(std::move(t)) {}
+  explicit DLPackTensor(Tensor t, void* stream = nullptr, bool pending = false)
+      : tensor_(std::move(t)), stream_(stream), pending_(pending) {}
   py::capsule dlpack(const py::object& stream, const py::object& max_version) const;
   py::tuple dlpack_device() const;
   const Tensor& tensor() const { return tensor_; }
 
  private:
   Tensor tensor_;
+  void* stream_;
+  bool pending_;
 };
 
-py::object to_python(Tensor t);  // a DLPackTensor
+// A DLPackTensor for a tensor produced by work queued in ctx.
+py::object to_python(Tensor t, const Context& ctx);
+// A DLPackTensor for a tensor with no queued writes (host data, a long-lived buffer).
+py::object to_python(Tensor t);
 void register_tensor_bridge(py::module_& m);
 
 }  // namespace llama4::python

@@ -40,7 +40,8 @@ void run_rms_norm() {
   std::vector<float> x = {1, -2, 3, -1, 2, 2, 2, 2};
   std::vector<float> weight = {1, 2, 0.5f, 1};
   llama4::Tensor out = llama4::Tensor::empty({2, 4}, llama4::DType::F32);
-  llama4::ops::rms_norm(out, llama4::TensorView(x.data(), llama4::DType::F32, {2, 4}),
+  llama4::ops::rms_norm(llama4::Context::cpu(), out,
+                        llama4::TensorView(x.data(), llama4::DType::F32, {2, 4}),
                         llama4::TensorView(weight.data(), llama4::DType::F32, {4}), 1e-6f);
   const float* o = out.ptr<float>();
   std::printf("rms_norm:");
@@ -60,8 +61,8 @@ void run_quantize() {
   std::vector<float> x = {1, -2, 4};
   llama4::Tensor q = llama4::Tensor::empty({1, 3}, llama4::DType::F8E4M3);
   llama4::Tensor scale = llama4::Tensor::empty({1}, llama4::DType::F32);
-  llama4::ops::quantize_fp8_rowwise(q, scale, llama4::TensorView(x.data(), llama4::DType::F32, {1, 3}),
-                                    0.0f);
+  llama4::ops::quantize_fp8_rowwise(llama4::Context::cpu(), q, scale,
+                                    llama4::TensorView(x.data(), llama4::DType::F32, {1, 3}), 0.0f);
   const uint8_t* qp = q.ptr<uint8_t>();
   const float s = scale.ptr<float>()[0];
   std::printf("quantize_fp8: q = 0x%02X 0x%02X 0x%02X scale = %.9g dequantized =", qp[0], qp[1],

@@ -9,6 +9,7 @@
 #include "llama4/tensor.h"
 
 using namespace llama4;
+static const Context cpu;  // the ops run on the CPU here
 
 static char* byte_offset(void* p, int64_t elements, DType t) {
   return static_cast<char*>(p) + elements * int64_t(element_size(t));
@@ -137,16 +138,16 @@ TEST_CASE(strided_copy_and_contiguous) {
   for (int i = 0; i < 12; ++i) buf[i] = float(i);
   // [3, 4] row-major seen transposed as [4, 3] with strides [1, 4].
   TensorView t(buf.data(), DType::F32, {4, 3}, {1, 4}, Device::cpu());
-  Tensor c = ops::contiguous(t);
+  Tensor c = ops::contiguous(cpu, t);
   CHECK(c.view().is_contiguous());
   bool ok = true;
   for (int i = 0; i < 4; ++i)
     for (int j = 0; j < 3; ++j) ok &= c.ptr<float>()[i * 3 + j] == float(j * 4 + i);
   CHECK(ok);
   Tensor dst = Tensor::empty({4, 2}, DType::F32);
-  CHECK_THROWS(ops::copy(dst, t), ValueError, "copy: 'dst' must have shape [4, 3], got [4, 2]");
+  CHECK_THROWS(ops::copy(cpu, dst, t), ValueError, "copy: 'dst' must have shape [4, 3], got [4, 2]");
   Tensor wrong = Tensor::empty({4, 3}, DType::BF16);
-  CHECK_THROWS(ops::copy(wrong, t), TypeError, "copy: 'dst' must have the dtype of 'src'",
+  CHECK_THROWS(ops::copy(cpu, wrong, t), TypeError, "copy: 'dst' must have the dtype of 'src'",
                "float32", "bfloat16");
 }
 

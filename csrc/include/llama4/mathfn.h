@@ -1,5 +1,5 @@
-// exp and sin/cos of a float, computed the same way on the host and on a CUDA device, so the CPU
-// and CUDA kernels that use them (SiLU, RoPE) agree bit for bit. The C library and CUDA's libdevice
+// exp, sin/cos and log1p of a float, computed the same way on the host and on a CUDA device, so
+// the CPU and CUDA kernels that use them (SiLU, RoPE, attention temperature) agree bit for bit. The C library and CUDA's libdevice
 // each round correctly most of the time, but not always the same way: glibc's sincosf disagrees
 // with the correctly rounded result on about 1% of RoPE angles, and CUDA's sinf/cosf/expf carry up
 // to 2 ulp of error. So neither backend calls them for these ops.
@@ -12,7 +12,8 @@
 // intrinsics, which nvcc never fuses.
 //
 // Contracts: exp_f32(x) for any float (overflow -> +inf, underflow -> 0, NaN -> NaN);
-// sincos_f32(x) for any finite float (inf/NaN -> NaN). Large arguments (|x| >= 2^28) are reduced
+// sincos_f32(x) for any finite float (inf/NaN -> NaN); log1p_f32(x) for x >= 0 (+inf -> +inf,
+// NaN -> NaN). Large arguments (|x| >= 2^28) are reduced
 // exactly with 96 bits of 2/pi (Payne-Hanek), so accuracy does not depend on the magnitude.
 #pragma once
 #include <cmath>
@@ -39,6 +40,20 @@ LLAMA4_HD double mul_d(double a, double b) {
   return a * b;
 #endif
 }
+LLAMA4_HD double add_d(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+LLAMA4_HD double div_d(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __ddiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
 LLAMA4_HD double rint_d(double a) {  // round half to even, as both rint()s do in the default mode
 #if defined(__CUDA_ARCH__)
   return rint(a);
@@ -53,6 +68,15 @@ LLAMA4_HD double d_from_bits(uint64_t u) {
   double d;
   std::memcpy(&d, &u, 8);
   return d;
+#endif
+}
+LLAMA4_HD uint64_t d_to_bits(double d) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(d));
+#else
+  uint64_t u;
+  std::memcpy(&u, &d, 8);
+  return u;
 #endif
 }
 // High and low 64 bits of a 64 x 64-bit product.
@@ -192,6 +216,64 @@ LLAMA4_HD void sincos_f32(float x, float* sin_out, float* cos_out) {
     case 2: *sin_out = float(-s); *cos_out = float(-c); break;
     default: *sin_out = float(-c); *cos_out = float(s); break;
   }
+}
+
+// log(1 + x) rounded to float, for x >= 0. log(1 + x) = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...):
+// for x < 1/2 with s = x / (2 + x) (s <= 1/5); otherwise 1 + x (exact in double for every float
+// x < 2^53) = m 2^e with m in [sqrt(1/2), sqrt(2)), s = (m - 1) / (m + 1) (|s| < 0.172), and
+// e ln 2 is added. The series to s^25 leaves a truncation below 2^-54 in both cases.
+LLAMA4_HD float log1p_f32(float x) {
+  using namespace mathfn_detail;
+  if (x != x) return x;
+  if (x == 0.0f) return x;
+  if (f32_to_bits(x) == 0x7F800000u) return x;  // +inf
+  const double xd = x;
+  double s, e = 0.0;
+  if (x < 0.5f) {
+    s = div_d(xd, add_d(2.0, xd));
+  } else {
+    const double u = add_d(1.0, xd);
+    const uint64_t bits = d_to_bits(u);
+    int ex = int((bits >> 52) & 0x7FF) - 1023;
+    double m = d_from_bits((bits & 0x000FFFFFFFFFFFFFull) | (uint64_t(1023) << 52));  // [1, 2)
+    if (m > 0x1.6a09e667f3bcdp+0) {  // sqrt(2): halve m (exact), bump the exponent
+      m = d_from_bits((bits & 0x000FFFFFFFFFFFFFull) | (uint64_t(1022) << 52));
+      ex += 1;
+    }
+    s = div_d(add_d(m, -1.0), add_d(m, 1.0));
+    e = double(ex);
+  }
+  const double s2 = mul_d(s, s);
+  double p = 0x1.47ae147ae147bp-5;     // 1/25
+  p = fma_d(p, s2, 0x1.642c8590b2164p-5);  // 1/23
+  p = fma_d(p, s2, 0x1.8618618618618p-5);  // 1/21
+  p = fma_d(p, s2, 0x1.af286bca1af28p-5);  // 1/19
+  p = fma_d(p, s2, 0x1.e1e1e1e1e1e1ep-5);  // 1/17
+  p = fma_d(p, s2, 0x1.1111111111111p-4);  // 1/15
+  p = fma_d(p, s2, 0x1.3b13b13b13b14p-4);  // 1/13
+  p = fma_d(p, s2, 0x1.745d1745d1746p-4);  // 1/11
+  p = fma_d(p, s2, 0x1.c71c71c71c71cp-4);  // 1/9
+  p = fma_d(p, s2, 0x1.2492492492492p-3);  // 1/7
+  p = fma_d(p, s2, 0x1.999999999999ap-3);  // 1/5
+  p = fma_d(p, s2, 0x1.5555555555555p-2);  // 1/3
+  const double log_m = mul_d(2.0, fma_d(mul_d(s, s2), p, s));  // 2 (s + s^3 p); x2 is exact
+  return float(fma_d(e, kLn2Hi, fma_d(e, kLn2Lo, log_m)));
+}
+
+// Llama 4's attention temperature of a query at position `pos` (NoPE layers), in transformers'
+// fp32 order of operations: log1p(floor((pos + 1) / floor_scale)) * attn_scale + 1, each step
+// rounded to float (no fused multiply-add, as torch's separate kernels compute it).
+LLAMA4_HD float attention_temperature(int64_t pos, float attn_scale, float floor_scale) {
+#if defined(__CUDA_ARCH__)
+  const float k = floorf(__fdiv_rn(__fadd_rn(float(pos), 1.0f), floor_scale));
+  return __fadd_rn(__fmul_rn(log1p_f32(k), attn_scale), 1.0f);
+#else
+  const float k = std::floor((float(pos) + 1.0f) / floor_scale);
+  // The product is exact in double; rounding it to float gives the float product, and the
+  // conversion keeps the compiler from contracting it with the addition into an fma.
+  const float prod = float(double(log1p_f32(k)) * double(attn_scale));
+  return prod + 1.0f;
+#endif
 }
 
 }  // namespace llama4

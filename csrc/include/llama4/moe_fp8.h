@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string>
 
+#include "llama4/context.h"
 #include "llama4/tensor.h"
 
 namespace llama4 {
@@ -66,8 +67,8 @@ namespace llama4::ops {
 // CUDA: sm_90a GPUs only; K % 16 == 0 and N % 8 == 0 (TMA rows of 16 bytes), a, w and out 16-byte
 // aligned. `workspace`: a uint8 tensor of at least moe_grouped_gemm_fp8_workspace_bytes() on the
 // same device, or an undefined view (then the op allocates and frees its own, which synchronizes).
-void moe_grouped_gemm_fp8(const TensorView& out, const TensorView& a, const TensorView& a_scale,
-                          const TensorView& w, const TensorView& w_scale,
+void moe_grouped_gemm_fp8(const Context& ctx, const TensorView& out, const TensorView& a,
+                          const TensorView& a_scale, const TensorView& w, const TensorView& w_scale,
                           const TensorView& expert_offsets, const TensorView& workspace = {});
 // Scratch bytes moe_grouped_gemm_fp8 needs on `device` for E experts (0 on CPU).
 int64_t moe_grouped_gemm_fp8_workspace_bytes(Device device, int64_t experts);
@@ -93,11 +94,21 @@ struct MoeFp8Experts {
 // CUDA: top_k <= kMoeFp8CudaMaxTopK, E <= kMoeFp8CudaMaxExperts, D % 16 == 0, I % 16 == 0;
 // nothing is read back to the host.
 // `workspace`: as for moe_grouped_gemm_fp8, at least moe_fp8_workspace_bytes().
-void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& router_logits,
-             const TensorView& shared, const MoeFp8Experts& experts, int64_t top_k, float scale_ub,
+void moe_fp8(const Context& ctx, const TensorView& out, const TensorView& x,
+             const TensorView& router_logits, const TensorView& shared,
+             const MoeFp8Experts& experts, int64_t top_k, float scale_ub,
              const TensorView& workspace = {});
 // Scratch bytes moe_fp8 needs on `device` for T tokens (0 on CPU).
 int64_t moe_fp8_workspace_bytes(Device device, int64_t tokens, int64_t hidden, int64_t intermediate,
                                 int64_t experts, int64_t top_k);
 
+}  // namespace llama4::ops
+
+namespace llama4::ops {
+// Context-free form (transitional, as at the end of llama4/ops.h).
+inline void moe_fp8(const TensorView& out, const TensorView& x, const TensorView& router_logits,
+                    const TensorView& shared, const MoeFp8Experts& experts, int64_t top_k,
+                    float scale_ub, const TensorView& workspace = {}) {
+  moe_fp8(Context::on(x.device), out, x, router_logits, shared, experts, top_k, scale_ub, workspace);
+}
 }  // namespace llama4::ops

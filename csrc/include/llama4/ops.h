@@ -6,41 +6,45 @@
 #pragma once
 #include <vector>
 
+#include "llama4/context.h"
 #include "llama4/tensor.h"
 
 namespace llama4::ops {
 
 // ---- memory ----
 // dst = src, same shape and dtype; any strides on one device; contiguous tensors across CPU<->CUDA.
-void copy(const TensorView& dst, const TensorView& src);
+void copy(const Context& ctx, const TensorView& dst, const TensorView& src);
 // dst = src converted between float dtypes (f32/bf16/f16/fp8) with PyTorch's rounding
 // (to fp8: saturating at +-448, see numeric.h).
-void cast(const TensorView& dst, const TensorView& src);
+void cast(const Context& ctx, const TensorView& dst, const TensorView& src);
 // A contiguous tensor holding src (a copy; the same storage is not reused).
-Tensor contiguous(const TensorView& src);
-Tensor to_device(const TensorView& src, Device device);
+Tensor contiguous(const Context& ctx, const TensorView& src);
+Tensor to_device(const Context& ctx, const TensorView& src, Device device);
 
 // ---- norms, RoPE, activation ----
 // out[..., D] = cast(x32 * rsqrt(mean(x32^2) + eps)) * weight   (weight [D], same dtype as x).
 // With an undefined weight (data == nullptr) it is Llama 4's QK-norm: no weight multiply.
-void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps);
+void rms_norm(const Context& ctx, const TensorView& out, const TensorView& x,
+              const TensorView& weight, float eps);
 
 // Llama 4 RoPE on adjacent pairs (x[2j], x[2j+1]) rotated by angle = float(pos) * inv_freq[j]:
 // x: [T, H, d], positions: [T] int32/int64 (absolute), inv_freq: [d/2] float32; out like x.
-void rope(const TensorView& out, const TensorView& x, const TensorView& positions,
-          const TensorView& inv_freq);
+void rope(const Context& ctx, const TensorView& out, const TensorView& x,
+          const TensorView& positions, const TensorView& inv_freq);
 
 // out[T, I] = silu(gate) * up, rounding after the SiLU and after the product (as HF does).
-void silu_gate(const TensorView& out, const TensorView& gate, const TensorView& up);
+void silu_gate(const Context& ctx, const TensorView& out, const TensorView& gate,
+               const TensorView& up);
 
 // ---- FP8 e4m3 row-wise quantization (FBGEMM quantize_fp8_per_row semantics) ----
 // amax = clamp(max|x[r,:]|, 1e-12, scale_ub if scale_ub > 0), inv = 448 / amax,
 // q[r,:] = e4m3(clamp(x * inv, -448, 448)), scale[r] = 1 / inv.   x: [R, K] f32/bf16/f16.
 // scale_ub: finite, >= 0 (0: no bound). A NaN in a row makes that row and its scale NaN.
-void quantize_fp8_rowwise(const TensorView& q_out, const TensorView& scale_out, const TensorView& x,
-                          float scale_ub);
+void quantize_fp8_rowwise(const Context& ctx, const TensorView& q_out, const TensorView& scale_out,
+                          const TensorView& x, float scale_ub);
 // out[r, k] = float(q[r, k]) * scale[r], rounded to out's dtype.
-void dequantize_fp8_rowwise(const TensorView& out, const TensorView& q, const TensorView& scale);
+void dequantize_fp8_rowwise(const Context& ctx, const TensorView& out, const TensorView& q,
+                            const TensorView& scale);
 
 // ---- paged attention (KV cache pages: see llama4/kv_cache.h) ----
 // Cache layout: k_cache, v_cache [num_pages, page_size, KV, d], contiguous; a slot is
@@ -48,8 +52,8 @@ void dequantize_fp8_rowwise(const TensorView& out, const TensorView& q, const Te
 
 // k_cache/v_cache[slot of token t] = k/v[t] for every token with slots[t] >= 0 (-1 = skip).
 // k, v: [T, KV, d] in the cache's dtype (any strides; the last dim contiguous avoids a copy).
-void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
-                 const TensorView& v, const TensorView& slots);
+void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView& v_cache,
+                 const TensorView& k, const TensorView& v, const TensorView& slots);
 
 struct AttentionParams {
   float scale = 0.f;       // softmax scale, d^-0.5 for Llama 4
@@ -68,10 +72,10 @@ struct AttentionParams {
 // transformers does it). Scores, softmax (max-subtracted) and the V sum are fp32; out is rounded
 // once. q, out: [T, H, d]; query_seq, query_pos: [T] int32. Every page a window needs must be
 // present (ValueError naming the query, sequence row and logical page otherwise).
-void paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
-                     const TensorView& v_cache, const TensorView& page_table,
-                     const TensorView& query_seq, const TensorView& query_pos,
-                     const AttentionParams& params);
+void paged_attention(const Context& ctx, const TensorView& out, const TensorView& q,
+                     const TensorView& k_cache, const TensorView& v_cache,
+                     const TensorView& page_table, const TensorView& query_seq,
+                     const TensorView& query_pos, const AttentionParams& params);
 
 }  // namespace llama4::ops
 
@@ -97,13 +101,22 @@ namespace llama4::ops {
 // out[M, N] = x[M, K] . w[N, K]^T (nn.Linear layout), fp32 accumulation, one rounding to out.
 // x and w share a dtype (float32 or bfloat16); out has x's dtype or float32. x may have a row
 // stride (e.g. a column slice of a fused projection) but unit column stride.
-void linear(const TensorView& out, const TensorView& x, const TensorView& w);
+void linear(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& w);
+
+// The experts of a MoE layer in one call: rows [offsets[e], offsets[e + 1]) of out are the same
+// rows of x . w[e]^T (each group exactly as ops::linear computes it). x: [R, K] f32/bf16
+// contiguous; w: [E, N, K] contiguous, x's dtype; offsets: [E + 1] int32, non-decreasing from 0 to
+// R (checked on the CPU; on CUDA they stay on the device and are not read back); out: [R, N]
+// contiguous, x's dtype.
+void grouped_linear(const Context& ctx, const TensorView& out, const TensorView& x,
+                    const TensorView& w, const TensorView& offsets);
 
 // out[T, D] = table[ids[t], :]. ids: [T] int32/int64; an id outside [0, V) raises ValueError.
-void embedding(const TensorView& out, const TensorView& table, const TensorView& ids);
+void embedding(const Context& ctx, const TensorView& out, const TensorView& table,
+               const TensorView& ids);
 
 // out = a + b, rounded once to out's dtype (the residual add). out may alias a.
-void add(const TensorView& out, const TensorView& a, const TensorView& b);
+void add(const Context& ctx, const TensorView& out, const TensorView& a, const TensorView& b);
 
 // ---- early fusion (embedding with image features) ----
 // The decoder input of a batch of sequences in one pass: out[t] = table[ids[t]], except where
@@ -114,59 +127,139 @@ void add(const TensorView& out, const TensorView& a, const TensorView& b);
 // counted by the caller from its host copy of the ids (so a CUDA launch never waits for the
 // device); it must equal R (ValueError otherwise), and on CPU it is also verified against ids.
 // image_token_id < 0: no placeholder (plain embedding). An id outside [0, V) raises ValueError.
-void embedding_fused(const TensorView& out, const TensorView& table, const TensorView& ids,
-                     const TensorView& image_features, int64_t image_token_id,
-                     int64_t num_image_tokens);
+void embedding_fused(const Context& ctx, const TensorView& out, const TensorView& table,
+                     const TensorView& ids, const TensorView& image_features,
+                     int64_t image_token_id, int64_t num_image_tokens);
 
 // ---- vision encoder ops (fp32 math; one rounding to the output dtype) ----
 // LayerNorm over the last dim with weight and bias (nn.LayerNorm): biased variance, statistics in
 // fp32 or better. x, out: [..., D]; weight, bias: [D], x's dtype.
-void layer_norm(const TensorView& out, const TensorView& x, const TensorView& weight,
-                const TensorView& bias, float eps);
+void layer_norm(const Context& ctx, const TensorView& out, const TensorView& x,
+                const TensorView& weight, const TensorView& bias, float eps);
 // Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (nn.GELU()). out like x; out may alias x.
-void gelu(const TensorView& out, const TensorView& x);
+void gelu(const Context& ctx, const TensorView& out, const TensorView& x);
 // out[..., N] = x[..., N] + bias[N], rounded once to out's dtype. x has out's dtype or float32 (an
 // unrounded ops::linear output: with it, linear + add_bias rounds once, as nn.Linear does).
 // bias: [N] in out's dtype. out may alias x when they share a dtype.
-void add_bias(const TensorView& out, const TensorView& x, const TensorView& bias);
+void add_bias(const Context& ctx, const TensorView& out, const TensorView& x,
+              const TensorView& bias);
 // Interleaved-pair rotation by a per-position angle table (the vision tower's 2D RoPE):
 // out[b, n, h, 2j:2j+2] = rotate(x[b, n, h, 2j:2j+2], cos[n, j], sin[n, j]) in fp32
 // (a c - b s, a s + b c, as a complex multiply). x: [B, N, H, d] (d even); cos, sin: [N, d/2]
 // float32; out like x, contiguous.
-void rope_table(const TensorView& out, const TensorView& x, const TensorView& cos,
-                const TensorView& sin);
+void rope_table(const Context& ctx, const TensorView& out, const TensorView& x,
+                const TensorView& cos, const TensorView& sin);
 // Bidirectional (unmasked) multi-head attention of independent batch rows:
 // out[b, n, h] = softmax_m(q[b, n, h] . k[b, m, h] * scale) @ v[b, m, h], fp32 scores, softmax and
 // sums, one rounding. q, k, v: [B, N, H, d] (any strides); out: [B, N, H, d] contiguous.
-void attention_dense(const TensorView& out, const TensorView& q, const TensorView& k,
-                     const TensorView& v, float scale);
+void attention_dense(const Context& ctx, const TensorView& out, const TensorView& q,
+                     const TensorView& k, const TensorView& v, float scale);
 // Pixel shuffle of a square token grid by an integer factor f (transformers' pixel_shuffle with
 // ratio 1/f): x: [B, S*S, C] (row-major grid) -> out: [B, (S/f)^2, C*f*f] with
 // out[b, i*(S/f) + j, (n*f + m)*C : +C] = x[b, (f*i + n)*S + f*j + m]. x may be strided.
-void pixel_shuffle(const TensorView& out, const TensorView& x, int64_t factor);
+void pixel_shuffle(const Context& ctx, const TensorView& out, const TensorView& x, int64_t factor);
 // Non-overlapping p x p patches (nn.Unfold(kernel=p, stride=p), then permute), converted to out's
 // dtype: pixels [B, C, H, W] -> out [B, (H/p)*(W/p), C*p*p], patches row-major, each flattened in
 // (channel, ky, kx) order.
-void patchify(const TensorView& out, const TensorView& pixels, int64_t patch);
+void patchify(const Context& ctx, const TensorView& out, const TensorView& pixels, int64_t patch);
 
 // ---- MoE routing (Llama 4: top-k on logits, sigmoid score scales the expert INPUT) ----
 // topk_ids[T, k] int32 = indices of the k largest router logits per token (ties: lower index);
 // topk_scores[T, k] = sigmoid(logit) computed in fp32, rounded to topk_scores' dtype (any
 // activation dtype; it need not be the logits').
-void moe_route(const TensorView& topk_ids, const TensorView& topk_scores, const TensorView& logits);
+void moe_route(const Context& ctx, const TensorView& topk_ids, const TensorView& topk_scores,
+               const TensorView& logits);
 
 // Groups the (token, choice) pairs by expert (stable in token order) and writes the expert inputs:
 // x_perm[r] = round(x[t] * score) for the r-th pair; perm_token[r] = t; perm_slot[t*k + j] = r;
 // expert_offsets[E + 1] int32: expert e owns rows [offsets[e], offsets[e + 1]).
 // x_perm: [T*k, D] like x; perm_token/perm_slot: [T*k] int32; expert_offsets: [E+1] int32.
-void moe_permute(const TensorView& x_perm, const TensorView& perm_token, const TensorView& perm_slot,
-                 const TensorView& expert_offsets, const TensorView& x, const TensorView& topk_ids,
-                 const TensorView& topk_scores);
+void moe_permute(const Context& ctx, const TensorView& x_perm, const TensorView& perm_token,
+                 const TensorView& perm_slot, const TensorView& expert_offsets, const TensorView& x,
+                 const TensorView& topk_ids, const TensorView& topk_scores);
 
 // out[t] = round(shared[t] + round(sum_j y_perm[perm_slot[t*k + j]])): the routed outputs summed
 // per token (one rounding, as transformers' sum over experts), then added to the shared expert.
 // out may alias shared.
-void moe_unpermute(const TensorView& out, const TensorView& y_perm, const TensorView& perm_slot,
-                   const TensorView& shared);
+void moe_unpermute(const Context& ctx, const TensorView& out, const TensorView& y_perm,
+                   const TensorView& perm_slot, const TensorView& shared);
 
+}  // namespace llama4::ops
+
+// ---- context-free forms (transitional) ----
+// For callers that do not pass a context yet (code being ported to the execution context): each
+// runs the op in Context::on(device of its GPU-side / first tensor), i.e. the CPU, or the GPU's
+// per-thread default stream. New code passes its context; these go once every caller does.
+namespace llama4::ops {
+namespace no_context_detail {
+inline Context on(const TensorView& t) { return Context::on(t.device); }
+inline Context on_gpu_side(const TensorView& a, const TensorView& b) {
+  return Context::on(a.device.is_cuda() ? a.device : b.device);
+}
+}  // namespace no_context_detail
+
+inline void copy(const TensorView& dst, const TensorView& src) {
+  copy(no_context_detail::on_gpu_side(src, dst), dst, src);
+}
+inline void cast(const TensorView& dst, const TensorView& src) {
+  cast(no_context_detail::on(src), dst, src);
+}
+inline Tensor contiguous(const TensorView& src) {
+  return contiguous(no_context_detail::on(src), src);
+}
+inline Tensor to_device(const TensorView& src, Device device) {
+  return to_device(Context::on(src.device.is_cuda() ? src.device : device), src, device);
+}
+inline void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight,
+                     float eps) {
+  rms_norm(no_context_detail::on(x), out, x, weight, eps);
+}
+inline void rope(const TensorView& out, const TensorView& x, const TensorView& positions,
+                 const TensorView& inv_freq) {
+  rope(no_context_detail::on(x), out, x, positions, inv_freq);
+}
+inline void silu_gate(const TensorView& out, const TensorView& gate, const TensorView& up) {
+  silu_gate(no_context_detail::on(gate), out, gate, up);
+}
+inline void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
+                        const TensorView& v, const TensorView& slots) {
+  cache_write(no_context_detail::on(k_cache), k_cache, v_cache, k, v, slots);
+}
+inline void paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
+                            const TensorView& v_cache, const TensorView& page_table,
+                            const TensorView& query_seq, const TensorView& query_pos,
+                            const AttentionParams& params) {
+  paged_attention(no_context_detail::on(q), out, q, k_cache, v_cache, page_table, query_seq,
+                  query_pos, params);
+}
+inline void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
+  linear(no_context_detail::on(x), out, x, w);
+}
+inline void embedding(const TensorView& out, const TensorView& table, const TensorView& ids) {
+  embedding(no_context_detail::on(table), out, table, ids);
+}
+inline void add(const TensorView& out, const TensorView& a, const TensorView& b) {
+  add(no_context_detail::on(a), out, a, b);
+}
+inline void embedding_fused(const TensorView& out, const TensorView& table, const TensorView& ids,
+                            const TensorView& image_features, int64_t image_token_id,
+                            int64_t num_image_tokens) {
+  embedding_fused(no_context_detail::on(table), out, table, ids, image_features, image_token_id,
+                  num_image_tokens);
+}
+inline void moe_route(const TensorView& topk_ids, const TensorView& topk_scores,
+                      const TensorView& logits) {
+  moe_route(no_context_detail::on(logits), topk_ids, topk_scores, logits);
+}
+inline void moe_permute(const TensorView& x_perm, const TensorView& perm_token,
+                        const TensorView& perm_slot, const TensorView& expert_offsets,
+                        const TensorView& x, const TensorView& topk_ids,
+                        const TensorView& topk_scores) {
+  moe_permute(no_context_detail::on(x), x_perm, perm_token, perm_slot, expert_offsets, x, topk_ids,
+              topk_scores);
+}
+inline void moe_unpermute(const TensorView& out, const TensorView& y_perm,
+                          const TensorView& perm_slot, const TensorView& shared) {
+  moe_unpermute(no_context_detail::on(shared), out, y_perm, perm_slot, shared);
+}
 }  // namespace llama4::ops

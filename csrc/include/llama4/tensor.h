@@ -71,6 +71,9 @@ class Tensor {
   Tensor() = default;
   static Tensor empty(const Shape& shape, DType dtype, Device device = Device::cpu());
   static Tensor zeros(const Shape& shape, DType dtype, Device device = Device::cpu());
+  // A tensor over memory someone else allocated (e.g. Context::empty's pool): `layout` gives the
+  // dtype, shape and device; its data pointer is replaced by storage's.
+  static Tensor adopt(std::shared_ptr<void> storage, const TensorView& layout);
 
   const TensorView& view() const { return view_; }
   operator const TensorView&() const { return view_; }
@@ -89,8 +92,10 @@ class Tensor {
   TensorView view_;
 };
 
-// Raw device memory (CPU: 64-byte aligned host memory; CUDA: cudaMalloc).
+// Raw long-lived device memory (CPU: 64-byte aligned host memory; CUDA: cudaMalloc, whose free
+// synchronises the device). Temporaries of a step come from Context::empty instead.
 std::shared_ptr<void> allocate(size_t nbytes, Device device);
+// Zero-fills a contiguous tensor and returns when it is done (CUDA: waits for the memset).
 void memset_zero(const TensorView& t);
 
 }  // namespace llama4

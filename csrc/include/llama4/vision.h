@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "llama4/context.h"
 #include "llama4/model.h"
 #include "llama4/tensor.h"
 
@@ -62,16 +63,17 @@ class VisionModel {
 
   // pixel_values: [tiles, C, S, S], any float dtype (converted to the model dtype as the patches
   // are cut). Returns [tiles * tokens_per_tile, text_hidden_size] in the model dtype. Tiles are
-  // processed max_tiles_per_pass at a time to bound the activation memory.
-  Tensor encode(const TensorView& pixel_values) const;
+  // processed max_tiles_per_pass at a time to bound the activation memory. Runs in ctx (on the
+  // weights' device).
+  Tensor encode(const Context& ctx, const TensorView& pixel_values) const;
 
   int64_t max_tiles_per_pass = 8;
 
  private:
   // The encoder on a group of tiles: [B, C, S, S] -> [B * tokens_per_tile, text_hidden_size].
-  Tensor forward(const TensorView& pixels) const;
-  void encoder_layer(int layer, const TensorView& h, int64_t B) const;
-  Tensor linear_bias(const TensorView& x, const std::string& name) const;
+  Tensor forward(const Context& ctx, const TensorView& pixels) const;
+  void encoder_layer(const Context& ctx, int layer, const TensorView& h, int64_t B) const;
+  Tensor linear_bias(const Context& ctx, const TensorView& x, const std::string& name) const;
   const TensorView& weight(const std::string& name) const;
 
   VisionConfig config_;
