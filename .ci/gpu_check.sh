@@ -4,7 +4,7 @@
 # CUDA backend (timed), prints build_info(), runs the `cuda`-marked tests (every CUDA op against
 # its CPU twin), runs the kernel benchmarks, and writes a compact log to $OUT/gpu_check.log when
 # $OUT is set. Every step has a timeout inside one overall deadline, so the run ends within
-# 7 minutes even when a step hangs. Exit status: 0 when the build, tests and benchmarks all passed.
+# 7.5 minutes even when a step hangs. Exit status: 0 when the build, tests and benchmarks all passed.
 #
 #   bash .ci/gpu_check.sh          (on the device tool: carry [".whl"], which git ignores)
 set -uo pipefail
@@ -16,7 +16,7 @@ log=${OUT:+$OUT/gpu_check.log}
 log=${log:-$work/gpu_check.log}
 mkdir -p "$(dirname "$log")" && : >"$log"
 start=$(date +%s)
-deadline=$((start + 410))  # 290 s before the FP8 MoE benchmark step (up to 120 s) was added
+deadline=$((start + 440))  # inside one 8-minute call, with time to copy $OUT back
 failed=()
 
 say() { printf '%s\n' "$*" | tee -a "$log"; }
@@ -81,17 +81,31 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.c
   ((PIPESTATUS[0] == 0)) || failed+=(build_info)
 
   section "Tests: pytest -m cuda"
-  timeout "$(budget 120)" python3 -m pytest -m cuda -q -p no:cacheprovider --tb=short -rfEs \
+  # The expected count: every collected `cuda` test must pass here (a skip is a failure, e.g. a
+  # wrongly False cuda_available() would otherwise pass with everything skipped).
+  expected=$(timeout "$(budget 60)" python3 -m pytest -m cuda -q -p no:cacheprovider --collect-only \
+    "$repo/tests" 2>/dev/null | grep -c '::')
+  timeout "$(budget 150)" python3 -m pytest -m cuda -q -p no:cacheprovider --tb=short -rfEs \
     "$repo/tests" >"$work/pytest.log" 2>&1
   rc=$?
   cat "$work/pytest.log"
   # The log keeps failures and the summary, not the progress dots.
   grep -vE '^[.sFExX]+( +\[ *[0-9]+%\])?$' "$work/pytest.log" | tail -60 >>"$log"
   ((rc == 0)) || failed+=(tests)
+  passed=$(grep -oE '[0-9]+ passed' "$work/pytest.log" | tail -1 | grep -oE '[0-9]+')
+  skipped=$(grep -oE '[0-9]+ skipped' "$work/pytest.log" | tail -1 | grep -oE '[0-9]+')
+  say "cuda tests: ${passed:-0} passed, ${skipped:-0} skipped, ${expected:-?} expected"
+  if [[ "${passed:-0}" != "${expected:-x}" || "${skipped:-0}" != 0 ]]; then
+    failed+=(cuda_test_count)
+  fi
 
   section "Benchmarks"
   timeout "$(budget 120)" python3 "$repo/benchmarks/bench_kernels.py" 2>&1 | tee -a "$log"
   ((PIPESTATUS[0] == 0)) || failed+=(benchmarks)
+
+  section "Benchmark: text model kernels (linear GB/s and TFLOP/s, decode attention GB/s vs copy)"
+  timeout "$(budget 90)" python3 "$repo/benchmarks/bench_cuda_text.py" --quick 2>&1 | tee -a "$log"
+  ((PIPESTATUS[0] == 0)) || failed+=(bench_cuda_text)
 
   section "Benchmark: FP8 MoE grouped GEMM (TFLOP/s vs measured FP8 peak, decode GB/s vs copy)"
   timeout "$(budget 120)" python3 "$repo/benchmarks/bench_moe_fp8.py" --quick 2>&1 | tee -a "$log"
