@@ -268,9 +268,10 @@ int32_t RankTable::find(std::string_view bytes) const {
 
 namespace {
 
-// tiktoken's _byte_pair_merge, as written there: a list of parts with the rank of each part merged
+// tiktoken's _byte_pair_merge, step for step: a list of parts with the rank of each part merged
 // with its right neighbour; each step scans for the lowest rank. O(n^2), fastest for short pieces.
-// Each part also keeps its own token (the rank that made it), so the result needs no lookups.
+// Each part keeps its own token (the rank that made it), so a neighbour's rank is merge_rank of
+// two tokens (tiktoken looks up the same bytes) and the result needs no lookups.
 void merge_scan(const RankTable& t, const unsigned char* p, size_t n, std::vector<int32_t>& out) {
   struct Part {
     uint32_t start;
