@@ -1,7 +1,8 @@
 """linear, embedding and the MoE routing ops against plain PyTorch formulations.
 
-linear covers every CPU path: the weight-streaming kernel (M <= 8), OpenBLAS sgemm (fp32, M > 8),
-and for bf16 the AVX512-BF16 kernel where the CPU has it (else widening + sgemm). The reference
+linear covers every CPU path: the weight-streaming kernels (M <= 8; AVX-512 where the CPU has
+AVX512-BF16, else AVX2), OpenBLAS sgemm (fp32, M > 8), and for bf16 with M > 8 the
+AVX512-BF16 GEMM where the CPU has it (else widening + sgemm). The reference
 is an fp64 matmul of the same (bf16-valued) inputs; our fp32 accumulation may differ from it by
 a few fp32 ulps of the accumulated magnitude, and bf16 outputs by one bf16 rounding.
 """
@@ -13,7 +14,12 @@ import torch
 from llama4_native import ops
 
 SIZES = [(1, 64, 48), (5, 19, 111), (8, 96, 33), (9, 111, 64), (19, 64, 200), (111, 40, 257),
-         (3, 25, 70), (10, 35, 33), (4, 50, 40)]  # every remainder of N modulo the 6-row weight block
+         (3, 25, 70), (10, 35, 33), (4, 50, 40),
+         # M > 8 (GEMM): N = 1 and remainders past 64-column blocks, M remainders of 4- and 6-row
+         # tiles, odd K, K off multiples of 32
+         (9, 1, 1), (13, 63, 31), (14, 129, 64), (12, 65, 129), (64, 200, 96), (11, 130, 1000),
+         # the GEMV: K below one vector, odd K, a tail after an odd number of vectors
+         (2, 3, 5), (7, 70, 47), (6, 33, 80)]
 
 
 def _ref_linear(x, w):
@@ -35,6 +41,60 @@ def test_linear_matches_torch(M, N, K, dtype):
     assert out.dtype == dtype
     # one rounding of the fp32 result to the output dtype
     torch.testing.assert_close(out, out32.to(dtype), rtol=0, atol=0)
+
+
+# Decode shapes for the weight-streaming GEMV (M <= 8): K and N off every vector width (16 fp32,
+# 32 bf16 lanes; 2 vectors per step), N large enough that both threads get rows (the kernel goes
+# parallel from 128 KB of weights), K long enough that fp32 accumulation error shows.
+GEMV_SHAPES = [(1, 1, 1), (1, 17, 15), (2, 31, 33), (3, 47, 63), (4, 65, 97), (1, 129, 4099),
+               (2, 517, 1031), (3, 1023, 545), (4, 333, 2085)]
+
+
+@pytest.mark.parametrize("M,N,K", GEMV_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decode_gemv_odd_shapes_against_float64(M, N, K, dtype):
+    """The decode GEMV against torch's float64 matmul of the same values, through a row-strided x
+    (a slice of a wider activation, as the fused QKV / gate_up outputs are read), with fp32 and
+    output-dtype results."""
+    g = torch.Generator().manual_seed(7 * M + N + 3 * K)
+    wide = torch.randn(M, K + 5, generator=g).to(dtype)
+    x = wide[:, 3:3 + K]  # row stride K + 5, offset 3 elements: no alignment anywhere
+    w = torch.randn(N, K, generator=g).to(dtype)
+    ref = torch.matmul(x.double(), w.double().T)
+    # the bound of test_linear_matches_torch: fp32 sums in 16 lanes x 2 chains stay within a few
+    # ulps of sum |x w| here (measured < 3% of it); a dropped or doubled product exceeds it ~100x
+    bound = 8e-6 * (x.double().abs() @ w.double().abs().T) + 1e-12
+    out32 = ops.linear(x, w, "float32")
+    assert out32.dtype == torch.float32 and out32.shape == (M, N)
+    err = (out32.double() - ref).abs()
+    assert (err <= bound).all(), float((err / bound).max())
+    # the output dtype: the same fp32 sums rounded once
+    assert torch.equal(ops.linear(x, w), out32.to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_linear_same_bits_for_any_thread_count_and_batch(dtype):
+    """Each output is the same fp32 sum whatever the thread count, and (within the GEMV, M <= 8,
+    and within the GEMM, M > 8) whatever the other rows of the batch."""
+    import llama4_native as l4
+
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(300, 260, generator=g).to(dtype)
+    threads = l4.build_info()["cpu_threads"]
+    try:
+        for M in (1, 3, 8, 9, 40):
+            x = torch.randn(M, 260, generator=g).to(dtype)
+            l4.set_cpu_threads(1)
+            one = ops.linear(x, w, "float32")
+            l4.set_cpu_threads(2)
+            two = ops.linear(x, w, "float32")
+            assert torch.equal(one, two), M
+            if M <= 8:
+                assert torch.equal(two[M - 1:], ops.linear(x[M - 1:], w, "float32")), M
+            elif dtype == torch.bfloat16:
+                assert torch.equal(two[:9], ops.linear(x[:9], w, "float32")), M
+    finally:
+        l4.set_cpu_threads(threads)
 
 
 def test_linear_row_stride_view_and_empty():

@@ -18,8 +18,11 @@ namespace llama4::cpu {
 bool has_avx512_bf16() {
   // LLAMA4_NO_AVX512_BF16=1 takes the portable path (AVX2 widening), so tests can cover it on
   // machines that have the instructions.
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16") &&
-                          !std::getenv("LLAMA4_NO_AVX512_BF16");
+  // The kernels behind this check (here, cpu/gemv.cpp, llama4/roofline.h) are compiled for
+  // avx512f/bw/vl/dq + bf16 (cpu/avx512.h), so all of them must be present.
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512bf16") && !std::getenv("LLAMA4_NO_AVX512_BF16");
   return yes;
 }
 

@@ -6,7 +6,7 @@
 #include "llama4/numeric.h"
 
 namespace llama4::cpu {
-// True when this CPU executes AVX512-BF16 (checked once).
+// True when this CPU executes AVX512-BF16 with F/BW/VL/DQ (checked once; LLAMA4_NO_AVX512_BF16=1 says no).
 bool has_avx512_bf16();
 // x rows have stride lda (elements); w is [N, K] contiguous; out is [M, N] contiguous fp32.
 void gemm_bf16_avx512(float* out, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,

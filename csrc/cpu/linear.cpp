@@ -1,4 +1,6 @@
-// CPU linear layer. bf16 x bf16 on CPUs with AVX512-BF16: cpu/gemm_bf16.cpp. Otherwise two paths:
+// CPU linear layer. On CPUs with AVX512-BF16: few rows (decode, M <= kGemvMaxRows) through the
+// AVX-512 weight-streaming GEMV of cpu/gemv.cpp (bf16 x bf16 and fp32 x fp32), bf16 x bf16 with
+// many rows through cpu/gemm_bf16.cpp. Otherwise (and fp32 x fp32 with many rows) two paths:
 //  - few rows (decode, M <= kSmallM): a weight-streaming kernel. Each weight row is read once,
 //    converted to fp32 in registers (bf16 -> fp32 is a 16-bit shift) and dotted with all M
 //    activation rows. Decode is bound by weight bandwidth, so bf16 weights halve its cost.
@@ -14,6 +16,7 @@
 #include "cpu/blas.h"
 #include "cpu/elem.h"
 #include "cpu/gemm_bf16.h"
+#include "cpu/gemv.h"
 
 namespace llama4::cpu {
 
@@ -111,6 +114,17 @@ void gemm_bf16_weights(float* outf, const float* xf, const bf16* w, int64_t M, i
 
 void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  if (has_avx512_bf16() && M <= kGemvMaxRows && x.dtype == w.dtype) {
+    if (x.dtype == DType::BF16) {
+      if (out.dtype == DType::F32) gemv_bf16(out.ptr<float>(), x.ptr<bf16>(), x.stride(0), w.ptr<bf16>(), M, N, K);
+      else gemv_bf16(out.ptr<bf16>(), x.ptr<bf16>(), x.stride(0), w.ptr<bf16>(), M, N, K);
+      return;
+    }
+    if (x.dtype == DType::F32 && out.dtype == DType::F32) {
+      gemv_f32(out.ptr<float>(), x.ptr<float>(), x.stride(0), w.ptr<float>(), M, N, K);
+      return;
+    }
+  }
   const bool direct = out.dtype == DType::F32;  // write fp32 results straight into out
   std::vector<float> scratch(direct ? 0 : size_t(M * N));
   float* outf = direct ? out.ptr<float>() : scratch.data();
