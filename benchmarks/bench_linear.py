@@ -1,60 +1,113 @@
-"""Dense CPU linear layer: llama4_native.ops.linear vs torch.nn.functional.linear (oneDNN/MKL),
-same inputs, same thread count, side by side. Decode shapes are weight-bandwidth bound (GB/s of
-weights read); prefill shapes are compute bound (GFLOP/s).
+"""Dense CPU linear layer: llama4_native.ops.linear against this machine's limits and against
+torch (oneDNN / MKL through torch.nn.functional.linear and torch.matmul), same inputs, same thread
+count, in one run, at 1 and 2 threads (or --threads).
 
-    python benchmarks/bench_linear.py [--threads 2]
+Decode (M <= 8 rows) is bound by weight bandwidth: GB/s of weights read, against the AVX-512 read
+probe of a 1 GiB buffer (benchmarks/roofline.py), timed in the same rounds (interleaved, so load
+from other processes hits both alike). Each call reads a different copy of the weights, the copies
+together 512 MB (16x the L3), so every call streams from DRAM as a decode step does.
+Prefill (M 64..2048) is compute bound: GFLOP/s against the measured vdpbf16ps peak of the cores in
+use (bf16), and the speed ratio to torch.matmul. fp32 prefill runs OpenBLAS sgemm.
+
+    python benchmarks/bench_linear.py [--threads 1 2] [--quick]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import time
+import sys
 
 import torch
 
-import llama4_native as l4
-from llama4_native import ops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import roofline  # noqa: E402
 
-SHAPES = [  # (label, M, N, K)
-    ("decode qkv", 1, 1536, 1024),
-    ("decode expert up", 1, 4096, 1024),
-    ("decode lm_head", 1, 202048, 1024),
-    ("decode batch 8", 8, 4096, 1024),
-    ("prefill 128 expert", 128, 4096, 1024),
-    ("prefill 512 o_proj", 512, 1024, 1024),
+import llama4_native as l4  # noqa: E402
+from llama4_native import ops  # noqa: E402
+
+DECODE = [  # (label, M, N, K): the bench_text model (hidden 1024) and Scout's widths
+    ("qkv 1024", 1, 1536, 1024),
+    ("expert gate_up 1024", 1, 4096, 1024),
+    ("expert down 1024", 1, 1024, 2048),
+    ("lm_head 1024", 1, 202048, 1024),
+    ("Scout expert down", 1, 5120, 8192),
+    ("batch 2 gate_up", 2, 4096, 1024),
+    ("batch 4 gate_up", 4, 4096, 1024),
+    ("batch 8 gate_up", 8, 4096, 1024),
 ]
+PREFILL = [
+    ("qkv 1024", 64, 1536, 1024),
+    ("expert gate_up 1024", 128, 4096, 1024),
+    ("expert down 1024", 256, 1024, 2048),
+    ("o_proj 1024", 512, 1024, 1024),
+    ("qkv 1024", 2048, 1536, 1024),
+    ("Scout expert gate_up", 512, 16384, 5120),
+    ("Scout expert down", 1024, 5120, 8192),
+]
+QUICK_PREFILL = PREFILL[:5]
+ROTATE_BYTES = 512 << 20
 
 
-def _time(fn, min_s=0.3):
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_s:
-            return dt / n
+def bench_decode(dtype, shapes, rounds):
+    probe = roofline.read_probe_fn()
+    for label, M, N, K in shapes:
+        g = torch.Generator().manual_seed(0)
+        esize = torch.empty((), dtype=dtype).element_size()
+        copies = max(1, ROTATE_BYTES // (N * K * esize))
+        ws = [torch.randn(N, K, generator=g).to(dtype) for _ in range(copies)]
+        x = torch.randn(M, K, generator=g).to(dtype)
+
+        def ours():
+            for w in ws:
+                ops.linear(x, w)
+
+        def ref():
+            for w in ws:
+                torch.nn.functional.linear(x, w)
+
+        t_ours, t_ref, t_probe = roofline.median_s([ours, ref, probe], rounds)
+        t_ours, t_ref = t_ours / copies, t_ref / copies
+        bw = roofline.READ_BYTES / t_probe / 1e9
+        gb = N * K * esize / 1e9
+        print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gb / t_ours:8.1f} {100 * gb / t_ours / bw:6.0f}% "
+              f"{gb / t_ref:8.1f} {t_ref / t_ours:7.2f}x   GB/s (probe {bw:.1f})")
+        del ws
+
+
+def bench_prefill(dtype, shapes, peak, rounds):
+    for label, M, N, K in shapes:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(N, K, generator=g).to(dtype)
+        x = torch.randn(M, K, generator=g).to(dtype)
+        t_ours, t_ref = roofline.median_s([lambda: ops.linear(x, w), lambda: torch.matmul(x, w.T)], rounds)
+        gf = 2 * M * N * K / 1e9
+        pct = f"{100 * gf / t_ours / peak:6.0f}%" if dtype == torch.bfloat16 else "     -"
+        print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gf / t_ours:8.1f} {pct} {gf / t_ref:8.1f} "
+              f"{t_ref / t_ours:7.2f}x   GFLOP/s")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--quick", action="store_true", help="fewer shapes and rounds")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    l4.set_cpu_threads(args.threads)
-    print(f"{'shape':22s}{'dtype':>10s}{'ours':>12s}{'torch':>12s}{'ratio':>8s}   unit")
-    for dtype in (torch.bfloat16, torch.float32):
-        for label, M, N, K in SHAPES:
-            x = torch.randn(M, K).to(dtype)
-            w = torch.randn(N, K).to(dtype)
-            t_ours = _time(lambda: ops.linear(x, w))
-            t_ref = _time(lambda: torch.nn.functional.linear(x, w))
-            if M <= 8:
-                unit, f = "GB/s", w.numel() * w.element_size() / 1e9
-            else:
-                unit, f = "GFLOP/s", 2 * M * N * K / 1e9
-            print(f"{label:22s}{str(dtype).split('.')[-1]:>10s}{f / t_ours:12.1f}{f / t_ref:12.1f}"
-                  f"{t_ref / t_ours:7.2f}x   {unit}")
+    if not roofline.available():
+        raise SystemExit("this benchmark's roofline probes need AVX512-BF16")
+    rounds = 3 if args.quick else 7
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        l4.set_cpu_threads(threads)
+        bw, peak = roofline.read_gbps(rounds), roofline.bf16_peak_gflops(rounds)
+        print(f"\n{threads} thread(s): read probe {bw:.1f} GB/s, vdpbf16ps peak {peak:.0f} GFLOP/s; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"  {'shape':22s} {'M':>5s} {'N':>7s} {'K':>5s}  {'ours':>8s} {'roof':>7s} {'torch':>8s} "
+              f"{'ratio':>8s}")
+        for dtype in (torch.bfloat16, torch.float32):
+            name = str(dtype).split(".")[-1]
+            print(f"  -- decode {name} (roof: % of read probe)")
+            bench_decode(dtype, DECODE[:4] if args.quick else DECODE, rounds)
+            print(f"  -- prefill {name} (roof: % of bf16 peak; torch: torch.matmul)")
+            bench_prefill(dtype, QUICK_PREFILL if args.quick or dtype == torch.float32 else PREFILL, peak, rounds)
 
 
 if __name__ == "__main__":

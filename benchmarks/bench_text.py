@@ -1,19 +1,33 @@
 """Text decoder speed: llama4_native's CPU engine vs transformers, same checkpoint, prompt, threads.
 
 Builds (once, cached) a random Llama 4 checkpoint with the real vocabulary size — hidden 1024,
-8 layers, 8 experts top-1 — then measures prefill and decode tokens/s of both and prints ratios.
-transformers runs its own fastest path here: a manual loop with its KV cache (no generate()
-overhead), sdpa attention, torch's CPU kernels, the same thread count.
+8 layers, 8 experts top-1 — then measures prefill and decode tokens/s of both and prints ratios, at 1 and 2 threads (or
+--threads) in one run. transformers runs its own fastest path here: a manual loop with its KV
+cache (no generate() overhead), sdpa attention, torch's CPU kernels, the same thread count.
 
-    python benchmarks/bench_text.py [--dtype bfloat16] [--prompt 128] [--new 32] [--threads 2]
+Decode against the machine's limit: a decode step reads every weight it uses once (all of them
+but the embedding table, of which one row, and top-k of the E experts per layer), so its floor is
+those bytes / the read bandwidth. After each of our decode steps the AVX-512 read probe of a 1 GiB
+buffer (benchmarks/roofline.py, same thread pool) is timed, so both medians see the same load from
+other processes; the bench prints bytes per token / median step time as a fraction of the probe.
+
+    python benchmarks/bench_text.py [--dtype bfloat16] [--prompt 128] [--new 32] [--threads 1 2]
 """
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import os
+import statistics
+import struct
+import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import roofline  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "..", "build", "bench-ckpt")
@@ -68,24 +82,54 @@ def bench_transformers(path, dtype, prompt, n_new):
     return len(prompt) / (t1 - t0), n_new / (t2 - t1), toks
 
 
+def decode_bytes_per_token(path: str) -> int:
+    """Weight bytes one decode token reads, from the safetensors headers: every tensor, but one
+    row of the embedding table and top-k / E of each fused expert tensor."""
+    k, experts, vocab = TEXT["num_experts_per_tok"], TEXT["num_local_experts"], TEXT["vocab_size"]
+    total = 0
+    for file in glob.glob(os.path.join(path, "*.safetensors")):
+        with open(file, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+        for name, meta in header.items():
+            if name == "__metadata__":
+                continue
+            size = meta["data_offsets"][1] - meta["data_offsets"][0]
+            if "embed_tokens" in name:
+                size //= vocab
+            elif ".experts." in name:
+                size = size * k // experts
+            total += size
+    return total
+
+
 def bench_ours(path, dtype, prompt, n_new):
+    """Prefill tok/s, decode tok/s (whole loop), the tokens, and the median decode step and median
+    read-probe time, the probe timed after each step."""
     import llama4_native as l4
 
     model = l4.load(path, dtype=dtype)
     model.logits(prompt[:8])  # warm-up
+    probe = roofline.read_probe_fn() if roofline.available() else None
     seq = model._new_sequence()
     t0 = time.perf_counter()
     logits = model._step([(seq, prompt, False)])
     t1 = time.perf_counter()
     tok = int(logits[0].argmax())
-    toks = []
+    toks, steps, probes = [], [], []
     for _ in range(n_new):
+        ts = time.perf_counter()
         logits = model._step([(seq, [tok], False)])
         tok = int(logits[0].argmax())
+        steps.append(time.perf_counter() - ts)
         toks.append(tok)
-    t2 = time.perf_counter()
+        if probe is not None:
+            tp = time.perf_counter()
+            probe()
+            probes.append(time.perf_counter() - tp)
     model._free_sequence(seq)
-    return len(prompt) / (t1 - t0), n_new / (t2 - t1), toks
+    probe_s = statistics.median(probes) if probes else float("nan")
+    return len(prompt) / (t1 - t0), n_new / sum(steps), toks, statistics.median(steps), probe_s
 
 
 def main():
@@ -93,30 +137,40 @@ def main():
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--new", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--dir", default=DEFAULT_DIR)
+    ap.add_argument("--no-transformers", action="store_true", help="only our engine and the probe")
     args = ap.parse_args()
 
     import llama4_native as l4
 
-    torch.set_num_threads(args.threads)
-    l4.set_cpu_threads(args.threads)
     tdtype = getattr(torch, args.dtype)
     path = os.path.abspath(f"{args.dir}-{args.dtype}")
     make_checkpoint(path, tdtype)
     g = torch.Generator().manual_seed(1)
     prompt = torch.randint(0, 200000, (args.prompt,), generator=g).tolist()
-
-    ours = bench_ours(path, args.dtype, prompt, args.new)
-    ref = bench_transformers(path, tdtype, prompt, args.new)
-    same = sum(a == b for a, b in zip(ours[2], ref[2]))
+    nbytes = decode_bytes_per_token(path)
     print(f"checkpoint: hidden 1024, 8 layers, 8 experts top-1, vocab 202048, {args.dtype}; "
-          f"prompt {args.prompt}, {args.new} new tokens, {args.threads} threads")
-    print(f"{'':14s}{'prefill tok/s':>15s}{'decode tok/s':>15s}")
-    print(f"{'llama4_native':14s}{ours[0]:15.1f}{ours[1]:15.2f}")
-    print(f"{'transformers':14s}{ref[0]:15.1f}{ref[1]:15.2f}")
-    print(f"{'ratio':14s}{ours[0] / ref[0]:14.2f}x{ours[1] / ref[1]:14.2f}x")
-    print(f"greedy tokens identical: {same}/{args.new}")
+          f"prompt {args.prompt}, {args.new} new tokens; decode reads {nbytes / 1e6:.1f} MB of weights per token")
+
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        l4.set_cpu_threads(threads)
+        ours = bench_ours(path, args.dtype, prompt, args.new)
+        print(f"\n{threads} thread(s), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"{'':14s}{'prefill tok/s':>15s}{'decode tok/s':>15s}")
+        print(f"{'llama4_native':14s}{ours[0]:15.1f}{ours[1]:15.2f}")
+        if not args.no_transformers:
+            ref = bench_transformers(path, tdtype, prompt, args.new)
+            same = sum(a == b for a, b in zip(ours[2], ref[2]))
+            print(f"{'transformers':14s}{ref[0]:15.1f}{ref[1]:15.2f}")
+            print(f"{'ratio':14s}{ours[0] / ref[0]:14.2f}x{ours[1] / ref[1]:14.2f}x")
+            print(f"greedy tokens identical: {same}/{args.new}")
+        step_s, probe_s = ours[3], ours[4]
+        probe_gbps = roofline.READ_BYTES / probe_s / 1e9
+        print(f"decode vs read bandwidth: median step {1e3 * step_s:.2f} ms -> {nbytes / step_s / 1e9:.1f} GB/s "
+              f"of weights; read probe {probe_gbps:.1f} GB/s (median, timed after each step); "
+              f"floor {1e3 * nbytes / probe_gbps / 1e9:.2f} ms/token; ratio {nbytes / step_s / 1e9 / probe_gbps:.2f}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #include "cuda/runtime.h"
 #include "llama4/build_info.h"
 #include "llama4/error.h"
+#include "llama4/roofline.h"
 #include "python/bindings.h"
 #include "python/tensor_bridge.h"
 
@@ -57,6 +58,20 @@ PYBIND11_MODULE(_C, m) {
     d["used_high"] = s.used_high;
     return d;
   }, py::arg("device") = 0);
+  m.def("cpu_has_avx512_bf16", &llama4::cpu_has_avx512_bf16);
+  // Roofline probes (llama4/roofline.h), for the benchmarks.
+  m.def("cpu_read_probe", [](const py::object& buffer) {
+    const llama4::python::BorrowedView b = llama4::python::as_view(buffer, "buffer");
+    LLAMA4_CHECK_ARG(b.view.device.is_cpu() && b.view.is_contiguous(),
+                     "cpu_read_probe: 'buffer' must be a contiguous CPU tensor");
+    const int64_t bytes = b.view.numel() * int64_t(llama4::element_size(b.view.dtype));
+    py::gil_scoped_release nogil;
+    return llama4::cpu_read_probe(b.view.data, bytes);
+  }, py::arg("buffer"));
+  m.def("cpu_bf16_peak_probe", [](int64_t iterations) {
+    py::gil_scoped_release nogil;
+    return llama4::cpu_bf16_peak_probe(iterations);
+  }, py::arg("iterations"));
 
   llama4::python::register_tensor_bridge(m);
   llama4::python::register_ops(m);
