@@ -24,7 +24,7 @@ setup: $(VPY)
 	    "numpy>=1.24" "safetensors>=0.4" tiktoken pillow "torch==2.13.0" "transformers==5.23.0" "pytest>=8"
 	$(VPY) -m pip install -q "fastapi==0.163.2" "uvicorn==0.54.0" "prometheus-client==0.26.0" "httpx==0.28.1" \
 	    "openai==3.51.0" "selenium==4.45.0"
-	$(VPY) -m pip install -q --no-deps nvidia-cutlass==4.2.0.0 llama-models==0.3.0
+	$(VPY) -m pip install -q --no-deps nvidia-cutlass==4.2.0.0 llama-models==0.3.0 nlohmann-json==3.12.0
 	$(VPY) -m pip install -q --no-build-isolation --no-deps .
 
 demo: setup

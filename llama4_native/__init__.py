@@ -29,9 +29,11 @@ from . import _C  # noqa: E402  (after the BLAS preload)
 from . import attention  # paged KV cache and paged attention
 from .attention import CacheFullError, KVCache
 from . import ops
+from .config import ConfigError
 from .engine import Model, load
 from .generate import GenerationError, GenerationResult, StreamOutput, TokenLogprobs
 from .image import ImageInput
+from .safetensors_io import CheckpointError
 from .sampling_params import SamplingParams
 from .tokenizer import Tokenizer, get_tokenizer
 
@@ -64,4 +66,5 @@ def cmake_prefix_path() -> str:
 
 __all__ = ["load", "Model", "GenerationResult", "GenerationError", "StreamOutput", "TokenLogprobs",
            "SamplingParams", "ImageInput", "get_tokenizer", "Tokenizer", "CacheFullError", "KVCache",
+           "ConfigError", "CheckpointError",
            "build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops", "attention"]

@@ -11,11 +11,11 @@ from typing import Sequence
 import torch
 
 from . import _C
-from .config import ModelConfig, load_config
+from .config import ModelConfig
 from .generate import generate
 from .prompts import as_id_list
-from .quantization import fp8_plan
-from .weights import load_text_weights
+from .quantization import QUANTIZATIONS, _layers
+from .weights import ProgressBar
 
 _DTYPES = ("float32", "bfloat16")
 
@@ -31,26 +31,29 @@ class Model:
             raise ValueError(f"device must be 'cpu' (the CUDA model path is not built yet), got {device!r}")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
         self.path = os.fspath(path)
         self.device = device
         self.dtype = dtype
-        self.config: ModelConfig = load_config(self.path)
+        # One C++ call reads config.json, generation_config.json and the text weights (FP8 routed
+        # experts stored in the checkpoint, or quantized at load; llama4/checkpoint.h).
+        bar = ProgressBar(self.path, progress)
+        self._checkpoint = _C.load_checkpoint(self.path, dtype, quantization, activation_scale_ub,
+                                              _layers(fp8_skip_layers), False, bar.update)
+        bar.close()
+        self.config: ModelConfig = self._checkpoint.config
         text = self.config.text
-        # FP8 routed experts (quantization.py): stored in the checkpoint, or quantized at load.
-        fp8 = fp8_plan(self.path, quantization, activation_scale_ub, fp8_skip_layers, text.num_hidden_layers)
-        weights = load_text_weights(self.path, text, dtype=dtype, progress=progress, fp8=fp8)
-        self.fp8_layers = sorted(int(k.split(".")[1]) for k in weights if k.endswith("moe.gate_up_scale"))
+        self.fp8_layers = list(self._checkpoint.fp8_layers)
         if kv_cache_bytes is None:
             kv_cache_bytes = _default_kv_bytes(text, dtype)
         options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),
                    "max_sequences": int(max_sequences)}
         if self.config.vision is not None:
             options["image_token_id"] = int(self.config.image_token_index)
-        engine_config = text.to_engine_dict()
-        engine_config["moe_fp8_activation_scale_ub"] = fp8.activation_scale_ub if fp8 else 0.0
-        self._engine = _C.Engine(engine_config, dtype, weights, options)
+        self._engine = _C.Engine(text, dtype, self._checkpoint.text_weights, options)
         self.max_sequences = int(max_sequences)
-        self.generation_config = _read_generation_config(self.path)
+        self.generation_config = self._checkpoint.generation_config.to_dict()
         self._tokenizer = None
         self._vision = None  # the vision tower, loaded on first use (images)
         self.image_tokens = _image_tokens(self.config)
@@ -97,14 +100,12 @@ class Model:
     def vision(self):
         """The vision tower (`_C.VisionModel`), loaded from the checkpoint on first use."""
         if self._vision is None:
-            from .vision_weights import engine_config, has_vision_weights, load_vision_weights
-
-            if self.config.vision is None or not has_vision_weights(self.path):
+            ckpt = self._checkpoint.checkpoint
+            if self.config.vision is None or not ckpt.has_vision_weights():
                 raise ValueError(f"{self.path}: this checkpoint has no vision tower "
                                  f"({self.config.architecture}); it cannot take images")
-            text_d = self.config.text.hidden_size
-            weights = load_vision_weights(self.path, self.config.vision, text_d, dtype=self.dtype)
-            self._vision = _C.VisionModel(engine_config(self.config.vision, text_d), self.dtype, weights)
+            weights = dict(_C.vision_weight_stream(ckpt, self.config.vision, self.dtype))
+            self._vision = _C.VisionModel(self.config.vision, self.dtype, weights)
         return self._vision
 
     def encode_images(self, images) -> torch.Tensor:
@@ -168,20 +169,6 @@ def _image_tokens(config: ModelConfig):
         return ImageTokens()
     return ImageTokens(patch=config.image_token_index, start=config.boi_token_index,
                        end=config.eoi_token_index)
-
-
-def _read_generation_config(path: str) -> dict:
-    import json
-
-    f = os.path.join(path, "generation_config.json")
-    if not os.path.exists(f):
-        return {}
-    try:
-        with open(f) as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{f}: not valid JSON ({e})") from None
-    return data if isinstance(data, dict) else {}
 
 
 def _default_kv_bytes(text, dtype: str) -> int:

@@ -130,6 +130,14 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
+Tensor Tensor::wrap(const TensorView& view, std::shared_ptr<void> owner) {
+  LLAMA4_CHECK_ARG(owner != nullptr || view.numel() == 0, "Tensor::wrap needs an owner for a non-empty view");
+  Tensor t;
+  t.view_ = view;
+  t.storage_ = std::move(owner);
+  return t;
+}
+
 void memset_zero(const TensorView& t) {
   LLAMA4_CHECK_ARG(t.is_contiguous(), "memset_zero needs a contiguous tensor");
   if (t.nbytes() == 0) return;

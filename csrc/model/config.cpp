@@ -42,6 +42,12 @@ void TextConfig::validate() const {
                    "config field 'floor_scale' must be positive, got ", floor_scale);
 }
 
+std::vector<std::string> TextConfig::layer_types() const {
+  std::vector<std::string> out;
+  for (int v : no_rope_layers) out.push_back(v ? "chunked_attention" : "full_attention");
+  return out;
+}
+
 bool TextConfig::is_moe_layer(int layer) const {
   return std::find(moe_layers.begin(), moe_layers.end(), layer) != moe_layers.end();
 }

@@ -1,4 +1,4 @@
-// Bindings of the serving engine: _C.Engine(config: dict, dtype: str, weights: dict, options: dict).
+// Bindings of the serving engine: _C.Engine(config: TextConfig | dict, dtype: str, weights: dict, options: dict).
 // The engine keeps views of the weight tensors; the binding holds the Python objects so their
 // memory (often a memory-mapped checkpoint) outlives the engine.
 #include <pybind11/pybind11.h>
@@ -14,61 +14,13 @@ namespace llama4::python {
 
 namespace {
 
-template <typename T>
-T get(const py::dict& d, const char* key) {
-  LLAMA4_CHECK_ARG(d.contains(key), "engine config is missing the field '", key, "'");
-  try {
-    return d[key].cast<T>();
-  } catch (const py::cast_error&) {
-    throw TypeError(detail::concat("engine config field '", key, "' has the wrong type"));
-  }
-}
-
-TextConfig text_config_from_dict(const py::dict& d) {
-  TextConfig c;
-  c.vocab_size = get<int64_t>(d, "vocab_size");
-  c.hidden_size = get<int64_t>(d, "hidden_size");
-  c.intermediate_size = get<int64_t>(d, "intermediate_size");
-  c.intermediate_size_mlp = get<int64_t>(d, "intermediate_size_mlp");
-  c.num_hidden_layers = get<int64_t>(d, "num_hidden_layers");
-  c.num_attention_heads = get<int64_t>(d, "num_attention_heads");
-  c.num_key_value_heads = get<int64_t>(d, "num_key_value_heads");
-  c.head_dim = get<int64_t>(d, "head_dim");
-  c.num_local_experts = get<int64_t>(d, "num_local_experts");
-  c.num_experts_per_tok = get<int64_t>(d, "num_experts_per_tok");
-  c.moe_layers = get<std::vector<int>>(d, "moe_layers");
-  c.no_rope_layers = get<std::vector<int>>(d, "no_rope_layers");
-  c.attention_chunk_size = get<int64_t>(d, "attention_chunk_size");
-  c.rope_theta = get<double>(d, "rope_theta");
-  const auto rope_type = get<std::string>(d, "rope_type");
-  if (rope_type == "llama3") {
-    c.rope_scaling.type = RopeScaling::Type::Llama3;
-    c.rope_scaling.factor = get<float>(d, "rope_factor");
-    c.rope_scaling.low_freq_factor = get<float>(d, "rope_low_freq_factor");
-    c.rope_scaling.high_freq_factor = get<float>(d, "rope_high_freq_factor");
-    c.rope_scaling.original_max_position_embeddings = get<int64_t>(d, "rope_original_max_position_embeddings");
-  } else {
-    LLAMA4_CHECK_ARG(rope_type == "default", "engine config field 'rope_type' must be 'default' or 'llama3', got '",
-                     rope_type, "'");
-  }
-  c.use_qk_norm = get<bool>(d, "use_qk_norm");
-  c.attn_temperature_tuning = get<bool>(d, "attn_temperature_tuning");
-  c.floor_scale = get<float>(d, "floor_scale");
-  c.attn_scale = get<float>(d, "attn_scale");
-  c.rms_norm_eps = get<float>(d, "rms_norm_eps");
-  c.max_position_embeddings = get<int64_t>(d, "max_position_embeddings");
-  if (d.contains("moe_fp8_activation_scale_ub"))  // optional: only FP8 models set it
-    c.moe_fp8_activation_scale_ub = get<float>(d, "moe_fp8_activation_scale_ub");
-  return c;
-}
-
 DType model_dtype(const std::string& s) {
   if (s == "float32") return DType::F32;
   if (s == "bfloat16") return DType::BF16;
   throw ValueError("dtype must be 'float32' or 'bfloat16', got '" + s + "'");
 }
 
-std::unique_ptr<PyEngine> make_engine(const py::dict& config, const std::string& dtype,
+std::unique_ptr<PyEngine> make_engine(const py::object& config, const std::string& dtype,
                                       const py::dict& weights, const py::dict& options) {
   auto out = std::make_unique<PyEngine>();
   out->weight_objects = weights;
@@ -85,7 +37,7 @@ std::unique_ptr<PyEngine> make_engine(const py::dict& config, const std::string&
   if (options.contains("max_sequences")) opt.max_sequences = options["max_sequences"].cast<int>();
   if (options.contains("max_step_tokens")) opt.max_step_tokens = options["max_step_tokens"].cast<int64_t>();
   if (options.contains("image_token_id")) opt.image_token_id = options["image_token_id"].cast<int64_t>();
-  TextConfig cfg = text_config_from_dict(config);
+  TextConfig cfg = text_config_from_py(config);
   const DType dt = model_dtype(dtype);
   py::gil_scoped_release nogil;
   out->engine = std::make_unique<Engine>(std::move(cfg), dt, std::move(views), opt);

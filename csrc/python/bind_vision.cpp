@@ -1,5 +1,5 @@
 // Bindings of the vision tower and its ops:
-//   _C.VisionModel(config: dict, dtype: str, weights: dict).encode(pixel_values) -> [tiles*tpt, D_text]
+//   _C.VisionModel(config: VisionConfig | dict, dtype: str, weights: dict).encode(pixel_values) -> [tiles*tpt, D_text]
 //   _C.embedding_fused, layer_norm, gelu, add_bias, rope_table, attention_dense, pixel_shuffle, patchify
 // Like bind_ops.cpp: zero-copy views in, DLPackTensor out, the GIL released around the work.
 #include <pybind11/pybind11.h>
@@ -15,33 +15,6 @@ namespace llama4::python {
 
 namespace {
 
-template <typename T>
-T field(const py::dict& d, const char* key) {
-  LLAMA4_CHECK_ARG(d.contains(key), "vision config is missing the field '", key, "'");
-  try {
-    return d[key].cast<T>();
-  } catch (const py::cast_error&) {
-    throw TypeError(detail::concat("vision config field '", key, "' has the wrong type"));
-  }
-}
-
-VisionConfig vision_config_from_dict(const py::dict& d) {
-  VisionConfig c;
-  c.hidden_size = field<int64_t>(d, "hidden_size");
-  c.num_hidden_layers = field<int64_t>(d, "num_hidden_layers");
-  c.num_attention_heads = field<int64_t>(d, "num_attention_heads");
-  c.intermediate_size = field<int64_t>(d, "intermediate_size");
-  c.image_size = field<int64_t>(d, "image_size");
-  c.patch_size = field<int64_t>(d, "patch_size");
-  c.num_channels = field<int64_t>(d, "num_channels");
-  c.pixel_shuffle_ratio = field<double>(d, "pixel_shuffle_ratio");
-  c.projector_input_dim = field<int64_t>(d, "projector_input_dim");
-  c.projector_output_dim = field<int64_t>(d, "projector_output_dim");
-  c.rope_theta = field<double>(d, "rope_theta");
-  c.text_hidden_size = field<int64_t>(d, "text_hidden_size");
-  return c;
-}
-
 DType model_dtype(const std::string& s) {
   if (s == "float32") return DType::F32;
   if (s == "bfloat16") return DType::BF16;
@@ -53,7 +26,7 @@ struct PyVisionModel {
   std::unique_ptr<VisionModel> model;
 };
 
-std::unique_ptr<PyVisionModel> make_vision(const py::dict& config, const std::string& dtype,
+std::unique_ptr<PyVisionModel> make_vision(const py::object& config, const std::string& dtype,
                                            const py::dict& weights) {
   auto out = std::make_unique<PyVisionModel>();
   out->weight_objects = weights;
@@ -62,7 +35,7 @@ std::unique_ptr<PyVisionModel> make_vision(const py::dict& config, const std::st
     const std::string name = key.cast<std::string>();
     views.emplace(name, as_view(value, name.c_str()).view);  // memory owned by weight_objects
   }
-  VisionConfig cfg = vision_config_from_dict(config);
+  VisionConfig cfg = vision_config_from_py(config);
   const DType dt = model_dtype(dtype);
   py::gil_scoped_release nogil;
   out->model = std::make_unique<VisionModel>(std::move(cfg), dt, std::move(views));

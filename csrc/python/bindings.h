@@ -2,6 +2,9 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include "llama4/config.h"
+#include "llama4/vision.h"
+
 namespace llama4::python {
 void register_ops(pybind11::module_& m);    // bind_ops.cpp
 void register_model(pybind11::module_& m);  // bind_model.cpp
@@ -11,4 +14,10 @@ void register_vision(pybind11::module_& m);  // bind_vision.cpp (vision tower, i
 void register_sampling(pybind11::module_& m);  // bind_sampling.cpp (SamplingParams, sample, Philox)
 void register_scheduler(pybind11::module_& m);  // bind_scheduler.cpp (continuous batching, sampling)
 void register_text(pybind11::module_& m);    // bind_text.cpp (C++ tokenizer and chat format)
+void register_config(pybind11::module_& m);      // bind_config.cpp (config structs and parsers)
+void register_checkpoint(pybind11::module_& m);  // bind_checkpoint.cpp (safetensors, weight loading)
+
+// A bound TextConfig / VisionConfig, or the engine's plain dict of one (bind_config.cpp).
+TextConfig text_config_from_py(const pybind11::handle& config);
+VisionConfig vision_config_from_py(const pybind11::handle& config);
 }  // namespace llama4::python

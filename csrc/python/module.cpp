@@ -28,6 +28,28 @@ PYBIND11_MODULE(_C, m) {
   // Registered after the generic translator so that it is tried first (pybind11 tries
   // translators in reverse order): CacheFullError would otherwise surface as a RuntimeError.
   py::register_exception<llama4::CacheFullError>(m, "CacheFullError", PyExc_RuntimeError);
+  // ConfigError / CheckpointError: ValueError subclasses; a ConfigError carries .field and .file.
+  static py::handle config_error = PyErr_NewException("llama4_native._C.ConfigError", PyExc_ValueError, nullptr);
+  static py::handle checkpoint_error =
+      PyErr_NewException("llama4_native._C.CheckpointError", PyExc_ValueError, nullptr);
+  m.attr("ConfigError") = config_error;
+  m.attr("CheckpointError") = checkpoint_error;
+  // Messages and paths come from files: bytes that are not UTF-8 are kept as \xNN escapes.
+  static const auto text = [](const std::string& s) {
+    return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "backslashreplace"));
+  };
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const llama4::ConfigError& e) {
+      py::object err = config_error(text(e.what()));
+      err.attr("field") = text(e.field());
+      err.attr("file") = text(e.file());
+      PyErr_SetObject(config_error.ptr(), err.ptr());
+    } catch (const llama4::CheckpointError& e) {
+      PyErr_SetObject(checkpoint_error.ptr(), text(e.what()).ptr());
+    }
+  });
 
   m.def("build_info", [] {
     const llama4::BuildInfo b = llama4::build_info();
@@ -82,4 +104,6 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_sampling(m);
   llama4::python::register_scheduler(m);
   llama4::python::register_text(m);
+  llama4::python::register_config(m);
+  llama4::python::register_checkpoint(m);
 }

@@ -1,12 +1,23 @@
 // The text decoder's configuration: the fields of Hugging Face's Llama4TextConfig after its
-// derivations (no_rope_layers, moe_layers, head_dim), as the engine needs them.
+// derivations (no_rope_layers, moe_layers, head_dim). parse_text_config / load_model_config
+// (llama4/model_config.h) fill it from config.json; C++ applications may also fill it directly.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "llama4/ops.h"
 
 namespace llama4 {
+
+// A config field that JSON may hold as null, one integer or a list of integers (eos_token_id,
+// vision_feature_layer): the values, and whether they were written as a list.
+struct IntOrList {
+  std::vector<int64_t> values;
+  bool is_list = false;
+  bool is_null() const { return values.empty() && !is_list; }
+  bool operator==(const IntOrList& o) const { return values == o.values && is_list == o.is_list; }
+};
 
 struct TextConfig {
   int64_t vocab_size = 202048;
@@ -26,10 +37,18 @@ struct TextConfig {
   RopeScaling rope_scaling;
   bool use_qk_norm = true;
   bool attn_temperature_tuning = true;
-  float floor_scale = 8192.f;
-  float attn_scale = 0.1f;
-  float rms_norm_eps = 1e-5f;
+  int64_t floor_scale = 8192;
+  double attn_scale = 0.1;
+  double rms_norm_eps = 1e-5;
   int64_t max_position_embeddings = 131072;
+  // Fields the engine does not read, kept as config.json says (after HF's derivations).
+  std::string hidden_act = "silu";  // only "silu" is accepted
+  int64_t interleave_moe_layer_step = 1;  // moe_layers was derived from it unless given
+  int64_t no_rope_layer_interval = 4;     // no_rope_layers was derived from it unless given
+  bool attention_bias = false;            // only false is accepted
+  bool tie_word_embeddings = false;       // lm_head is the embedding (no lm_head.weight tensor)
+  IntOrList bos_token_id, eos_token_id, pad_token_id;
+  std::string rope_parameters = "{}";  // the RoPE dict as transformers standardizes it, JSON text
   // FP8 experts (layers whose moe.gate_up is e4m3): the per-row amax bound of the activation
   // quantization (quantization_config's activation_scale_ub; Meta's recipe: 1200). 0: none.
   float moe_fp8_activation_scale_ub = 0.f;
@@ -38,6 +57,9 @@ struct TextConfig {
   void validate() const;
   bool is_moe_layer(int layer) const;
   bool uses_rope(int layer) const { return no_rope_layers[size_t(layer)] != 0; }
+  // Per layer: "chunked_attention" (RoPE layers) or "full_attention" (NoPE), as HF's layer_types.
+  std::vector<std::string> layer_types() const;
+  const char* rope_type() const { return rope_scaling.type == RopeScaling::Type::Llama3 ? "llama3" : "default"; }
 };
 
 }  // namespace llama4

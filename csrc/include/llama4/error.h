@@ -1,6 +1,7 @@
 // Exceptions thrown by the core, and the check macros that build their messages.
 // The Python binding maps ValueError -> ValueError, TypeError -> TypeError, Error -> RuntimeError,
-// CacheFullError -> llama4_native._C.CacheFullError (a RuntimeError subclass).
+// CacheFullError -> llama4_native._C.CacheFullError (a RuntimeError subclass), ConfigError and
+// CheckpointError -> llama4_native.ConfigError / CheckpointError (ValueError subclasses).
 #pragma once
 #include <sstream>
 #include <stdexcept>
@@ -28,6 +29,25 @@ class ValueError : public std::invalid_argument {
 class TypeError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
+};
+
+// A config.json / generation_config.json the engine cannot run: names the field (qualified, e.g.
+// "text_config.head_dim"; empty when the file as a whole is wrong, e.g. not JSON) and the file
+// (empty when parsed from text). what(): "<file>: config field '<field>': <message>".
+class ConfigError : public ValueError {
+ public:
+  ConfigError(std::string field, const std::string& message, std::string file = "");
+  const std::string& field() const { return field_; }
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string field_, file_;
+};
+// A checkpoint file, index or tensor that is missing, malformed or not what the config expects;
+// the message names the file and the tensor.
+class CheckpointError : public ValueError {
+ public:
+  using ValueError::ValueError;
 };
 
 namespace detail {

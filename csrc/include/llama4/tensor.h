@@ -74,6 +74,9 @@ class Tensor {
   // A tensor over memory someone else allocated (e.g. Context::empty's pool): `layout` gives the
   // dtype, shape and device; its data pointer is replaced by storage's.
   static Tensor adopt(std::shared_ptr<void> storage, const TensorView& layout);
+  // A view of memory that `owner` keeps alive (e.g. a memory-mapped file): copies of the Tensor
+  // share the owner, which is released with the last of them.
+  static Tensor wrap(const TensorView& view, std::shared_ptr<void> owner);
 
   const TensorView& view() const { return view_; }
   operator const TensorView&() const { return view_; }

@@ -40,6 +40,13 @@ struct VisionConfig {
   int64_t projector_output_dim = 4096;
   double rope_theta = 10000.0;
   int64_t text_hidden_size = 5120;  // width of the multi-modal projector's output
+  // Fields the engine does not read (transformers ignores them too), kept as config.json says.
+  int64_t vision_output_dim = 4096;       // must equal projector_output_dim
+  bool multi_modal_projector_bias = false;
+  double norm_eps = 1e-5;                 // every LayerNorm uses 1e-5 regardless
+  std::string hidden_act = "gelu";        // exact-erf GELU regardless
+  IntOrList vision_feature_layer{{-1}, false};
+  std::string vision_feature_select_strategy = "default";
 
   // Throws ValueError naming the first inconsistent field (the shape constraints that
   // transformers leaves implicit, LLAMA4.md §1.3).

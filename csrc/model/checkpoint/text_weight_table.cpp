@@ -1,0 +1,75 @@
+// The text decoder's weight table (see text_weight_table.h). Engine contract (D hidden, H heads, KV
+// kv heads, d head_dim, E experts, I intermediate_size, Imlp intermediate_size_mlp, V vocab;
+// nn.Linear layout [out, in]) as llama4/model.h states it.
+#include "model/checkpoint/text_weight_table.h"
+
+namespace llama4::checkpoint {
+
+namespace {
+
+SourceSpec src(std::vector<std::string> names, std::vector<std::vector<std::string>> shapes) {
+  SourceSpec s;
+  s.names = std::move(names);
+  s.shapes = std::move(shapes);
+  return s;
+}
+
+EntrySpec entry(std::string name, Scope scope, std::vector<std::string> shape, std::vector<SourceSpec> sources,
+                bool float32 = false) {
+  return EntrySpec{std::move(name), scope, std::move(shape), std::move(sources), float32};
+}
+
+std::vector<EntrySpec> build() {
+  const std::string L = "model.layers.{i}.", FF = L + "feed_forward.", X = FF + "experts.";
+  // HF fused experts are x @ W ([E, in, out]); the engine wants [E, out, in]. Per-expert tensors
+  // are nn.Linear already and stack expert after expert (gate rows, then up rows).
+  const SourceSpec fused_gate_up = src({X + "gate_up_proj"}, {{"E", "D", "2I"}}).transposed();
+  const SourceSpec split_gate_up =
+      src({X + "{e}.gate_proj.weight", X + "{e}.up_proj.weight"}, {{"I", "D"}, {"I", "D"}}).each_expert();
+  const SourceSpec fused_down = src({X + "down_proj"}, {{"E", "I", "D"}}).transposed();
+  const SourceSpec split_down = src({X + "{e}.down_proj.weight"}, {{"D", "I"}}).each_expert();
+  return {
+      entry("embed_tokens", Scope::Model, {"V", "D"}, {src({"model.embed_tokens.weight"}, {{"V", "D"}})}),
+      entry("norm", Scope::Model, {"D"}, {src({"model.norm.weight"}, {{"D"}})}),
+      entry("lm_head", Scope::Model, {"V", "D"},
+            {src({"lm_head.weight"}, {{"V", "D"}}), src({"model.embed_tokens.weight"}, {{"V", "D"}}).if_tied()}),
+      entry("layers.{i}.input_layernorm", Scope::Layer, {"D"}, {src({L + "input_layernorm.weight"}, {{"D"}})}),
+      entry("layers.{i}.post_attention_layernorm", Scope::Layer, {"D"},
+            {src({L + "post_attention_layernorm.weight"}, {{"D"}})}),
+      entry("layers.{i}.attn.qkv", Scope::Layer, {"QKV", "D"},
+            {src({L + "self_attn.q_proj.weight", L + "self_attn.k_proj.weight", L + "self_attn.v_proj.weight"},
+                 {{"Hd", "D"}, {"KVd", "D"}, {"KVd", "D"}})}),
+      entry("layers.{i}.attn.o", Scope::Layer, {"D", "Hd"}, {src({L + "self_attn.o_proj.weight"}, {{"D", "Hd"}})}),
+      entry("layers.{i}.moe.router", Scope::Moe, {"E", "D"}, {src({FF + "router.weight"}, {{"E", "D"}})}),
+      // bf16/fp32 layouts first; the FP8 twins share their names (fbgemm_fp8: fused,
+      // compressed-tensors: per expert) and are told apart by dtype.
+      entry(kExpertGateUp, Scope::Moe, {"E", "2I", "D"},
+            {fused_gate_up, split_gate_up, fused_gate_up.in_fp8(), split_gate_up.in_fp8()}),
+      entry(kExpertDown, Scope::Moe, {"E", "D", "I"}, {fused_down, split_down, fused_down.in_fp8(), split_down.in_fp8()}),
+      // Scales: fused [E, 1, 2I] / [E, D, 1], or per expert [rows, 1] each; all flatten to [E, N].
+      entry("layers.{i}.moe.gate_up_scale", Scope::MoeFp8, {"E", "2I"},
+            {src({X + "gate_up_proj_scale"}, {{"E", "1", "2I"}}),
+             src({X + "{e}.gate_proj.weight_scale", X + "{e}.up_proj.weight_scale"}, {{"I", "1"}, {"I", "1"}})
+                 .each_expert()},
+            true),
+      entry("layers.{i}.moe.down_scale", Scope::MoeFp8, {"E", "D"},
+            {src({X + "down_proj_scale"}, {{"E", "D", "1"}}),
+             src({X + "{e}.down_proj.weight_scale"}, {{"D", "1"}}).each_expert()},
+            true),
+      entry("layers.{i}.moe.shared_gate_up", Scope::Moe, {"2I", "D"},
+            {src({FF + "shared_expert.gate_proj.weight", FF + "shared_expert.up_proj.weight"}, {{"I", "D"}, {"I", "D"}})}),
+      entry("layers.{i}.moe.shared_down", Scope::Moe, {"D", "I"}, {src({FF + "shared_expert.down_proj.weight"}, {{"D", "I"}})}),
+      entry("layers.{i}.mlp.gate_up", Scope::Dense, {"2Imlp", "D"},
+            {src({FF + "gate_proj.weight", FF + "up_proj.weight"}, {{"Imlp", "D"}, {"Imlp", "D"}})}),
+      entry("layers.{i}.mlp.down", Scope::Dense, {"D", "Imlp"}, {src({FF + "down_proj.weight"}, {{"D", "Imlp"}})}),
+  };
+}
+
+}  // namespace
+
+const std::vector<EntrySpec>& text_weight_table() {
+  static const std::vector<EntrySpec> table = build();
+  return table;
+}
+
+}  // namespace llama4::checkpoint

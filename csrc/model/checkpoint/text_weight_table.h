@@ -1,0 +1,52 @@
+// The one table that maps every engine tensor of the text decoder (llama4/model.h) to the Hugging
+// Face tensor(s) it is built from. An entry may list several sources (alternative checkpoint
+// layouts: fused vs per-expert experts, bf16 vs FP8); text_weights.cpp picks the first whose first
+// tensor is present with an accepted dtype.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "model/checkpoint/weight_plan.h"
+
+namespace llama4::checkpoint {
+
+// Which layers have the entry.
+enum class Scope : uint8_t {
+  Model,   // once
+  Layer,   // every layer
+  Moe,     // moe_layers
+  Dense,   // the other layers
+  MoeFp8,  // MoE layers whose experts the checkpoint stores in FP8 (their scales)
+};
+
+struct SourceSpec {
+  // HF names relative to the text root ("language_model." or ""), with {i} = layer and, when
+  // per_expert, {e} = expert; shapes[k] is names[k]'s shape in dimension symbols (see dims()).
+  // Per-expert names expand expert-major: n0(e=0), n1(e=0), n0(e=1), ...
+  std::vector<std::string> names;
+  std::vector<std::vector<std::string>> shapes;
+  Layout layout = Layout::Concat;
+  bool per_expert = false;
+  bool fp8 = false;        // F8_E4M3 tensors whose bytes the engine keeps (else F32/F16/BF16)
+  bool tied_only = false;  // only when tie_word_embeddings (lm_head read from the embedding)
+
+  SourceSpec transposed() const { SourceSpec s = *this; s.layout = Layout::TransposeExperts; return s; }
+  SourceSpec each_expert() const { SourceSpec s = *this; s.per_expert = true; return s; }
+  SourceSpec in_fp8() const { SourceSpec s = *this; s.fp8 = true; return s; }
+  SourceSpec if_tied() const { SourceSpec s = *this; s.tied_only = true; return s; }
+};
+
+struct EntrySpec {
+  std::string name;  // engine name, {i} = layer
+  Scope scope;
+  std::vector<std::string> shape;
+  std::vector<SourceSpec> sources;
+  bool float32 = false;  // engine dtype float32 (FP8 scales); else the model dtype
+};
+
+const std::vector<EntrySpec>& text_weight_table();
+// The engine's expert weights: FP8 or quantizable, and consistent within a layer.
+constexpr const char* kExpertGateUp = "layers.{i}.moe.gate_up";
+constexpr const char* kExpertDown = "layers.{i}.moe.down";
+
+}  // namespace llama4::checkpoint

@@ -1,0 +1,240 @@
+// Resolves the text weight table against a checkpoint: picks each entry's source layout, expands
+// layer / expert names, decides FP8 per MoE layer (stored, quantized at load, or neither) and
+// validates names, shapes and dtypes from the headers. Then the WeightStream reads the data.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "llama4/error.h"
+#include "model/checkpoint/json_util.h"
+#include "model/checkpoint/text_weight_table.h"
+
+namespace llama4::checkpoint {
+
+namespace {
+
+constexpr const char* kVisionPrefixes[] = {"vision_model.", "multi_modal_projector.", nullptr};
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+bool is_vision(const std::string& name) {
+  for (const char* const* p = kVisionPrefixes; *p; ++p)
+    if (starts_with(name, *p)) return true;
+  return false;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string at_layer(const std::string& name, int layer) {
+  return layer < 0 ? name : replace_all(name, "{i}", std::to_string(layer));
+}
+
+// Values of the dimension symbols the table's shapes are written in.
+std::map<std::string, int64_t> dims(const TextConfig& c) {
+  const int64_t d = c.head_dim, I = c.intermediate_size, Im = c.intermediate_size_mlp;
+  return {{"1", 1}, {"V", c.vocab_size}, {"D", c.hidden_size}, {"E", c.num_local_experts}, {"I", I},
+          {"2I", 2 * I}, {"Imlp", Im}, {"2Imlp", 2 * Im}, {"Hd", c.num_attention_heads * d},
+          {"KVd", c.num_key_value_heads * d}, {"QKV", (c.num_attention_heads + 2 * c.num_key_value_heads) * d}};
+}
+
+Shape resolve_shape(const std::vector<std::string>& symbols, const std::map<std::string, int64_t>& dim) {
+  Shape s;
+  for (const std::string& x : symbols) s.push_back(dim.at(x));
+  return s;
+}
+
+struct Planner {
+  const Checkpoint& ckpt;
+  const TextConfig& c;
+  const std::optional<Fp8Plan>& fp8;
+  DType dtype;
+  std::string root;
+  std::map<std::string, int64_t> dim;
+
+  std::vector<std::string> expand(const SourceSpec& s, int layer) const {
+    std::vector<std::string> out;
+    if (!s.per_expert) {
+      for (const std::string& n : s.names) out.push_back(root + at_layer(n, layer));
+      return out;
+    }
+    for (int64_t e = 0; e < c.num_local_experts; ++e)
+      for (const std::string& n : s.names) out.push_back(root + replace_all(at_layer(n, layer), "{e}", std::to_string(e)));
+    return out;
+  }
+
+  bool accepts(const SourceSpec& s, const std::string& dtype_name) const {
+    if (s.fp8) return dtype_name == "F8_E4M3";
+    return std::find(std::begin(kFloatDTypes), std::end(kFloatDTypes), dtype_name) != std::end(kFloatDTypes);
+  }
+
+  // The first source whose first tensor exists (with an accepted dtype, if any does); every one of
+  // its tensors must then exist. Returns the chosen source.
+  const SourceSpec& resolve(const EntrySpec& e, int layer, PlannedTensor& out) const {
+    std::vector<const SourceSpec*> candidates, present, fits;
+    for (const SourceSpec& s : e.sources)
+      if (!s.tied_only || c.tie_word_embeddings) candidates.push_back(&s);
+    for (const SourceSpec* s : candidates) {
+      const std::string first = expand(*s, layer)[0];
+      if (!ckpt.contains(first)) continue;
+      present.push_back(s);
+      if (accepts(*s, ckpt.info(first).dtype)) fits.push_back(s);
+    }
+    const std::string name = at_layer(e.name, layer);
+    if (present.empty()) {
+      std::string wanted;
+      for (const SourceSpec* s : candidates) wanted += (wanted.empty() ? "'" : " or '") + expand(*s, layer)[0] + "'";
+      throw CheckpointError(ckpt.path() + ": missing tensor " + wanted + " (needed for '" + name + "')");
+    }
+    const SourceSpec& s = *(fits.empty() ? present : fits)[0];
+    out.name = name;
+    out.shape = resolve_shape(e.shape, dim);
+    out.hf_names = expand(s, layer);
+    out.layout = s.layout;
+    out.dtype = s.fp8 ? DType::F8E4M3 : e.float32 ? DType::F32 : dtype;
+    std::vector<std::string> missing;
+    for (const std::string& n : out.hf_names)
+      if (!ckpt.contains(n)) missing.push_back(n);
+    if (!missing.empty())
+      throw CheckpointError(ckpt.path() + ": missing tensor '" + missing[0] + "' (needed for '" + name + "'; " +
+                            std::to_string(missing.size()) + " of its tensors missing)");
+    return s;
+  }
+
+  void check_shapes(const PlannedTensor& p, const SourceSpec& s) const {
+    std::vector<Shape> shapes;
+    for (const auto& sym : s.shapes) shapes.push_back(resolve_shape(sym, dim));
+    for (size_t k = 0; k < p.hf_names.size(); ++k)
+      check_tensor(ckpt.info(p.hf_names[k]), shapes[k % shapes.size()], s.fp8);
+  }
+
+  // A stored-FP8 checkpoint's quantization_config must agree with its tensors: a MoE layer's
+  // experts are FP8 exactly when its ignore list leaves them quantized.
+  void check_ignore_list(int layer, bool per_expert, bool stored_fp8, const std::string& first) const {
+    const std::string ff = root + "model.layers." + std::to_string(layer) + ".feed_forward.experts";
+    std::vector<std::string> modules;
+    if (per_expert) {
+      for (int64_t e = 0; e < c.num_local_experts; ++e)
+        for (const char* w : {"gate", "up", "down"}) modules.push_back(ff + "." + std::to_string(e) + "." + w + "_proj");
+    } else {
+      modules.push_back(ff);
+    }
+    size_t ignored = 0;
+    std::string first_ignored;
+    for (const std::string& m : modules) {
+      if (!fp8->ignores(m, root)) continue;
+      if (ignored++ == 0) first_ignored = m;
+    }
+    const std::string L = std::to_string(layer);
+    if (ignored && ignored != modules.size())
+      throw CheckpointError(ckpt.path() + ": quantization_config ignores '" + first_ignored + "' but not every expert of layer " +
+                            L + "; the engine runs a layer's experts all in FP8 or all unquantized");
+    const bool all_ignored = ignored == modules.size();
+    if (all_ignored == stored_fp8) {
+      const std::string said = all_ignored ? "leaves them unquantized (ignore list)" : "quantizes them";
+      throw CheckpointError(ckpt.path() + ": quantization_config " + said + ", but layer " + L + "'s expert tensor '" +
+                            first + "' is " + ckpt.info(first).dtype);
+    }
+  }
+};
+
+// "language_model." (Llama4ForConditionalGeneration) or "" (Llama4ForCausalLM).
+std::string text_root(const Checkpoint& ckpt) {
+  bool cond = false, causal = false;
+  for (const std::string& n : ckpt.names()) {
+    cond = cond || starts_with(n, "language_model.");
+    causal = causal || starts_with(n, "model.") || n == "lm_head.weight";
+  }
+  if (cond && causal)
+    throw CheckpointError(ckpt.path() + ": has both 'language_model.*' and 'model.*' tensors; cannot tell "
+                                        "ConditionalGeneration from CausalLM");
+  if (!cond && !causal)
+    throw CheckpointError(ckpt.path() + ": no text-model tensors (expected 'language_model.model.*' or 'model.*')");
+  return cond ? "language_model." : "";
+}
+
+void check_unexpected(const Checkpoint& ckpt, const std::vector<PlannedTensor>& plan) {
+  std::set<std::string> used;
+  for (const PlannedTensor& p : plan) used.insert(p.hf_names.begin(), p.hf_names.end());
+  json unexpected = json::array();
+  for (const std::string& n : ckpt.names())
+    if (!used.count(n) && !is_vision(n)) unexpected.push_back(n);
+  if (unexpected.empty()) return;
+  json first5 = json::array();
+  for (size_t k = 0; k < unexpected.size() && k < 5; ++k) first5.push_back(unexpected[k]);
+  const std::string more =
+      unexpected.size() > 5 ? " (and " + std::to_string(unexpected.size() - 5) + " more)" : "";
+  throw CheckpointError(ckpt.path() + ": unexpected tensor '" + unexpected[0].get<std::string>() +
+                        "' for this config (unexpected: " + py_repr(first5) + more +
+                        "); wrong config.json, or a layer kind (MoE/dense) that disagrees with moe_layers?");
+}
+
+}  // namespace
+
+// Every engine tensor of the text decoder, resolved and validated (no data read).
+std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextConfig& c, DType dtype,
+                                             const std::optional<Fp8Plan>& fp8) {
+  Planner pl{ckpt, c, fp8, dtype, text_root(ckpt), dims(c)};
+  std::vector<PlannedTensor> plan;
+  std::vector<const SourceSpec*> sources;
+  std::map<int, std::pair<std::string, bool>> stored_fp8;  // MoE layer -> (first expert tensor, per expert)
+  const auto add = [&](const EntrySpec& e, int layer) {
+    if (e.scope == Scope::MoeFp8 && !stored_fp8.count(layer)) return;
+    PlannedTensor p;
+    const SourceSpec& s = pl.resolve(e, layer, p);
+    if (e.name == kExpertGateUp && s.fp8) {
+      stored_fp8[layer] = {p.hf_names[0], s.per_expert};
+    } else if (e.name == kExpertDown && s.fp8 != (stored_fp8.count(layer) != 0)) {
+      throw CheckpointError(ckpt.path() + ": layer " + std::to_string(layer) + " mixes FP8 and unquantized expert weights ('" +
+                            p.hf_names[0] + "' is " + ckpt.info(p.hf_names[0]).dtype +
+                            "); the engine runs a layer's experts all in FP8 or all unquantized");
+    }
+    if (e.name == kExpertGateUp || e.name == kExpertDown)
+      p.quantize = fp8 && !fp8->stored && !s.fp8 && !fp8->skip_layers.count(layer);
+    plan.push_back(std::move(p));
+    sources.push_back(&s);
+  };
+  const auto& table = text_weight_table();
+  for (const EntrySpec& e : table)
+    if (e.scope == Scope::Model) add(e, -1);
+  for (int i = 0; i < int(c.num_hidden_layers); ++i) {
+    const bool moe = c.is_moe_layer(i);
+    for (const EntrySpec& e : table) {
+      const bool in_layer = e.scope == Scope::Layer || (moe && (e.scope == Scope::Moe || e.scope == Scope::MoeFp8)) ||
+                            (!moe && e.scope == Scope::Dense);
+      if (in_layer) add(e, i);
+    }
+  }
+  if (fp8 && fp8->stored) {
+    for (size_t k = 0; k < plan.size(); ++k) {
+      const std::string& n = plan[k].name;
+      if (n.size() < 12 || n.compare(n.size() - 12, 12, ".moe.gate_up") != 0) continue;
+      const int layer = std::stoi(n.substr(7));
+      pl.check_ignore_list(layer, sources[k]->per_expert, stored_fp8.count(layer) != 0, plan[k].hf_names[0]);
+    }
+  }
+  for (size_t k = 0; k < plan.size(); ++k) pl.check_shapes(plan[k], *sources[k]);
+  check_unexpected(ckpt, plan);
+  return plan;
+}
+
+}  // namespace llama4::checkpoint
+
+namespace llama4 {
+
+WeightStream text_weight_stream(std::shared_ptr<const Checkpoint> checkpoint, const TextConfig& config, DType dtype,
+                                const std::optional<Fp8Plan>& fp8, LoadProgress progress) {
+  LLAMA4_CHECK_ARG(dtype == DType::F32 || dtype == DType::BF16, "dtype must be float32 or bfloat16, got ",
+                   dtype_name(dtype));
+  auto plan = checkpoint::plan_text_weights(*checkpoint, config, dtype, fp8);
+  return checkpoint::make_weight_stream(std::move(checkpoint), std::move(plan), std::move(progress));
+}
+
+WeightSet load_text_weights(std::shared_ptr<const Checkpoint> checkpoint, const TextConfig& config, DType dtype,
+                            const std::optional<Fp8Plan>& fp8, LoadProgress progress) {
+  return text_weight_stream(std::move(checkpoint), config, dtype, fp8, std::move(progress)).collect();
+}
+
+}  // namespace llama4

@@ -1,0 +1,239 @@
+// Executes a weight plan: each engine tensor is a zero-copy view of the mapped file when no
+// conversion is needed, else assembled into owned memory (concatenation, the fused experts'
+// transpose, dtype conversion with PyTorch's rounding, FP8 quantization at load). One engine tensor
+// at a time, so converting costs at most one expert's transient copy.
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+
+#include "llama4/context.h"
+#include "llama4/error.h"
+#include "llama4/ops.h"
+#include "model/checkpoint/json_util.h"
+#include "model/checkpoint/weight_plan.h"
+
+namespace llama4::checkpoint {
+
+namespace {
+
+// dst[j, i] = src[i, j]: src [a, b] with row stride `ld` (elements), dst [b, a] contiguous.
+template <typename T>
+void transpose(T* dst, const T* src, int64_t a, int64_t b, int64_t ld) {
+  constexpr int64_t kBlock = 32;  // a 32x32 tile of both stays in L1
+#pragma omp parallel for schedule(static) if (a * b > (1 << 16))
+  for (int64_t j0 = 0; j0 < b; j0 += kBlock) {
+    for (int64_t i0 = 0; i0 < a; i0 += kBlock) {
+      const int64_t i1 = std::min(a, i0 + kBlock), j1 = std::min(b, j0 + kBlock);
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) dst[j * a + i] = src[i * ld + j];
+    }
+  }
+}
+
+// The transpose of one expert's [a, b] block into dst [b, a] (contiguous, same dtype).
+void transpose_block(const TensorView& dst, const TensorView& src) {
+  const int64_t a = src.size(0), b = src.size(1), ld = src.stride(0);
+  switch (element_size(src.dtype)) {
+    case 1: transpose(dst.ptr<uint8_t>(), src.ptr<const uint8_t>(), a, b, ld); break;
+    case 2: transpose(dst.ptr<uint16_t>(), src.ptr<const uint16_t>(), a, b, ld); break;
+    case 4: transpose(dst.ptr<uint32_t>(), src.ptr<const uint32_t>(), a, b, ld); break;
+    default: transpose(dst.ptr<uint64_t>(), src.ptr<const uint64_t>(), a, b, ld); break;
+  }
+}
+
+// dst (contiguous) = src converted to dst's dtype. The loader works in host memory (the CPU context).
+void convert(const TensorView& dst, const TensorView& src) {
+  if (dst.dtype == src.dtype) {
+    ops::copy(Context::cpu(), dst, src);
+  } else {
+    ops::cast(Context::cpu(), dst, src);
+  }
+}
+
+// Expert e's block of a fused [E, a, b] source, transposed to [b, a] in the source dtype.
+Tensor transposed_expert(const TensorView& fused, int64_t e) {
+  const TensorView block = fused.select0(e);
+  Tensor t = Tensor::empty({block.size(1), block.size(0)}, block.dtype);
+  transpose_block(t.view(), block);
+  return t;
+}
+
+Tensor assemble(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
+  if (p.layout == Layout::Concat && pieces.size() == 1 && pieces[0].dtype() == p.dtype)
+    return Tensor::wrap(pieces[0].view().reshape(p.shape), pieces[0].storage());  // zero-copy
+  Tensor out = Tensor::empty(p.shape, p.dtype);
+  if (p.layout == Layout::TransposeExperts) {
+    const TensorView& src = pieces[0].view();
+    for (int64_t e = 0; e < src.size(0); ++e) {
+      const TensorView dst = out.view().select0(e);
+      if (src.dtype == p.dtype) {
+        transpose_block(dst, src.select0(e));
+      } else {
+        convert(dst, transposed_expert(src, e).view());
+      }
+    }
+    return out;
+  }
+  char* at = static_cast<char*>(out.data());
+  for (const Tensor& piece : pieces) {  // element after element, in order
+    convert(TensorView(at, p.dtype, piece.view().sizes()), piece.view());
+    at += piece.numel() * int64_t(element_size(p.dtype));
+  }
+  return out;
+}
+
+// Expert weights [E, N, K] -> (e4m3 [E, N, K], float32 [E, N]): one scale per output channel, from
+// the stored values (before any model-dtype conversion), no amax bound.
+std::pair<Tensor, Tensor> quantize_experts(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
+  const int64_t E = p.shape[0], N = p.shape[1], K = p.shape[2];
+  Tensor q = Tensor::empty(p.shape, DType::F8E4M3), scale = Tensor::empty({E, N}, DType::F32);
+  const TensorView q_rows = q.view().reshape({E * N, K}), s_rows = scale.view().reshape({E * N});
+  int64_t r = 0;
+  const auto put = [&](const TensorView& block) {  // block: [rows, K]
+    ops::quantize_fp8_rowwise(Context::cpu(), q_rows.slice0(r, r + block.size(0)), s_rows.slice0(r, r + block.size(0)), block, 0.f);
+    r += block.size(0);
+  };
+  if (p.layout == Layout::TransposeExperts) {
+    for (int64_t e = 0; e < E; ++e) put(transposed_expert(pieces[0].view(), e).view());
+  } else {
+    for (const Tensor& piece : pieces) put(piece.view().reshape({piece.numel() / K, K}));
+  }
+  LLAMA4_CHECK(r == E * N, "weight table bug: the pieces of '", p.name, "' do not fill it");
+  return {std::move(q), std::move(scale)};
+}
+
+std::string cache_key(const PlannedTensor& p) {
+  std::string k = std::to_string(int(p.layout)) + "|" + dtype_name(p.dtype) + "|" + shape_repr(p.shape);
+  for (const std::string& n : p.hf_names) k += "|" + n;
+  return k;
+}
+
+}  // namespace
+
+std::string shape_repr(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+void check_tensor(const TensorInfo& info, const Shape& expected, bool fp8) {
+  if (info.dtype == "F8_E4M3" && !fp8)
+    throw CheckpointError(info.file + ": tensor '" + info.name +
+                          "' is F8_E4M3, but FP8 is supported for the routed experts only");
+  const bool float_ok = std::find(std::begin(kFloatDTypes), std::end(kFloatDTypes), info.dtype) != std::end(kFloatDTypes);
+  if (fp8 ? info.dtype != "F8_E4M3" : !float_ok)
+    throw CheckpointError(info.file + ": tensor '" + info.name + "' has dtype " + info.dtype + "; expected one of " +
+                          (fp8 ? "F8_E4M3" : "F32, F16, BF16"));
+  if (info.shape != expected)
+    throw CheckpointError(info.file + ": tensor '" + info.name + "' has shape " + shape_repr(info.shape) + ", expected " +
+                          shape_repr(expected) + " from config.json");
+}
+
+}  // namespace llama4::checkpoint
+
+namespace llama4 {
+
+struct WeightStream::Impl {
+  std::shared_ptr<const Checkpoint> ckpt;
+  std::vector<checkpoint::PlannedTensor> plan;
+  LoadProgress progress;
+  size_t next = 0;
+  uint64_t total = 0, done = 0;
+  size_t count = 0;
+  std::map<std::string, int> uses;       // cache key -> engine tensors built from it
+  std::map<std::string, Tensor> shared;  // built once, yielded under every name
+  std::deque<std::pair<std::string, Tensor>> pending;
+
+  void produce() {
+    const checkpoint::PlannedTensor& p = plan[next++];
+    std::vector<Tensor> pieces;
+    uint64_t bytes = 0;
+    for (const std::string& n : p.hf_names) {
+      pieces.push_back(ckpt->get(n));
+      bytes += ckpt->info(n).nbytes();
+    }
+    if (p.quantize) {
+      auto [q, scale] = checkpoint::quantize_experts(p, pieces);
+      pending.emplace_back(p.name, std::move(q));
+      pending.emplace_back(p.name + "_scale", std::move(scale));
+    } else {
+      const std::string key = checkpoint::cache_key(p);
+      auto it = shared.find(key);
+      Tensor t = it != shared.end() ? it->second : checkpoint::assemble(p, pieces);
+      if (uses[key] > 1) shared.emplace(key, t);
+      pending.emplace_back(p.name, std::move(t));
+    }
+    done += bytes;
+    if (progress) progress(done, total);
+  }
+};
+
+WeightStream::WeightStream() = default;
+WeightStream::~WeightStream() = default;
+WeightStream::WeightStream(WeightStream&&) noexcept = default;
+WeightStream& WeightStream::operator=(WeightStream&&) noexcept = default;
+WeightStream::WeightStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+bool WeightStream::next(std::string& name, Tensor& tensor) {
+  if (!impl_) return false;
+  while (impl_->pending.empty() && impl_->next < impl_->plan.size()) impl_->produce();
+  if (impl_->pending.empty()) return false;
+  name = std::move(impl_->pending.front().first);
+  tensor = std::move(impl_->pending.front().second);
+  impl_->pending.pop_front();
+  return true;
+}
+
+uint64_t WeightStream::total_bytes() const { return impl_ ? impl_->total : 0; }
+size_t WeightStream::count() const { return impl_ ? impl_->count : 0; }
+
+WeightSet WeightStream::collect() {
+  WeightSet out;
+  std::string name;
+  Tensor t;
+  while (next(name, t)) out.tensors.emplace_back(std::move(name), std::move(t));
+  return out;
+}
+
+WeightStream checkpoint::make_weight_stream(std::shared_ptr<const Checkpoint> ckpt, std::vector<PlannedTensor> plan,
+                                            LoadProgress progress) {
+  auto impl = std::make_unique<WeightStream::Impl>();
+  for (const PlannedTensor& p : plan) {
+    for (const std::string& n : p.hf_names) impl->total += ckpt->info(n).nbytes();
+    impl->count += p.quantize ? 2 : 1;
+    if (!p.quantize) ++impl->uses[cache_key(p)];
+  }
+  impl->ckpt = std::move(ckpt);
+  impl->plan = std::move(plan);
+  impl->progress = std::move(progress);
+  return WeightStream(std::move(impl));
+}
+
+WeightMap WeightSet::views() const {
+  WeightMap m;
+  for (const auto& [name, t] : tensors) m.emplace(name, t.view());
+  return m;
+}
+
+bool WeightSet::contains(const std::string& name) const {
+  return std::any_of(tensors.begin(), tensors.end(), [&](const auto& kv) { return kv.first == name; });
+}
+
+const Tensor& WeightSet::at(const std::string& name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return t;
+  throw std::out_of_range("no weight '" + name + "'");
+}
+
+std::vector<int> WeightSet::fp8_layers() const {
+  std::vector<int> out;
+  const std::string suffix = ".moe.gate_up_scale";
+  for (const auto& [n, t] : tensors)
+    if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+      out.push_back(std::stoi(n.substr(7)));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace llama4
