@@ -5,7 +5,10 @@ count, in one run, at 1 and 2 threads (or --threads).
 Decode (M <= 8 rows) is bound by weight bandwidth: GB/s of weights read, against the AVX-512 read
 probe of a 1 GiB buffer (benchmarks/roofline.py), timed in the same rounds (interleaved, so load
 from other processes hits both alike). Each call reads a different copy of the weights, the copies
-together 512 MB (16x the L3), so every call streams from DRAM as a decode step does.
+together 512 MB (16x the L3), so every call streams from DRAM as a decode step does. "same" is
+the probe run over those same weight copies, call by call: the kernel's speed against a plain
+read with the same call sizes (one OpenMP region per call), which on a busy machine costs more
+than the 1 GiB probe's single region.
 Prefill (M 64..2048) is compute bound: GFLOP/s against the measured vdpbf16ps peak of the cores in
 use (bf16), and the speed ratio to torch.matmul. fp32 prefill runs OpenBLAS sgemm.
 
@@ -23,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import roofline  # noqa: E402
 
 import llama4_native as l4  # noqa: E402
-from llama4_native import ops  # noqa: E402
+from llama4_native import _C, ops  # noqa: E402
 
 DECODE = [  # (label, M, N, K): the bench_text model (hidden 1024) and Scout's widths
     ("qkv 1024", 1, 1536, 1024),
@@ -65,12 +68,17 @@ def bench_decode(dtype, shapes, rounds):
             for w in ws:
                 torch.nn.functional.linear(x, w)
 
-        t_ours, t_ref, t_probe = roofline.median_s([ours, ref, probe], rounds)
-        t_ours, t_ref = t_ours / copies, t_ref / copies
+        def probe_same():
+            for w in ws:
+                _C.cpu_read_probe(w)
+
+        t_ours, t_ref, t_probe, t_same = roofline.median_s([ours, ref, probe, probe_same], rounds)
+        t_ours, t_ref, t_same = t_ours / copies, t_ref / copies, t_same / copies
         bw = roofline.READ_BYTES / t_probe / 1e9
         gb = N * K * esize / 1e9
         print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gb / t_ours:8.1f} {100 * gb / t_ours / bw:6.0f}% "
-              f"{gb / t_ref:8.1f} {t_ref / t_ours:7.2f}x   GB/s (probe {bw:.1f})")
+              f"{gb / t_ref:8.1f} {t_ref / t_ours:7.2f}x   GB/s (probe {bw:.1f}; same {gb / t_same:.1f}, "
+              f"ours {100 * t_same / t_ours:.0f}% of it)")
         del ws
 
 
