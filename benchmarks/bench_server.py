@@ -4,9 +4,10 @@ concurrency 1, 8 and 32, beside in-process generate() on the same prompts with t
 (server / in-process; the issue's target: overhead <= 10%, i.e. ratio >= 0.90).
 
 Every request asks for exactly --tokens new tokens (ignore_eos), so both sides do the same work.
-The request count is bounded (--requests-per-slot x concurrency); traffic goes to 127.0.0.1 only.
+The request count is bounded (--requests-per-slot x concurrency, at least 8; --repeat runs, the
+fastest counted on both sides); traffic goes to 127.0.0.1 only.
 
-    python benchmarks/bench_server.py [--model DIR] [--tokens 16] [--quick]
+    python benchmarks/bench_server.py [--model DIR] [--tokens 32] [--quick]
 """
 from __future__ import annotations
 
@@ -101,14 +102,15 @@ def start_server(model_dir: str, name: str, max_seqs: int) -> tuple[subprocess.P
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="checkpoint folder (default: a make-tiny checkpoint)")
-    ap.add_argument("--tokens", type=int, default=16, help="new tokens per request")
+    ap.add_argument("--tokens", type=int, default=32, help="new tokens per request")
     ap.add_argument("--prompt-len", type=int, default=24)
     ap.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32])
-    ap.add_argument("--requests-per-slot", type=int, default=2, help="requests = this x concurrency (at least 4)")
+    ap.add_argument("--requests-per-slot", type=int, default=2, help="requests = this x concurrency (at least 8)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest counts (shared machine)")
     ap.add_argument("--quick", action="store_true", help="fewer tokens and requests")
     a = ap.parse_args()
     if a.quick:
-        a.tokens, a.requests_per_slot = 8, 1
+        a.tokens, a.requests_per_slot, a.repeat = 8, 1, 1
     import llama4_native as l4
 
     model_dir = a.model
@@ -117,24 +119,25 @@ def main() -> int:
 
         model_dir = make_tiny(os.path.join(tempfile.mkdtemp(prefix="bench_server_"), "tiny"), dtype="bfloat16")
     max_seqs = max(a.concurrency)
-    runs = {c: prompts_for(max(4, a.requests_per_slot * c), a.prompt_len) for c in a.concurrency}
+    runs = {c: prompts_for(max(8, a.requests_per_slot * c), a.prompt_len) for c in a.concurrency}
 
     # In-process first (the server is not running yet, so the two never share the CPU).
     model = l4.load(model_dir, dtype="bfloat16", max_sequences=max_seqs)
     in_process(model, runs[a.concurrency[0]][:1], 2, 1)  # warm-up
-    local = {c: in_process(model, p, a.tokens, c) for c, p in runs.items()}
+    local = {c: min(in_process(model, p, a.tokens, c) for _ in range(a.repeat)) for c, p in runs.items()}
     del model
 
     proc, url = start_server(model_dir, "bench", max_seqs)
     try:
         asyncio.run(over_http(url, "bench", runs[a.concurrency[0]][:1], 2, 1))  # warm-up
-        remote = {c: asyncio.run(over_http(url, "bench", p, a.tokens, c)) for c, p in runs.items()}
+        remote = {c: min(asyncio.run(over_http(url, "bench", p, a.tokens, c)) for _ in range(a.repeat))
+                  for c, p in runs.items()}
     finally:
         proc.terminate()
         proc.wait(timeout=60)
 
     print(f"checkpoint {model_dir}; {a.tokens} new tokens per request, prompts of {a.prompt_len} tokens; "
-          f"CPU threads {l4.build_info().get('cpu_threads', '?')}")
+          f"CPU threads {l4.build_info().get('cpu_threads', '?')}; best of {a.repeat}")
     print(f"{'conc':>4} {'reqs':>5} | {'in-process req/s':>16} {'tok/s':>8} | {'server req/s':>12} {'tok/s':>8} | "
           f"{'ratio (server/in-process)':>25}")
     for c, p in runs.items():
