@@ -5,6 +5,7 @@ Contract: `load_rgb(image, label)` → numpy `[H, W, 3] uint8`, H, W >= 1. Bad i
 (a type we do not take), with `label` ("image", "image 3") at the start of the message.
 
 Accepted inputs:
+* a `data:image/...;base64,` URL (a `str`), as OpenAI's `image_url` items carry them.
 * a file path (`str` / `os.PathLike`) or encoded bytes (`bytes`, `bytearray`, `memoryview`): decoded
   with Pillow, and the EXIF orientation applied, as HF's `load_image` does for paths and URLs.
   Truncated files are an error, even when other code (Meta's `preprocess.py` does) has set Pillow's
@@ -34,6 +35,8 @@ import io
 import os
 
 import numpy as np
+
+from .data_url import decode_image_data_url, is_data_url, short
 
 try:  # Pillow is only needed for paths, bytes and PIL images; arrays work without it.
     from PIL import Image, ImageOps
@@ -139,13 +142,19 @@ def load_rgb(image, label: str = "image") -> np.ndarray:
         if len(image) == 0:
             raise ValueError(f"{label}: empty bytes")
         rgb = _from_pil(_decode(io.BytesIO(bytes(image)), label, f"{len(image)} bytes"), label)
+    elif is_data_url(image):
+        data = decode_image_data_url(image, label=label)
+        rgb = _from_pil(_decode(io.BytesIO(data), label, f"a data URL of {len(data)} bytes"), label)
     elif isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         if not isinstance(path, str):
             raise TypeError(f"{label}: bytes paths are not supported; pass encoded image bytes or a str path")
+        if path.split(":", 1)[0].lower() in ("http", "https"):
+            raise ValueError(f"{label}: {short(path)!r} is a URL; images are not downloaded here (pass the "
+                             f"file, its bytes or a data: URL)")
         if not os.path.isfile(path):
-            raise ValueError(f"{label}: no such file: {path!r}")
-        rgb = _from_pil(_decode(path, label, f"file {path!r}"), label)
+            raise ValueError(f"{label}: no such file: {short(path)!r}")
+        rgb = _from_pil(_decode(path, label, f"file {short(path)!r}"), label)
     elif Image is not None and isinstance(image, Image.Image):
         rgb = _from_pil(image, label)
     else:

@@ -1,10 +1,13 @@
 """Every prompt form -> token ids and image feature rows, in one stage: token ids (a list or a 1-d
-tensor), a string (BOS + its tokens), chat messages (the chat template; image items), or a list of
+tensor), a string (BOS + its tokens), chat messages (the chat template; image items, OpenAI's
+image_url items with data: URLs or local paths too), or a list of
 those (a batch); images given with `images=` or inside chat messages. The vision tower runs here,
 once per prompt."""
 from __future__ import annotations
 
 import torch
+
+from .data_url import short
 
 
 def as_id_list(ids, name: str) -> list[int]:
@@ -53,11 +56,38 @@ def split_batch(prompt):
     raise TypeError("prompt must be token ids, a string, a list of chat messages, or a list of those")
 
 
+def _image_url_item(item: dict, where: str) -> dict:
+    """OpenAI's {"type": "image_url", "image_url": {"url": ...} or "..."} -> our image item. The URL
+    is a data: URL or a local path: generate() downloads nothing."""
+    spec = item.get("image_url")
+    url = spec.get("url") if isinstance(spec, dict) else spec
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"{where}: an image_url item needs {{'image_url': {{'url': ...}}}} with a string URL")
+    if url.split(":", 1)[0].lower() in ("http", "https"):
+        raise ValueError(f"{where}: {short(url)!r} is a URL; generate() does not download images (give a "
+                         f"data: URL, a local path, or the image itself)")
+    return {"type": "image", "image": url}
+
+
+def native_messages(messages) -> list:
+    """Chat messages with OpenAI image_url items turned into {"type": "image", "image": ...} items."""
+    out = []
+    for i, m in enumerate(messages):
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, (list, tuple)) and any(isinstance(c, dict) and c.get("type") == "image_url"
+                                                      for c in content):
+            items = [_image_url_item(c, f"messages[{i}].content[{j}]")
+                     if isinstance(c, dict) and c.get("type") == "image_url" else c for j, c in enumerate(content)]
+            m = {**m, "content": items}
+        out.append(m)
+    return out
+
+
 def _encode(model, prompt) -> list[int]:
     if isinstance(prompt, str):
         return [model.tokenizer.bos_id] + model.tokenizer.encode(prompt)
     if is_messages(prompt):
-        return model.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True)
+        return model.tokenizer.apply_chat_template(native_messages(prompt), add_generation_prompt=True)
     return as_id_list(prompt, "input_ids")
 
 
@@ -65,7 +95,7 @@ def _message_images(messages) -> tuple[list, int]:
     """The images carried by {"type": "image", "image" or "path": ...} content items, and the
     number of image items (an item may carry none: its image then comes from images=)."""
     found, items = [], 0
-    for m in messages:
+    for m in native_messages(messages):
         content = m.get("content")
         if not isinstance(content, (list, tuple)):
             continue

@@ -11,13 +11,13 @@ Anything else is refused with MediaError (-> HTTP 400)."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urljoin, urlsplit
+
+from ..data_url import decode_image_data_url, short
 
 MAX_REDIRECTS = 3
 
@@ -35,11 +35,6 @@ class MediaPolicy:
     timeout_s: float = 10.0               # per http(s) image, whole download
 
 
-def short(url: str, limit: int = 80) -> str:
-    """The URL for an error message: never kilobytes of a data URL."""
-    return url if len(url) <= limit else f"{url[:limit]}... ({len(url)} characters)"
-
-
 def is_public_address(address: str) -> bool:
     """False for every address a server-side fetch must not reach by default: loopback, private
     ranges (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16 with cloud metadata,
@@ -54,24 +49,10 @@ def is_public_address(address: str) -> bool:
 
 
 def decode_data_url(url: str, max_bytes: int) -> bytes:
-    head, sep, payload = url.partition(",")
-    if not sep:
-        raise MediaError(f"image_url: a data URL needs a ',' before its data ({short(url)})")
-    kind = head[len("data:"):]
-    parts = kind.split(";")
-    if not parts[0].lower().startswith("image/"):
-        raise MediaError(f"image_url: a data URL must hold an image/* type, got {parts[0][:40]!r}")
-    if "base64" not in [p.lower() for p in parts[1:]]:
-        raise MediaError("image_url: data URLs must be base64-encoded (data:image/...;base64,...)")
-    if len(payload) > (max_bytes * 4) // 3 + 8:
-        raise MediaError(f"image_url: the image is larger than the server's limit of {max_bytes} bytes")
     try:
-        data = base64.b64decode("".join(unquote(payload).split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise MediaError(f"image_url: the data URL's base64 does not decode ({short(url)})") from None
-    if not data:
-        raise MediaError("image_url: the data URL holds no data")
-    return data
+        return decode_image_data_url(url, max_bytes, label="image_url")
+    except ValueError as e:
+        raise MediaError(str(e)) from None
 
 
 def read_local(url: str, policy: MediaPolicy) -> bytes:
