@@ -70,7 +70,15 @@ def _run_one(model, prompt, images, kwargs, stream: bool) -> None:
           file=sys.stderr)
 
 
+def _check_sampling(a) -> None:
+    """Bad sampling values fail here, before minutes of loading a real checkpoint."""
+    from .sampling_params import SamplingParams
+
+    SamplingParams(**_sampling_kwargs(a)).check()
+
+
 def cmd_generate(a) -> int:
+    _check_sampling(a)
     model = _load(a)
     prompt = a.prompt if a.raw else _messages(a.prompt, a.image, a.system)
     _run_one(model, prompt, a.image if a.raw and a.image else None, _sampling_kwargs(a), a.stream)
@@ -78,6 +86,7 @@ def cmd_generate(a) -> int:
 
 
 def cmd_chat(a) -> int:
+    _check_sampling(a)
     model = _load(a)
     history = [{"role": "system", "content": a.system}] if a.system else []
     print("Chat with the model. Empty line or Ctrl-D to quit; /reset clears the history.", file=sys.stderr)

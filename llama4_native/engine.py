@@ -13,6 +13,7 @@ import torch
 from . import _C
 from .config import ModelConfig
 from .generate import generate
+from .hf_cache import resolve_model
 from .prompts import as_id_list
 from .quantization import QUANTIZATIONS, _layers
 from .weights import ProgressBar
@@ -23,7 +24,7 @@ _DTYPES = ("float32", "bfloat16")
 class Model:
     """A loaded Llama 4 checkpoint. Create it with `llama4_native.load()`."""
 
-    def __init__(self, path: str, device: str = "cpu", dtype: str = "float32", *,
+    def __init__(self, path: str, device: str = "cpu", dtype: str = "bfloat16", *,
                  kv_cache_bytes: int | None = None, max_sequences: int = 16, page_size: int = 16,
                  progress: bool | None = None, quantization: str | None = None,
                  activation_scale_ub: float | None = None, fp8_skip_layers=()):
@@ -178,12 +179,14 @@ def _default_kv_bytes(text, dtype: str) -> int:
     return int(min(1 << 30, max(64 << 20, per_token * min(text.max_position_embeddings, 32768) * 4)))
 
 
-def load(path, device: str = "cpu", dtype: str = "float32", **options) -> Model:
-    """Load a Hugging Face Llama 4 checkpoint folder onto the engine.
+def load(path, device: str = "cpu", dtype: str = "bfloat16", **options) -> Model:
+    """Load a Hugging Face Llama 4 checkpoint folder onto the engine. `path` may also be a model id
+    ("meta-llama/Llama-4-Scout-17B-16E-Instruct") already in the local Hugging Face cache
+    (hf_cache.py; nothing is downloaded).
 
     FP8 routed experts: checkpoints stored in FP8 (compressed-tensors or fbgemm_fp8
     quantization_config) load as FP8; quantization="fp8" quantizes a bf16/fp32 checkpoint's experts
     at load (per output channel), except the layers in fp8_skip_layers (Meta's recipe skips the first
     and the last: (0, -1)). activation_scale_ub bounds each activation row's amax before FP8
     quantization (default: the checkpoint's, 1200 when quantizing at load; 0: no bound)."""
-    return Model(path, device=device, dtype=dtype, **options)
+    return Model(resolve_model(path), device=device, dtype=dtype, **options)

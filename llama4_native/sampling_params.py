@@ -73,6 +73,15 @@ class SamplingParams:
         return replace(self, **{f.name: getattr(fallback, f.name) for f in fields(self)
                                 if getattr(self, f.name) is None})
 
+    def check(self) -> None:
+        """ValueError naming the field when the C++ sampler would refuse these values (its rules,
+        llama4/sampling.h, checked without a model: the CLI calls this before loading)."""
+        from . import _C
+
+        kw = self.engine_kwargs()
+        _C.SamplingParams(**{k: kw[k] for k in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                                                "presence_penalty", "frequency_penalty", "seed", "logprobs")})
+
     def engine_kwargs(self) -> dict:
         """The C++ Scheduler.add_request keywords (every field set; checked there)."""
         full = self.merged(SamplingParams(**DEFAULTS))

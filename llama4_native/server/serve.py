@@ -12,7 +12,8 @@ SWITCH_INTERVAL_S = 0.0005
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP server with a web chat page at /")
-    p.add_argument("--model", required=True, help="checkpoint folder (Hugging Face layout)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint folder (Hugging Face layout), or a model id in the local Hugging Face cache")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=os.environ.get("LLAMA4_NATIVE_API_KEY"),
@@ -43,7 +44,13 @@ def add_parser(sub) -> None:
 
 def check_args(a) -> None:
     """ValueError naming the flag; runs before anything loads."""
-    if not os.path.isdir(a.model):
+    from ..hf_cache import resolve_model
+
+    try:
+        a.model_dir = resolve_model(a.model)
+    except FileNotFoundError as e:
+        raise ValueError(f"--model: {e}") from None
+    if not os.path.isdir(a.model_dir):
         raise ValueError(f"--model: {a.model!r} is not a checkpoint folder")
     if not 0 <= a.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {a.port}")
@@ -82,7 +89,7 @@ def cmd_serve(a) -> int:
     options = dict(max_sequences=a.max_num_seqs, quantization=a.quantization)
     if a.kv_cache_bytes:
         options["kv_cache_bytes"] = a.kv_cache_bytes
-    model = l4.load(a.model, device=a.device, dtype=a.dtype, progress=True, **options)
+    model = l4.load(a.model_dir, device=a.device, dtype=a.dtype, progress=True, **options)
     limit = model.max_context
     if a.max_model_len is not None and a.max_model_len > limit:
         raise ValueError(f"--max-model-len {a.max_model_len} is more than the model's "
