@@ -10,7 +10,11 @@ Cases:
   linear, prefill shapes (M = 2048): TFLOP/s, vs torch.matmul;
   paged decode attention (40 / 8 heads, head_dim 128, pages of 64) at batch 1 and 32 over 4k-32k
            keys: GB/s of K/V read, vs copy and vs torch scaled_dot_product_attention on contiguous
-           K/V of the same sizes.
+           K/V of the same sizes;
+  end-to-end decode of a Scout-shaped model cut to 4 layers (hidden 5120, 40/8 heads, 16 experts
+           top-1, expert width 8192, vocab 202048; random bf16 weights on the GPU) at batch 1 and
+           32: tok/s and its fraction of the weight-bytes roofline (bytes a step must read / copy
+           bandwidth). The step includes the host's work (plan upload, logits back).
 Every figure is a median of CUDA-event timed batches of several milliseconds; problems are sized
 well beyond the 50-60 MB L2 where the point is bandwidth.
 
@@ -118,6 +122,90 @@ def bench_decode_attention(copy: float, quick: bool) -> None:
         del k_cache, v_cache, kq, vq
 
 
+# ---- end to end: a Scout-shaped model cut to 4 layers ---------------------------------------------
+
+SCOUT4 = dict(vocab_size=202048, hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384,
+              num_hidden_layers=4, num_attention_heads=40, num_key_value_heads=8, head_dim=128,
+              num_local_experts=16, num_experts_per_tok=1, moe_layers=[0, 1, 2, 3],
+              no_rope_layers=[1, 1, 1, 0], attention_chunk_size=8192, rope_theta=500000.0,
+              rope_type="default", use_qk_norm=True, attn_temperature_tuning=True, floor_scale=8192.0,
+              attn_scale=0.1, rms_norm_eps=1e-5, max_position_embeddings=16384)
+
+
+def scout4_weights(c: dict) -> dict:
+    """Random bf16 weights (std 0.02) with the engine's names, on the GPU."""
+    D, V, H, KV, d = c["hidden_size"], c["vocab_size"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    E, I = c["num_local_experts"], c["intermediate_size"]
+
+    def rnd(*shape):
+        return torch.empty(*shape, dtype=torch.bfloat16, device="cuda").normal_(0.0, 0.02)
+
+    w = {"embed_tokens": rnd(V, D), "norm": torch.ones(D, dtype=torch.bfloat16, device="cuda"), "lm_head": rnd(V, D)}
+    for i in range(c["num_hidden_layers"]):
+        p = f"layers.{i}."
+        w[p + "input_layernorm"] = torch.ones(D, dtype=torch.bfloat16, device="cuda")
+        w[p + "post_attention_layernorm"] = torch.ones(D, dtype=torch.bfloat16, device="cuda")
+        w[p + "attn.qkv"] = rnd((H + 2 * KV) * d, D)
+        w[p + "attn.o"] = rnd(D, H * d)
+        w[p + "moe.router"] = rnd(E, D)
+        w[p + "moe.gate_up"] = rnd(E, 2 * I, D)
+        w[p + "moe.down"] = rnd(E, D, I)
+        w[p + "moe.shared_gate_up"] = rnd(2 * I, D)
+        w[p + "moe.shared_down"] = rnd(D, I)
+    torch.cuda.synchronize()
+    return w
+
+
+def decode_bytes(c: dict, batch: int) -> float:
+    """Weight bytes one decode step must read (bf16): attention, router, shared expert, the routed
+    experts the batch is expected to touch (top-1 of E uniformly: E (1 - (1 - 1/E)^B)), lm_head."""
+    D, V, H, KV, d = c["hidden_size"], c["vocab_size"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    E, I = c["num_local_experts"], c["intermediate_size"]
+    expert = 3 * I * D
+    touched = E * (1 - (1 - 1 / E) ** batch)
+    layer = (H + 2 * KV) * d * D + D * H * d + E * D + expert + touched * expert
+    return 2.0 * (c["num_hidden_layers"] * layer + V * D)
+
+
+def bench_engine_decode(copy: float, quick: bool) -> None:
+    from llama4_native import _C
+
+    print("\n== end-to-end decode: Scout shape cut to 4 layers (bf16, 16 experts top-1, vocab 202048)")
+    c = SCOUT4
+    weights = scout4_weights(c)
+    engine = _C.Engine(c, "bfloat16", weights,
+                       {"page_size": 64, "kv_cache_bytes": 8 << 30, "max_sequences": 32,
+                        "max_step_tokens": 256})
+    print(f"{'batch':>6} {'step ms':>9} {'tok/s':>9} {'roofline tok/s':>15} {'of roofline':>12}")
+    g = torch.Generator().manual_seed(0)
+    for batch in ((1, 32) if not quick else (1, 32)):
+        seqs = [engine.add_sequence() for _ in range(batch)]
+        prompts = [torch.randint(3, c["vocab_size"], (128,), generator=g).tolist() for _ in seqs]
+        last = engine.step([(s, p, False) for s, p in zip(seqs, prompts)])
+        nxt = torch.from_dlpack(last).argmax(-1).tolist()
+
+        def step():
+            out = engine.step([(s, [t], False) for s, t in zip(seqs, nxt)])
+            return out
+
+        steps = 8 if quick else 32
+        step()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(steps):
+            step()
+        end.record()
+        end.synchronize()
+        ms = start.elapsed_time(end) / steps
+        roof = batch / (decode_bytes(c, batch) / (copy * 1e9))
+        print(f"{batch:>6} {ms:9.3f} {batch / ms * 1e3:9.1f} {roof:15.1f} {batch / ms * 1e3 / roof:12.1%}")
+        for s in seqs:
+            engine.free_sequence(s)
+    del engine, weights
+    torch.cuda.empty_cache()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer shapes (the GPU check)")
@@ -130,6 +218,7 @@ def main() -> int:
     print(f"copy: {copy:.0f} GB/s (read + write)")
     bench_linear(copy, args.quick)
     bench_decode_attention(copy, args.quick)
+    bench_engine_decode(copy, args.quick)
     return 0
 
 

@@ -28,8 +28,7 @@ class Model:
                  kv_cache_bytes: int | None = None, max_sequences: int = 16, page_size: int = 16,
                  progress: bool | None = None, quantization: str | None = None,
                  activation_scale_ub: float | None = None, fp8_skip_layers=()):
-        if device != "cpu":
-            raise ValueError(f"device must be 'cpu' (the CUDA model path is not built yet), got {device!r}")
+        device = _parse_device(device)
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
         if quantization not in QUANTIZATIONS:
@@ -52,7 +51,10 @@ class Model:
                    "max_sequences": int(max_sequences)}
         if self.config.vision is not None:
             options["image_token_id"] = int(self.config.image_token_index)
-        self._engine = _C.Engine(text, dtype, self._checkpoint.text_weights, options)
+        weights = self._checkpoint.text_weights
+        if device != "cpu":
+            weights = _upload(weights, device)
+        self._engine = _C.Engine(text, dtype, weights, options)
         self.max_sequences = int(max_sequences)
         self.generation_config = self._checkpoint.generation_config.to_dict()
         self._tokenizer = None
@@ -117,7 +119,9 @@ class Model:
         inputs = as_image_inputs(images, self._vision_config())
         if not inputs:
             return torch.empty(0, self.config.text.hidden_size, dtype=_TORCH_DTYPES[self.dtype])
-        return vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype])
+        # The vision tower runs on the CPU (its ops have no CUDA kernels yet); the features go to
+        # the text model's device.
+        return vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype]).to(self.device)
 
     def _vision_config(self):
         if self.config.vision is None:
@@ -170,6 +174,34 @@ def _image_tokens(config: ModelConfig):
         return ImageTokens()
     return ImageTokens(patch=config.image_token_index, start=config.boi_token_index,
                        end=config.eoi_token_index)
+
+
+def _parse_device(device) -> str:
+    """'cpu', 'cuda' or 'cuda:N' (a torch.device is accepted too) -> 'cpu' or 'cuda:N'; a CUDA
+    device needs this build's CUDA backend and a GPU (ValueError otherwise)."""
+    name = str(device)
+    if name == "cpu":
+        return name
+    if name == "cuda":
+        name = "cuda:0"
+    head, _, index = name.partition(":")
+    if head != "cuda" or not index.isdigit():
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if not _C.cuda_available():
+        raise ValueError(f"device {device!r}: this build of llama4_native has no CUDA backend or sees no GPU "
+                         f"(build_info: {_C.build_info()})")
+    if int(index) >= _C.cuda_device_count():
+        raise ValueError(f"device {device!r}: only {_C.cuda_device_count()} CUDA devices are visible")
+    return name
+
+
+def _upload(weights: dict, device: str) -> dict:
+    """The weights copied to the GPU once (torch's allocator owns them; the engine keeps views).
+    Waits for the copies, since the engine reads them from its own stream."""
+    out = {name: (t if isinstance(t, torch.Tensor) else torch.from_dlpack(t)).to(device)
+           for name, t in weights.items()}
+    torch.cuda.synchronize(device)
+    return out
 
 
 def _default_kv_bytes(text, dtype: str) -> int:

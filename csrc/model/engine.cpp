@@ -22,7 +22,9 @@ int64_t rows_of(const StepRequest& r) {
 }  // namespace
 
 Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOptions& options)
-    : model_(std::move(config), dtype, std::move(weights)), options_(options) {
+    : model_(std::move(config), dtype, std::move(weights)),
+      options_(options),
+      ctx_(Context::on(model_.device())) {
   const TextConfig& c = model_.config();
   LLAMA4_CHECK_ARG(options.page_size > 0, "page_size must be positive, got ", options.page_size);
   LLAMA4_CHECK_ARG(options.max_sequences > 0, "max_sequences must be positive, got ", options.max_sequences);
@@ -87,7 +89,7 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
   }
   check_capacity(requests);
 
-  Tensor logits = Tensor::empty({total_rows, c.vocab_size}, DType::F32, model_.device());
+  Tensor logits = ctx_.empty({total_rows, c.vocab_size}, DType::F32);
   std::vector<int64_t> done(requests.size(), 0);       // tokens of each request already run
   std::vector<int64_t> first_row(requests.size(), 0);  // its first row in `logits`
   for (size_t i = 1; i < requests.size(); ++i) first_row[i] = first_row[i - 1] + rows_of(requests[i - 1]);
@@ -128,11 +130,12 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
     const PassImages images = pass_images(requests, which, from, n_new, options_.image_token_id, model_);
     cache_->reserve(seqs, n_new);
     const KVCache::StepPlan plan = cache_->plan(seqs, n_new);
-    const Tensor pass_logits = model_.forward(ops::to_device(ids, model_.device()), *cache_, plan, rows,
-                                              images.rows, images.token_id);
+    const Tensor pass_logits = model_.forward(ctx_, ops::to_device(ctx_, ids, model_.device()), *cache_,
+                                              plan, rows, images.rows, images.token_id);
     cache_->commit(seqs, n_new);
     for (size_t j = 0; j < rows.size(); ++j)
-      ops::copy(logits.view().slice0(dest[j], dest[j] + 1), pass_logits.view().slice0(int64_t(j), int64_t(j) + 1));
+      ops::copy(ctx_, logits.view().slice0(dest[j], dest[j] + 1),
+                pass_logits.view().slice0(int64_t(j), int64_t(j) + 1));
     for (size_t b = 0; b < which.size(); ++b) done[which[b]] += n_new[b];
   }
   return logits;

@@ -44,10 +44,14 @@ std::vector<SampledToken> sample_rows(const TensorView& logits, const std::vecto
     any_logprobs |= p.logprobs >= 0;
   }
 
+  // The sampler runs on the CPU (no CUDA sampler yet): GPU logits come to the host first, one
+  // copy per step that waits for the step's work.
+  const Tensor host_logits = logits.device.is_cuda() ? ops::to_device(logits, Device::cpu()) : Tensor();
+  const TensorView all = logits.device.is_cuda() ? host_logits.view() : logits;
   bool same = true;
-  const Tensor gathered = logits_per_sample(logits, rows, same);
-  const TensorView x = same ? logits : gathered.view();
-  const Device dev = logits.device;
+  const Tensor gathered = logits_per_sample(all, rows, same);
+  const TensorView x = same ? all : gathered.view();
+  const Device dev = all.device;
   const int64_t B = int64_t(rows.size());
   Tensor tokens = Tensor::empty({B}, DType::I32, dev), status = Tensor::empty({B}, DType::I32, dev);
   Tensor lp = any_logprobs ? Tensor::empty({B}, DType::F32, dev) : Tensor();

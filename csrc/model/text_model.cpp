@@ -122,135 +122,141 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
   w_ = resolve_weights(config_, weights_);
 
   const std::vector<float> f = rope_inv_freq(int(config_.head_dim), config_.rope_theta, config_.rope_scaling);
-  inv_freq_ = ops::to_device(TensorView(const_cast<float*>(f.data()), DType::F32, {int64_t(f.size())}), device_);
+  const Context ctx = Context::on(device_);
+  inv_freq_ = ops::to_device(ctx, TensorView(const_cast<float*>(f.data()), DType::F32, {int64_t(f.size())}),
+                             device_);
+  ctx.synchronize();  // the table is read from the engine's stream later
 }
 
-Tensor TextModel::forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
-                          const std::vector<int32_t>& rows, const TensorView& image_features,
-                          int64_t image_token_id) const {
+Tensor TextModel::forward(const Context& ctx, const TensorView& token_ids, KVCache& cache,
+                          const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
+                          const TensorView& image_features, int64_t image_token_id) const {
+  LLAMA4_CHECK_TYPE(ctx.device() == device_, "TextModel.forward: the context is on ", ctx.device().str(),
+                    " but the weights are on ", device_.str());
   const int64_t T = token_ids.size(0), D = config_.hidden_size;
-  Tensor h = Tensor::empty({T, D}, dtype_, device_);
+  Tensor h = ctx.empty({T, D}, dtype_);
   const int64_t n_image = image_features.ndim > 0 ? image_features.size(0) : 0;
-  ops::embedding_fused(h, w_.embed_tokens, token_ids, image_features, image_token_id, n_image);
-  Tensor x = Tensor::empty({T, D}, dtype_, device_);
+  ops::embedding_fused(ctx, h, w_.embed_tokens, token_ids, image_features, image_token_id, n_image);
+  Tensor x = ctx.empty({T, D}, dtype_);
   for (int i = 0; i < int(config_.num_hidden_layers); ++i) {
     const LayerWeights& lw = w_.layers[size_t(i)];
-    ops::rms_norm(x, h, lw.input_layernorm, config_.rms_norm_eps);
-    const Tensor attn = attention(i, x, cache, plan);
-    ops::add(h, h, attn);
-    ops::rms_norm(x, h, lw.post_attention_layernorm, config_.rms_norm_eps);
-    const Tensor ffn = feed_forward(i, x);
-    ops::add(h, h, ffn);
+    ops::rms_norm(ctx, x, h, lw.input_layernorm, config_.rms_norm_eps);
+    const Tensor attn = attention(ctx, i, x, cache, plan);
+    ops::add(ctx, h, h, attn);
+    ops::rms_norm(ctx, x, h, lw.post_attention_layernorm, config_.rms_norm_eps);
+    const Tensor ffn = feed_forward(ctx, i, x);
+    ops::add(ctx, h, h, ffn);
   }
   // Only the requested rows go through the final norm and the vocabulary projection.
   const int64_t R = int64_t(rows.size());
-  if (R == 0) return Tensor::empty({0, config_.vocab_size}, DType::F32, device_);  // a prefill chunk
+  if (R == 0) return ctx.empty({0, config_.vocab_size}, DType::F32);  // a prefill chunk
   Tensor row_ids = Tensor::empty({R}, DType::I32, Device::cpu());
   std::copy(rows.begin(), rows.end(), row_ids.ptr<int32_t>());
-  Tensor picked = Tensor::empty({R, D}, dtype_, device_);
-  ops::embedding(picked, h, ops::to_device(row_ids, device_));
-  Tensor normed = Tensor::empty({R, D}, dtype_, device_);
-  ops::rms_norm(normed, picked, w_.norm, config_.rms_norm_eps);
-  Tensor logits = Tensor::empty({R, config_.vocab_size}, DType::F32, device_);
-  ops::linear(logits, normed, w_.lm_head);
+  Tensor picked = ctx.empty({R, D}, dtype_);
+  ops::embedding(ctx, picked, h, ops::to_device(ctx, row_ids, device_));
+  Tensor normed = ctx.empty({R, D}, dtype_);
+  ops::rms_norm(ctx, normed, picked, w_.norm, config_.rms_norm_eps);
+  Tensor logits = ctx.empty({R, config_.vocab_size}, DType::F32);
+  ops::linear(ctx, logits, normed, w_.lm_head);
   return logits;
 }
 
-Tensor TextModel::attention(int i, const TensorView& x, KVCache& cache, const KVCache::StepPlan& plan) const {
+Tensor TextModel::attention(const Context& ctx, int i, const TensorView& x, KVCache& cache,
+                            const KVCache::StepPlan& plan) const {
   const TextConfig& c = config_;
   const int64_t T = x.size(0), H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
-  Tensor qkv = Tensor::empty({T, (H + 2 * KV) * d}, dtype_, device_);
+  Tensor qkv = ctx.empty({T, (H + 2 * KV) * d}, dtype_);
   const LayerWeights& lw = w_.layers[size_t(i)];
-  ops::linear(qkv, x, lw.qkv);
+  ops::linear(ctx, qkv, x, lw.qkv);
   TensorView q = heads_view(qkv, 0, H, d), k = heads_view(qkv, H, KV, d), v = heads_view(qkv, H + KV, KV, d);
 
   const bool rope = c.uses_rope(i);
   Tensor q_rot, k_rot;
   if (rope) {  // RoPE, then QK-norm (transformers' order; only on RoPE layers)
-    q_rot = Tensor::empty({T, H, d}, dtype_, device_);
-    k_rot = Tensor::empty({T, KV, d}, dtype_, device_);
-    ops::rope(q_rot, q, plan.query_pos, inv_freq_);
-    ops::rope(k_rot, k, plan.query_pos, inv_freq_);
+    q_rot = ctx.empty({T, H, d}, dtype_);
+    k_rot = ctx.empty({T, KV, d}, dtype_);
+    ops::rope(ctx, q_rot, q, plan.query_pos, inv_freq_);
+    ops::rope(ctx, k_rot, k, plan.query_pos, inv_freq_);
     if (c.use_qk_norm) {
-      ops::rms_norm(q_rot, q_rot, TensorView(), c.rms_norm_eps);
-      ops::rms_norm(k_rot, k_rot, TensorView(), c.rms_norm_eps);
+      ops::rms_norm(ctx, q_rot, q_rot, TensorView(), c.rms_norm_eps);
+      ops::rms_norm(ctx, k_rot, k_rot, TensorView(), c.rms_norm_eps);
     }
     q = q_rot;
     k = k_rot;
   }
   const int group = cache.group_of(i);
-  ops::cache_write(cache.k(i), cache.v(i), k, v, plan.slots[group]);
+  ops::cache_write(ctx, cache.k(i), cache.v(i), k, v, plan.slots[group]);
 
   ops::AttentionParams params;
   params.scale = 1.0f / std::sqrt(float(d));
   params.chunk_size = rope ? c.attention_chunk_size : 0;  // RoPE layers: chunked-local; NoPE: global
   params.attn_scale = (!rope && c.attn_temperature_tuning) ? c.attn_scale : 0.0f;
   params.floor_scale = c.floor_scale;
-  Tensor out = Tensor::empty({T, H, d}, dtype_, device_);
-  ops::paged_attention(out, q, cache.k(i), cache.v(i), plan.page_table[group], plan.query_seq,
+  Tensor out = ctx.empty({T, H, d}, dtype_);
+  ops::paged_attention(ctx, out, q, cache.k(i), cache.v(i), plan.page_table[group], plan.query_seq,
                        plan.query_pos, params);
-  Tensor o = Tensor::empty({T, c.hidden_size}, dtype_, device_);
-  ops::linear(o, out.view().reshape({T, H * d}), lw.o);
+  Tensor o = ctx.empty({T, c.hidden_size}, dtype_);
+  ops::linear(ctx, o, out.view().reshape({T, H * d}), lw.o);
   return o;
 }
 
-Tensor TextModel::feed_forward(int i, const TensorView& x) const {
+Tensor TextModel::feed_forward(const Context& ctx, int i, const TensorView& x) const {
   const LayerWeights& lw = w_.layers[size_t(i)];
-  if (lw.is_moe) return moe(lw, x);
-  return mlp(x, lw.mlp_gate_up, lw.mlp_down);
+  if (lw.is_moe) return moe(ctx, lw, x);
+  return mlp(ctx, x, lw.mlp_gate_up, lw.mlp_down);
 }
 
 // down(silu(x gate^T) * (x up^T)) with gate_up [2I, D] = [gate rows; up rows].
-Tensor TextModel::mlp(const TensorView& x, const TensorView& gate_up, const TensorView& down) const {
+Tensor TextModel::mlp(const Context& ctx, const TensorView& x, const TensorView& gate_up,
+                      const TensorView& down) const {
   const int64_t T = x.size(0), I = gate_up.size(0) / 2;
-  Tensor gu = Tensor::empty({T, 2 * I}, dtype_, device_);
-  ops::linear(gu, x, gate_up);
-  Tensor act = Tensor::empty({T, I}, dtype_, device_);
-  ops::silu_gate(act, column_view(gu, 0, I), column_view(gu, I, I));
-  Tensor out = Tensor::empty({T, down.size(0)}, dtype_, device_);
-  ops::linear(out, act, down);
+  Tensor gu = ctx.empty({T, 2 * I}, dtype_);
+  ops::linear(ctx, gu, x, gate_up);
+  Tensor act = ctx.empty({T, I}, dtype_);
+  ops::silu_gate(ctx, act, column_view(gu, 0, I), column_view(gu, I, I));
+  Tensor out = ctx.empty({T, down.size(0)}, dtype_);
+  ops::linear(ctx, out, act, down);
   return out;
 }
 
-// Route -> permute by expert (inputs scaled by the router score) -> per-expert SwiGLU ->
-// un-permute, summed per token and added to the shared expert's output. FP8 experts run the same
-// steps in one op (ops::moe_fp8, llama4/moe_fp8.h).
-Tensor TextModel::moe(const LayerWeights& w, const TensorView& x) const {
+// Route -> permute by expert (inputs scaled by the router score) -> the experts' SwiGLU as two
+// grouped linears over the permuted rows -> un-permute, summed per token and added to the shared
+// expert's output. The expert offsets stay where they were computed (no host read on a GPU). FP8
+// experts run the same steps in one op (ops::moe_fp8, llama4/moe_fp8.h).
+Tensor TextModel::moe(const Context& ctx, const LayerWeights& w, const TensorView& x) const {
   const TextConfig& c = config_;
   const int64_t T = x.size(0), D = c.hidden_size, E = c.num_local_experts, k = c.num_experts_per_tok;
   // The router logits stay fp32 (transformers rounds them to the model dtype). In bf16 that rounding
   // makes near experts tie exactly, and torch.topk then picks one arbitrarily; routing on the
   // unrounded logits follows the fp32 model's choice instead. Identical in fp32.
-  Tensor logits = Tensor::empty({T, E}, DType::F32, device_);
-  ops::linear(logits, x, w.router);
+  Tensor logits = ctx.empty({T, E}, DType::F32);
+  ops::linear(ctx, logits, x, w.router);
   if (w.fp8) {
-    Tensor out = mlp(x, w.shared_gate_up, w.shared_down);
+    Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);
     const ops::MoeFp8Experts ex{w.gate_up, w.gate_up_scale, w.down, w.down_scale};
-    ops::moe_fp8(out, x, logits, out, ex, k, c.moe_fp8_activation_scale_ub);
+    ops::moe_fp8(ctx, out, x, logits, out, ex, k, c.moe_fp8_activation_scale_ub);
     return out;
   }
-  Tensor ids = Tensor::empty({T, k}, DType::I32, device_);
-  Tensor scores = Tensor::empty({T, k}, dtype_, device_);
-  ops::moe_route(ids, scores, logits);
+  Tensor ids = ctx.empty({T, k}, DType::I32);
+  Tensor scores = ctx.empty({T, k}, dtype_);
+  ops::moe_route(ctx, ids, scores, logits);
 
-  Tensor x_perm = Tensor::empty({T * k, D}, dtype_, device_);
-  Tensor perm_token = Tensor::empty({T * k}, DType::I32, device_);
-  Tensor perm_slot = Tensor::empty({T * k}, DType::I32, device_);
-  Tensor offsets = Tensor::empty({E + 1}, DType::I32, device_);
-  ops::moe_permute(x_perm, perm_token, perm_slot, offsets, x, ids, scores);
+  Tensor x_perm = ctx.empty({T * k, D}, dtype_);
+  Tensor perm_token = ctx.empty({T * k}, DType::I32);
+  Tensor perm_slot = ctx.empty({T * k}, DType::I32);
+  Tensor offsets = ctx.empty({E + 1}, DType::I32);
+  ops::moe_permute(ctx, x_perm, perm_token, perm_slot, offsets, x, ids, scores);
 
-  const TensorView& gate_up = w.gate_up;
-  const TensorView& down = w.down;
-  Tensor y_perm = Tensor::empty({T * k, D}, dtype_, device_);
-  const Tensor host_offsets = ops::to_device(offsets, Device::cpu());
-  const int32_t* off = host_offsets.ptr<int32_t>();
-  for (int64_t e = 0; e < E; ++e) {
-    if (off[e + 1] == off[e]) continue;
-    const Tensor y = mlp(x_perm.view().slice0(off[e], off[e + 1]), gate_up.select0(e), down.select0(e));
-    ops::copy(y_perm.view().slice0(off[e], off[e + 1]), y);
-  }
-  Tensor out = mlp(x, w.shared_gate_up, w.shared_down);
-  ops::moe_unpermute(out, y_perm, perm_slot, out);
+  const int64_t I = w.gate_up.size(1) / 2;
+  Tensor gu = ctx.empty({T * k, 2 * I}, dtype_);
+  ops::grouped_linear(ctx, gu, x_perm, w.gate_up, offsets);
+  Tensor act = ctx.empty({T * k, I}, dtype_);
+  ops::silu_gate(ctx, act, column_view(gu, 0, I), column_view(gu, I, I));
+  Tensor y_perm = ctx.empty({T * k, D}, dtype_);
+  ops::grouped_linear(ctx, y_perm, act, w.down, offsets);
+
+  Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);
+  ops::moe_unpermute(ctx, out, y_perm, perm_slot, out);
   return out;
 }
 

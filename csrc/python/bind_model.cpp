@@ -56,7 +56,8 @@ py::object step(PyEngine& e, const py::list& requests) {
     StepRequest r{t[0].cast<int64_t>(), t[1].cast<std::vector<int32_t>>(),
                   t[2].cast<bool>() ? LogitRows::All : LogitRows::Last};
     if (t.size() == 4 && !t[3].is_none()) {
-      features.push_back(as_view(t[3], "image_features"));
+      // Asked for on the engine's stream, so the producer's pending writes come first.
+      features.push_back(as_view(t[3], "image_features", &e.engine->context()));
       r.image_features = features.back().view;
     }
     reqs.push_back(std::move(r));
@@ -66,7 +67,7 @@ py::object step(PyEngine& e, const py::list& requests) {
     py::gil_scoped_release nogil;
     logits = e.engine->step(reqs);
   }
-  return to_python(logits);
+  return to_python(logits, e.engine->context());  // consumers wait for the engine's stream
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ py::list step(PyScheduler& self) {
       for (const TokenLogprobs& t : o.logprobs) lp.append(py::make_tuple(t.logprob, t.top_ids, t.top_logprobs));
       logprobs = lp;
     }
-    py::object logits = o.logits.defined() && o.logits.numel() > 0 ? to_python(o.logits) : py::none();
+    py::object logits = o.logits.defined() && o.logits.numel() > 0 ? to_python(o.logits, Context::on(o.logits.device())) : py::none();
     result.append(py::make_tuple(o.request_id, o.sample, o.tokens, logprobs, logits,
                                  finish_reason_name(o.finish), o.error));
   }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "llama4/context.h"
 #include "llama4/kv_cache.h"
 #include "llama4/model.h"
 
@@ -48,6 +49,9 @@ class Engine {
   Tensor step(const std::vector<StepRequest>& requests);
 
   const TextModel& model() const { return model_; }
+  // Where steps run: the model's device, on the calling thread's default stream there. The logits
+  // of step() are ready on this context's stream (ops::copy to the host waits for them).
+  const Context& context() const { return ctx_; }
   const KVCache& cache() const { return *cache_; }
   KVCache& cache() { return *cache_; }
   const EngineOptions& options() const { return options_; }  // max_step_tokens resolved
@@ -57,6 +61,7 @@ class Engine {
 
   TextModel model_;
   EngineOptions options_;
+  Context ctx_;
   std::unique_ptr<KVCache> cache_;
 };
 

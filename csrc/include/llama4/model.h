@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "llama4/config.h"
+#include "llama4/context.h"
 #include "llama4/kv_cache.h"
 #include "llama4/tensor.h"
 
@@ -58,17 +59,20 @@ class TextModel {
   // indices in `rows`. Early fusion: the tokens equal to image_token_id take the rows of
   // image_features [R, D] in order instead of their embedding (R must equal their count;
   // undefined features and image_token_id -1: text only).
-  Tensor forward(const TensorView& token_ids, KVCache& cache, const KVCache::StepPlan& plan,
-                 const std::vector<int32_t>& rows, const TensorView& image_features = TensorView(),
-                 int64_t image_token_id = -1) const;
+  // Every op runs in ctx (on the weights' device; the logits are ready on its stream).
+  Tensor forward(const Context& ctx, const TensorView& token_ids, KVCache& cache,
+                 const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
+                 const TensorView& image_features = TensorView(), int64_t image_token_id = -1) const;
   const TensorView& embed_tokens() const { return w_.embed_tokens; }  // [V, D]
   const TextWeights& weights() const { return w_; }
 
  private:
-  Tensor attention(int layer, const TensorView& x, KVCache& cache, const KVCache::StepPlan& plan) const;
-  Tensor feed_forward(int layer, const TensorView& x) const;
-  Tensor moe(const LayerWeights& w, const TensorView& x) const;
-  Tensor mlp(const TensorView& x, const TensorView& gate_up, const TensorView& down) const;
+  Tensor attention(const Context& ctx, int layer, const TensorView& x, KVCache& cache,
+                   const KVCache::StepPlan& plan) const;
+  Tensor feed_forward(const Context& ctx, int layer, const TensorView& x) const;
+  Tensor moe(const Context& ctx, const LayerWeights& w, const TensorView& x) const;
+  Tensor mlp(const Context& ctx, const TensorView& x, const TensorView& gate_up,
+             const TensorView& down) const;
 
   TextConfig config_;
   DType dtype_;
