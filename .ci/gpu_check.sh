@@ -83,9 +83,12 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.c
   section "Tests: pytest -m cuda"
   # The expected count: every collected `cuda` test must pass here (a skip is a failure, e.g. a
   # wrongly False cuda_available() would otherwise pass with everything skipped).
-  expected=$(timeout "$(budget 60)" python3 -m pytest -m cuda -q -p no:cacheprovider --collect-only \
-    "$repo/tests" 2>/dev/null | grep -c '::')
-  timeout "$(budget 150)" python3 -m pytest -m cuda -q -p no:cacheprovider --tb=short -rfEs \
+  # The server's tests import fastapi/httpx/openai, which the GPU machine does not have (and they
+  # hold no cuda tests): left out, or their collection errors would stop the whole run.
+  select=(-m cuda -q -p no:cacheprovider --ignore-glob='*/test_server*.py')
+  expected=$(timeout "$(budget 60)" python3 -m pytest "${select[@]}" --collect-only "$repo/tests" \
+    2>/dev/null | grep -c '::')
+  timeout "$(budget 150)" python3 -m pytest "${select[@]}" --tb=short -rfEs \
     "$repo/tests" >"$work/pytest.log" 2>&1
   rc=$?
   cat "$work/pytest.log"
