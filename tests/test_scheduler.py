@@ -130,6 +130,11 @@ def test_cancel_frees_pages_and_ends_the_request(scout):
     while sched.has_unfinished():
         seen |= {rid for rid, *_ in sched.step()}
     assert seen == {b} and _free(scout) == free
+    # The last request cancelled: work remains (its pages) until one more step frees them.
+    c = sched.add_request(_ids(13, 20), max_new_tokens=50)
+    sched.step()
+    assert sched.cancel(c) and sched.has_unfinished() and _free(scout) != free
+    assert sched.step() == [] and not sched.has_unfinished() and _free(scout) == free
 
 
 def test_abandoned_stream_frees_its_pages(scout):

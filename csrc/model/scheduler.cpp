@@ -123,7 +123,8 @@ bool Scheduler::cancel(int64_t request_id, int32_t sample) {
 
 bool Scheduler::has_unfinished() const {
   std::lock_guard<std::mutex> lock(inbox_->mutex);
-  return !inbox_->live.empty();
+  // A cancellation frees its pages at the next step: until then there is work left.
+  return !inbox_->live.empty() || !inbox_->cancelled.empty();
 }
 
 SchedulerStats Scheduler::stats() const {

@@ -82,7 +82,6 @@ class EngineLoop:
         self._in_flight = 0               # submitted and not yet over (any thread reads it)
         self._jobs: dict[int, Job] = {}   # admitted, by request id (loop thread only)
         self._stopping = False
-        self._cancelled = False           # a scheduler.cancel() waits for the next step
         self.fatal: str | None = None     # set when step() failed: the server is unhealthy then
         self._thread = threading.Thread(target=self._run, name="llama4-engine-loop", daemon=True)
 
@@ -121,16 +120,13 @@ class EngineLoop:
     # ---- the loop thread ---------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stopping:
-            if not self.scheduler.has_unfinished() and self._inbox.empty() and not self._cancelled:
+            if not self.scheduler.has_unfinished() and self._inbox.empty():
                 self._publish()
                 self._wake.wait()
                 self._wake.clear()
             self._drain_inbox()
-            # A cancellation takes effect (pages freed) at the scheduler's next step, which must run
-            # even when nothing else is left (has_unfinished() is False for a cancelled request).
-            if not self.scheduler.has_unfinished() and not self._cancelled:
+            if not self.scheduler.has_unfinished():  # (a pending cancellation counts: it frees pages)
                 continue
-            self._cancelled = False
             try:
                 outputs = self.scheduler.step()
             except Exception as e:  # the engine itself failed: every request ends, /health says so
@@ -206,10 +202,7 @@ class EngineLoop:
         else:
             self.metrics.itl.labels(name).observe(now - s.t_last)
         s.t_last = now
-        reported = finish
         piece, finish = advance(self.scheduler, rid, s, tokens, logprobs, logits, finish)
-        if finish and not reported:  # a stop string: advance() cancelled the sample
-            self._cancelled = True
         self.metrics.generation_tokens.labels(name).inc(len(tokens))
         job.emit(Output(k, list(tokens), piece, s.logprobs[-len(tokens):] if logprobs else None,
                         finish or None))
@@ -222,7 +215,6 @@ class EngineLoop:
 
     def _cancel_request(self, rid: int) -> None:
         self.scheduler.cancel(rid)
-        self._cancelled = True
 
     def _close(self, job: Job, event) -> None:
         """The job is over (finished, failed or cancelled): no more events after `event`."""

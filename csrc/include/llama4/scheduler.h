@@ -100,6 +100,8 @@ class Scheduler {
   bool cancel(int64_t request_id, int32_t sample = -1);
 
   std::vector<SampleOutput> step();
+  // True while a request has output to come, or a cancellation still has pages to free (the next
+  // step() frees them): `while (has_unfinished()) step();` leaves the KV cache as it found it.
   bool has_unfinished() const;
   SchedulerStats stats() const;  // as of the end of the last step (any thread)
   const Engine& engine() const { return engine_; }
