@@ -13,6 +13,10 @@
 
 namespace llama4::sampling {
 
+// Correctly rounded double operations shared with the rest of the math (llama4/mathfn.h).
+using mathfn_detail::add_d;
+using mathfn_detail::div_d;
+
 LLAMA4_HD float f_sub(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fsub_rn(a, b);
@@ -39,20 +43,6 @@ LLAMA4_HD double d_sub(double a, double b) {
   return __dsub_rn(a, b);
 #else
   return a - b;
-#endif
-}
-LLAMA4_HD double d_add(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-LLAMA4_HD double d_div(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
 #endif
 }
 LLAMA4_HD double u64_to_d(uint64_t u) {
@@ -190,7 +180,7 @@ LLAMA4_HD double log_d(double x) {
     m = mul_d(m, 0.5);
     ++e;
   }
-  const double f = d_div(d_sub(m, 1.0), d_add(m, 1.0));  // m - 1 is exact (Sterbenz)
+  const double f = div_d(d_sub(m, 1.0), add_d(m, 1.0));  // m - 1 is exact (Sterbenz)
   const double f2 = mul_d(f, f);
   double p = 1.0 / 23;
   p = fma_d(p, f2, 1.0 / 21);
