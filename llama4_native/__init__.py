@@ -33,6 +33,7 @@ from .config import ConfigError
 from .engine import Model, load
 from .generate import GenerationError, GenerationResult, StreamOutput, TokenLogprobs
 from .image import ImageInput
+from .plan import MemoryPlan, plan
 from .safetensors_io import CheckpointError
 from .sampling_params import SamplingParams
 from .tokenizer import Tokenizer, get_tokenizer
@@ -65,6 +66,6 @@ def cmake_prefix_path() -> str:
 
 
 __all__ = ["load", "Model", "GenerationResult", "GenerationError", "StreamOutput", "TokenLogprobs",
-           "SamplingParams", "ImageInput", "get_tokenizer", "Tokenizer", "CacheFullError", "KVCache",
+           "SamplingParams", "ImageInput", "plan", "MemoryPlan", "get_tokenizer", "Tokenizer", "CacheFullError", "KVCache",
            "ConfigError", "CheckpointError",
            "build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops", "attention"]

@@ -1,4 +1,4 @@
-"""The `llama4-native` command line: generate, chat, serve, make-tiny, info, bench, demo."""
+"""The `llama4-native` command line: generate, chat, serve, plan, make-tiny, info, bench, demo."""
 from __future__ import annotations
 
 import argparse
@@ -214,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     from .server.serve import add_parser as add_serve_parser
 
     add_serve_parser(sub)
+
+    from .plan import add_parser as add_plan_parser
+
+    add_plan_parser(sub)
 
     p = sub.add_parser("demo", help="generate with the built-in tiny random checkpoint")
     p.add_argument("--max-new-tokens", type=int, default=48)

@@ -302,6 +302,12 @@ int64_t KVCache::total_pages(int group) const {
   check_group("total_pages", group);
   return pools_[group].total;
 }
+int64_t KVCache::storage_bytes() const {
+  int64_t n = 0;
+  for (const auto* ts : {&k_, &v_})
+    for (const Tensor& t : *ts) n += t.view().numel() * int64_t(element_size(t.view().dtype));
+  return n;
+}
 std::vector<int32_t> KVCache::pages_of(int64_t id, int group) const {
   check_group("pages_of", group);
   return seq(id, "pages_of").pages[group];

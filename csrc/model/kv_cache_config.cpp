@@ -38,6 +38,12 @@ int64_t KVCacheConfig::page_bytes(int group) const {
          num_layers_in(group);
 }
 
+int64_t KVCacheConfig::pool_bytes() const {
+  // An inactive group (no layers) allocates nothing whatever its page count says.
+  return (num_layers_in(0) > 0 ? num_pages_chunked * page_bytes(0) : 0) +
+         (num_layers_in(1) > 0 ? num_pages_global * page_bytes(1) : 0);
+}
+
 void KVCacheConfig::validate() const {
   constexpr const char* who = "KVCacheConfig";
   LLAMA4_CHECK_ARG(num_layers > 0, who, ": 'num_layers' must be > 0, got ", num_layers);

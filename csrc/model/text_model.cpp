@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "llama4/error.h"
+#include "llama4/memory_plan.h"
 #include "llama4/model.h"
 #include "llama4/moe_fp8.h"
 #include "llama4/ops.h"
@@ -37,11 +38,6 @@ std::vector<int> fp8_moe_layers(const TextConfig& c, const WeightMap& w) {
     if (it != w.end() && it->second.dtype == DType::F8E4M3) out.push_back(i);
   }
   return out;
-}
-
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::char_traits<char>::length(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
 // The typed view of a validated WeightMap (every name is known to be present).
@@ -93,18 +89,15 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
   LLAMA4_CHECK_TYPE(dtype == DType::F32 || dtype == DType::BF16,
                     "model dtype must be float32 or bfloat16, got ", dtype_name(dtype));
   const std::vector<int> fp8 = fp8_moe_layers(config_, weights_);
-  const auto expected = expected_text_weights(config_, fp8);
+  // The same table the memory planner counts (llama4/memory_plan.h).
+  const std::vector<WeightSpec> expected = text_weight_specs(config_, dtype, fp8);
   std::unordered_set<std::string> known;
-  for (const auto& e : expected) known.insert(e.first);
+  for (const WeightSpec& e : expected) known.insert(e.name);
   bool first = true;
-  for (const auto& [name, shape] : expected) {
+  for (const auto& [name, shape, want_dtype] : expected) {
     auto it = weights_.find(name);
     LLAMA4_CHECK_ARG(it != weights_.end(), "missing weight '", name, "'");
     const TensorView& t = it->second;
-    // Only FP8 layers list scales: a weight with a scale is e4m3, a scale is float32.
-    const DType want_dtype = known.count(name + "_scale") ? DType::F8E4M3
-                             : ends_with(name, "_scale")   ? DType::F32
-                                                           : dtype;
     LLAMA4_CHECK_TYPE(t.dtype == want_dtype, "weight '", name, "' must have dtype ",
                       dtype_name(want_dtype), ", got ", dtype_name(t.dtype));
     const TensorView want(nullptr, dtype, shape);

@@ -82,7 +82,9 @@ void register_model(py::module_& m) {
       .def("step", &step, py::arg("requests"),
            "Run [(seq, tokens, all_logits[, image_features]), ...]; returns float32 logits rows")
       .def("free_pages", [](PyEngine& e, int g) { return e.engine->cache().free_pages(g); }, py::arg("group"))
-      .def("total_pages", [](PyEngine& e, int g) { return e.engine->cache().total_pages(g); }, py::arg("group"));
+      .def("total_pages", [](PyEngine& e, int g) { return e.engine->cache().total_pages(g); }, py::arg("group"))
+      // What the KV cache allocated, counted from its tensors (the planner's test compares).
+      .def("kv_cache_storage_bytes", [](PyEngine& e) { return e.engine->cache().storage_bytes(); });
 }
 
 }  // namespace llama4::python

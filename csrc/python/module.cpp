@@ -106,4 +106,5 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_text(m);
   llama4::python::register_config(m);
   llama4::python::register_checkpoint(m);
+  llama4::python::register_plan(m);
 }

@@ -58,6 +58,7 @@ struct KVCacheConfig {
 
   int num_layers_in(int group) const;  // layers of group 0 (chunked) or 1 (global)
   int64_t page_bytes(int group) const;  // K+V bytes of one physical page across its group's layers
+  int64_t pool_bytes() const;           // K+V bytes of both pools: pages x page_bytes per group
   void validate() const;                // ValueError / TypeError naming the bad field
 };
 
@@ -120,6 +121,8 @@ class KVCache {
 
   int64_t free_pages(int group) const;
   int64_t total_pages(int group) const;
+  // Bytes of K/V storage allocated (the layers' tensors, counted from the tensors themselves).
+  int64_t storage_bytes() const;
   // Page table of one sequence in one group: entry i = physical page of logical page i, or -1
   // (chunked pages already returned). Covers every reserved position.
   std::vector<int32_t> pages_of(int64_t seq, int group) const;

@@ -1,0 +1,59 @@
+// Weight tables with dtypes and the FP8 expert layers of a plan (llama4/memory_plan.h).
+#include "llama4/memory_plan.h"
+
+#include <algorithm>
+
+#include "llama4/model.h"
+
+namespace llama4 {
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+int64_t WeightSpec::nbytes() const {
+  int64_t n = int64_t(element_size(dtype));
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::vector<WeightSpec> text_weight_specs(const TextConfig& config, DType dtype,
+                                          const std::vector<int>& fp8_moe_layers) {
+  const auto table = expected_text_weights(config, fp8_moe_layers);
+  std::vector<WeightSpec> out;
+  out.reserve(table.size());
+  for (const auto& [name, shape] : table) {
+    // Only FP8 layers list scales: a weight with a scale is e4m3, a scale is float32.
+    const bool has_scale = std::any_of(table.begin(), table.end(),
+                                       [&](const auto& e) { return e.first == name + "_scale"; });
+    const DType d = has_scale ? DType::F8E4M3 : ends_with(name, "_scale") ? DType::F32 : dtype;
+    out.push_back({name, shape, d});
+  }
+  return out;
+}
+
+std::vector<WeightSpec> vision_weight_specs(const VisionConfig& config, DType dtype) {
+  std::vector<WeightSpec> out;
+  for (const auto& [name, shape] : expected_vision_weights(config)) out.push_back({name, shape, dtype});
+  return out;
+}
+
+std::vector<int> fp8_expert_layers(const TextConfig& config, const Fp8Plan& plan, const std::string& root) {
+  std::vector<int> out;
+  for (int i = 0; i < int(config.num_hidden_layers); ++i) {
+    if (!config.is_moe_layer(i)) continue;
+    if (!plan.stored) {
+      if (!plan.skip_layers.count(i)) out.push_back(i);
+      continue;
+    }
+    // Fused (fbgemm) and per-expert (compressed-tensors) module names; the loader rejects a layer
+    // whose experts are partly ignored, so the first expert's gate_proj stands for them all.
+    const std::string ff = root + "model.layers." + std::to_string(i) + ".feed_forward.experts";
+    if (!plan.ignores(ff, root) && !plan.ignores(ff + ".0.gate_proj", root)) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace llama4
