@@ -117,7 +117,8 @@ def main() -> int:
     if model_dir is None:
         from llama4_native.tiny import make_tiny
 
-        model_dir = make_tiny(os.path.join(tempfile.mkdtemp(prefix="bench_server_"), "tiny"), dtype="bfloat16")
+        model_dir = make_tiny(os.path.join(tempfile.mkdtemp(prefix="bench_server_"), "tiny"), dtype="bfloat16",
+                               processor_files=False)
     max_seqs = max(a.concurrency)
     runs = {c: prompts_for(max(8, a.requests_per_slot * c), a.prompt_len) for c in a.concurrency}
 

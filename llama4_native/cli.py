@@ -115,7 +115,7 @@ def cmd_chat(a) -> int:
 def cmd_make_tiny(a) -> int:
     from .tiny import make_tiny
 
-    path = make_tiny(a.dir, dtype=a.dtype, seed=a.seed)
+    path = make_tiny(a.dir, dtype=a.dtype, seed=a.seed, processor_files=not a.no_processor_files)
     print(f"wrote a tiny random Llama 4 checkpoint (random weights) to {path}")
     return 0
 
@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-processor-files", action="store_true",
+                   help="skip tokenizer.json and the other files transformers' AutoProcessor reads")
     p.set_defaults(fn=cmd_make_tiny)
 
     p = sub.add_parser("info", help="build and device information")

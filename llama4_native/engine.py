@@ -13,6 +13,7 @@ import torch
 from . import _C
 from .config import ModelConfig
 from .generate import generate
+from .gpu_memory import check_utilization, kv_bytes_from_gpu_memory
 from .hf_cache import resolve_model
 from .prompts import as_id_list
 from .quantization import QUANTIZATIONS, _layers
@@ -27,8 +28,11 @@ class Model:
     def __init__(self, path: str, device: str = "cpu", dtype: str = "bfloat16", *,
                  kv_cache_bytes: int | None = None, max_sequences: int = 16, page_size: int = 16,
                  progress: bool | None = None, quantization: str | None = None,
-                 activation_scale_ub: float | None = None, fp8_skip_layers=()):
+                 activation_scale_ub: float | None = None, fp8_skip_layers=(),
+                 gpu_memory_utilization: float | None = None):
         device = _parse_device(device)
+        if gpu_memory_utilization is not None:
+            check_utilization(gpu_memory_utilization, device, kv_cache_bytes)
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
         if quantization not in QUANTIZATIONS:
@@ -45,15 +49,17 @@ class Model:
         self.config: ModelConfig = self._checkpoint.config
         text = self.config.text
         self.fp8_layers = list(self._checkpoint.fp8_layers)
+        weights = self._checkpoint.text_weights
+        if device != "cpu":
+            weights = _upload(weights, device)
+        if gpu_memory_utilization is not None:  # what the weights left of the GPU's share
+            kv_cache_bytes = kv_bytes_from_gpu_memory(device, gpu_memory_utilization)
         if kv_cache_bytes is None:
             kv_cache_bytes = _default_kv_bytes(text, dtype)
         options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),
                    "max_sequences": int(max_sequences)}
         if self.config.vision is not None:
             options["image_token_id"] = int(self.config.image_token_index)
-        weights = self._checkpoint.text_weights
-        if device != "cpu":
-            weights = _upload(weights, device)
         self._engine = _C.Engine(text, dtype, weights, options)
         self.max_sequences = int(max_sequences)
         self.generation_config = self._checkpoint.generation_config.to_dict()
@@ -220,5 +226,9 @@ def load(path, device: str = "cpu", dtype: str = "bfloat16", **options) -> Model
     quantization_config) load as FP8; quantization="fp8" quantizes a bf16/fp32 checkpoint's experts
     at load (per output channel), except the layers in fp8_skip_layers (Meta's recipe skips the first
     and the last: (0, -1)). activation_scale_ub bounds each activation row's amax before FP8
-    quantization (default: the checkpoint's, 1200 when quantizing at load; 0: no bound)."""
+    quantization (default: the checkpoint's, 1200 when quantizing at load; 0: no bound).
+
+    KV cache: kv_cache_bytes (default: the full context for a few sequences, at most 1 GiB), or on
+    a GPU gpu_memory_utilization=F: the share F of the device's memory, less what the weights
+    took and a reserve for a step's activations (gpu_memory.py)."""
     return Model(resolve_model(path), device=device, dtype=dtype, **options)

@@ -15,7 +15,8 @@ from typing import Iterator
 import torch
 
 from . import _C
-from .prompts import encode_with_images, prompt_images, split_batch
+from .processor_inputs import images_from_pixel_values, unpad, warn_if_padded
+from .prompts import as_id_list, encode_with_images, prompt_images, split_batch
 from .sampling_params import SamplingParams
 from .text_stream import TextStream
 
@@ -132,12 +133,12 @@ def _per_prompt(sampling, n_prompts: int, fallback: SamplingParams, batched: boo
     out = []
     for i, p in enumerate(given):
         if batched and p.seed is None and fallback.seed is not None:
-            p = replace(p, seed=fallback.seed + i)
+            p = replace(p, seed=fallback.for_prompt(i).seed)
         out.append(p.merged(fallback))
     return out
 
 
-def generate(model, prompt=None, *, input_ids=None, images=None, sampling=None, max_new_tokens: int | None = None,
+def generate(model, prompt=None, *, input_ids=None, attention_mask=None, pixel_values=None, images=None, sampling=None, max_new_tokens: int | None = None,
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              min_p: float | None = None, repetition_penalty: float | None = None,
              presence_penalty: float | None = None, frequency_penalty: float | None = None,
@@ -152,17 +153,32 @@ def generate(model, prompt=None, *, input_ids=None, images=None, sampling=None, 
     bytes, PIL images, numpy arrays, ImageInput or pixel_values (llama4_native.multimodal). Chat
     messages may carry them as {"type": "image", "image": ...} items instead. Token-id prompts
     hold one <|image|> per image (or are already expanded); a plain string gets its images
-    after BOS. The vision tower runs once per prompt, before its prefill."""
+    after BOS. The vision tower runs once per prompt, before its prefill.
+
+    attention_mask / pixel_values: what transformers' Llama4Processor returns, so that
+    `generate(**processor(text=..., images=..., return_tensors="pt"))` works: padding (0s in the
+    mask) is dropped per row, and pixel_values (all tiles of the batch) are cut into each prompt's
+    images with the tile grids read from its expanded ids (processor_inputs.py)."""
     if (prompt is None) == (input_ids is None):
         raise ValueError("pass exactly one of prompt and input_ids")
+    source = input_ids if input_ids is not None else prompt
+    if attention_mask is not None:
+        source = unpad(source, attention_mask)
+    else:
+        warn_if_padded(source, model.generation_config.get("pad_token_id"))
     if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
         raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
     fallback = _fallback(model, dict(
         temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
         presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed, n=n, logprobs=logprobs,
         max_new_tokens=max_new_tokens, stop_token_ids=stop_token_ids, stop_strings=stop_strings))
-    prompts, batched = split_batch(input_ids if input_ids is not None else prompt)
+    prompts, batched = split_batch(source)
     params = _per_prompt(sampling, len(prompts), fallback, batched)
+    if pixel_values is not None:
+        if images is not None:
+            raise ValueError("pass images or pixel_values, not both")
+        per_prompt = _images_from_pixel_values(model, prompts, pixel_values)
+        images = per_prompt if batched else per_prompt[0]
     encoded = [encode_with_images(model, p, imgs) for p, imgs in zip(prompts, prompt_images(prompts, images, batched))]
 
     scheduler = _C.Scheduler(model._engine, max_batch=max_batch or 0)
@@ -175,6 +191,18 @@ def generate(model, prompt=None, *, input_ids=None, images=None, sampling=None, 
         pass
     results = run.results()
     return results if batched else results[0]
+
+
+def _images_from_pixel_values(model, prompts: list, pixel_values) -> list:
+    """Each prompt's images cut from the processor's pixel_values (the prompts must be the
+    processor's token ids, whose expanded images give the tile grids)."""
+    ids = []
+    for i, p in enumerate(prompts):
+        if isinstance(p, str) or (isinstance(p, (list, tuple)) and p and isinstance(p[0], dict)):
+            raise ValueError(f"prompt {i}: pixel_values go with the processor's input_ids (images already "
+                             f"expanded into <|patch|> tokens); with text or chat messages pass images=")
+        ids.append(as_id_list(p, f"input_ids[{i}]"))
+    return images_from_pixel_values(ids, pixel_values, model.image_tokens, model._vision_config().tokens_per_tile)
 
 
 class _Run:

@@ -73,6 +73,14 @@ class SamplingParams:
         return replace(self, **{f.name: getattr(fallback, f.name) for f in fields(self)
                                 if getattr(self, f.name) is None})
 
+    def for_prompt(self, index: int) -> "SamplingParams":
+        """These parameters for prompt `index` of a batch that shares them: a seed becomes
+        seed + index, so that equal prompts in one batch still draw differently (generate() and
+        the server's several-prompt completions both use this rule)."""
+        if self.seed is None or index == 0:
+            return self
+        return replace(self, seed=(self.seed + index) % 2**64)
+
     def check(self) -> None:
         """ValueError naming the field when the C++ sampler would refuse these values (its rules,
         llama4/sampling.h, checked without a model: the CLI calls this before loading)."""

@@ -6,17 +6,26 @@ the engine end to end; its text is meaningless.
 
 The architecture is Scout's in miniature: MoE on every layer (16 experts would be the real count;
 here 4, top-1), QK-norm, llama3 RoPE scaling, a NoPE layer every 4th layer, the full 202,048-token
-vocabulary, and a vision tower with the real structure at small sizes.
+vocabulary, and a vision tower with the real structure at small sizes. Its llama3 RoPE has a
+smoothing band (low_freq_factor 1 < high_freq_factor 4, Llama 3.1's values): Scout's 1 == 1 makes
+transformers warn that high_freq_factor must exceed low_freq_factor.
+
+With transformers installed it also writes what `AutoProcessor.from_pretrained` needs
+(hf_processor_files.py): tokenizer.json, tokenizer_config.json, preprocessor_config.json,
+processor_config.json and chat_template.jinja.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import warnings
 from importlib import util as importlib_util
 
 import numpy as np
 import torch
+
+from .hf_processor_files import cache_folder, write_processor_files
 
 TEXT = dict(
     vocab_size=202048, hidden_size=128, intermediate_size=256, intermediate_size_mlp=512,
@@ -25,7 +34,7 @@ TEXT = dict(
     no_rope_layers=[1, 1, 1, 0], attention_chunk_size=8192, attn_temperature_tuning=True,
     floor_scale=8192, attn_scale=0.1, rope_theta=500000.0,
     rope_scaling={"rope_type": "llama3", "factor": 16.0, "low_freq_factor": 1.0,
-                  "high_freq_factor": 1.0, "original_max_position_embeddings": 8192},
+                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
     max_position_embeddings=16384, rms_norm_eps=1e-5, hidden_act="silu", attention_bias=False,
     bos_token_id=200000, eos_token_id=[200001, 200007, 200008], pad_token_id=200018,
     tie_word_embeddings=False, model_type="llama4_text")
@@ -108,8 +117,9 @@ def _tensors(text: dict, vision: dict, rng: np.random.Generator) -> dict[str, np
 
 
 def make_tiny(out_dir: str | os.PathLike, *, dtype: str = "bfloat16", seed: int = 0,
-              text_overrides: dict | None = None) -> str:
-    """Write the checkpoint into out_dir (created); returns its path."""
+              text_overrides: dict | None = None, processor_files: bool = True) -> str:
+    """Write the checkpoint into out_dir (created); returns its path. processor_files: also the
+    files transformers' AutoProcessor reads (skipped, with a warning, without transformers)."""
     from safetensors.torch import save_file
 
     if dtype not in ("bfloat16", "float32"):
@@ -132,15 +142,18 @@ def make_tiny(out_dir: str | os.PathLike, *, dtype: str = "bfloat16", seed: int 
     with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
         json.dump(gen, f, indent=2)
     shutil.copyfile(bundled_tokenizer_path(), os.path.join(out_dir, "tokenizer.model"))
+    if processor_files:
+        why_not = write_processor_files(out_dir, bundled_tokenizer_path(), VISION, text["max_position_embeddings"])
+        if why_not:
+            warnings.warn(why_not, stacklevel=2)
     return out_dir
 
 
 def demo_checkpoint() -> str:
-    """The built-in demo checkpoint, created on first use in the user cache folder."""
-    root = os.environ.get("LLAMA4_NATIVE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "llama4_native")
-    path = os.path.join(root, "tiny-random-v1")
+    """The built-in demo checkpoint, created on first use in the user cache folder (without the
+    AutoProcessor files: the demo runs our own tokenizer from tokenizer.model)."""
+    path = os.path.join(cache_folder(), "tiny-random-v2")
     if not os.path.exists(os.path.join(path, ".complete")):
-        make_tiny(path)
+        make_tiny(path, processor_files=False)
         open(os.path.join(path, ".complete"), "w").close()
     return path

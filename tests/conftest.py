@@ -59,4 +59,4 @@ def real_vocab_checkpoint(tmp_path_factory):
     """A `llama4-native make-tiny` checkpoint: real layout, real tokenizer, random weights."""
     from llama4_native.tiny import make_tiny
 
-    return make_tiny(tmp_path_factory.mktemp("make_tiny"), dtype="bfloat16")
+    return make_tiny(tmp_path_factory.mktemp("make_tiny"), dtype="bfloat16", processor_files=False)

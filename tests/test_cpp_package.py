@@ -147,7 +147,7 @@ def test_checkpoint_example_matches_python(example_build, tmp_path):
     import llama4_native
     from llama4_native.tiny import make_tiny
 
-    folder = make_tiny(tmp_path / "tiny", dtype="bfloat16", seed=3)
+    folder = make_tiny(tmp_path / "tiny", dtype="bfloat16", seed=3, processor_files=False)
     prompt, n = [200000, 1003, 27, 4521, 88, 2001, 9, 640], 12
     exe = example_build / "llama4_checkpoint_greedy"
     proc = subprocess.run([str(exe), folder, str(n), *map(str, prompt)], stdout=subprocess.PIPE,
@@ -177,7 +177,7 @@ def test_generate_example_equals_python(example_build, tmp_path):
     from llama4_native.tiny import make_tiny
 
     exe = example_build / "llama4_generate"
-    ckpt = make_tiny(tmp_path / "tiny", dtype="float32")
+    ckpt = make_tiny(tmp_path / "tiny", dtype="float32", processor_files=False)
     prompts = ["The llama said", "Über 3 Äpfel — und 🦙?"]
     model = l4.load(ckpt, dtype="float32")
     want = model.generate(prompts, max_new_tokens=12, temperature=0.0)

@@ -36,7 +36,7 @@ def real_vocab(tmp_path_factory):
     tile), so chat messages render and tokenize as they do for the published models."""
     from llama4_native.tiny import make_tiny
 
-    folder = make_tiny(tmp_path_factory.mktemp("tiny_real_vocab"), dtype="float32")
+    folder = make_tiny(tmp_path_factory.mktemp("tiny_real_vocab"), dtype="float32", processor_files=False)
     return l4.load(folder, dtype="float32", max_sequences=2)  # chunk 8192: keep the KV pool small
 
 

@@ -146,6 +146,15 @@ def test_n_samples_and_seed_reproducibility(client, reference):
     assert [c.message.content for c in sorted(other.choices, key=lambda c: c.index)] != texts
 
 
+def test_several_completion_prompts_draw_with_seed_plus_index_as_generate_does(client, reference):
+    r = client.completions.create(model="tiny", prompt=["Hello", "Hello"], max_tokens=N_NEW, temperature=1.0,
+                                  seed=11)
+    texts = [c.text for c in sorted(r.choices, key=lambda c: c.index)]
+    ref = reference.generate(["Hello", "Hello"], max_new_tokens=N_NEW, temperature=1.0, seed=11)
+    assert texts == [x.text for x in ref]
+    assert texts[0] != texts[1]  # equal prompts, different seeds (11 and 12)
+
+
 def test_logprobs_chat_and_completions(client, reference):
     ref = greedy(reference, MSG, logprobs=3)
     r = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=N_NEW, temperature=0,

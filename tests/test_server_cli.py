@@ -17,8 +17,10 @@ from server_harness import free_port
     (["--port", "70000"], "--port"),
     (["--max-model-len", "0"], "--max-model-len"),
     (["--max-num-seqs", "0"], "--max-num-seqs"),
-    (["--gpu-memory-utilization", "0.9"], "--gpu-memory-utilization applies to --device cuda"),
-    (["--device", "cuda", "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be"),
+    (["--gpu-memory-utilization", "0.9"], "gpu_memory_utilization sizes the KV cache on a GPU"),
+    (["--device", "cuda", "--gpu-memory-utilization", "1.5"], "gpu_memory_utilization must be a number in (0, 1]"),
+    (["--device", "cuda", "--gpu-memory-utilization", "0.5", "--kv-cache-bytes", "1000000"],
+     "kv_cache_bytes or gpu_memory_utilization, not both"),
     (["--allowed-local-media-path", "/nonexistent/folder"], "--allowed-local-media-path"),
     (["--media-timeout", "0"], "--media-timeout"),
 ])

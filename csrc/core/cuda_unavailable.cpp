@@ -19,6 +19,7 @@ void memcpy(void*, const void*, size_t, int, int, void*) { no_cuda("copying a CU
 void stream_wait(int, void*, void*) { no_cuda("ordering CUDA streams"); }
 void synchronize_stream(int, void*) {}
 int device_count() { return 0; }
+MemoryInfo memory_info(int) { no_cuda("querying CUDA memory"); }
 std::string runtime_version() { return ""; }
 void synchronize(int) {}
 

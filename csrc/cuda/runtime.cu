@@ -84,6 +84,13 @@ int device_count() {
   return n;
 }
 
+MemoryInfo memory_info(int device) {
+  DeviceGuard guard(device);
+  size_t free_bytes = 0, total_bytes = 0;
+  LLAMA4_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return {int64_t(free_bytes), int64_t(total_bytes)};
+}
+
 std::string runtime_version() {
   int v = 0;
   if (cudaRuntimeGetVersion(&v) != cudaSuccess) {  // needs no driver; fall back to the headers

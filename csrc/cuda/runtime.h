@@ -38,6 +38,13 @@ void stream_wait(int device, void* waiter, void* producer);
 void synchronize_stream(int device, void* stream);
 
 int device_count();             // 0 on any error (no driver, no device); never throws
+// The device's free and total memory as the driver sees it (cudaMemGetInfo: every allocation of
+// every process counts), for sizing the KV cache from a fraction of the GPU.
+struct MemoryInfo {
+  int64_t free_bytes = 0;
+  int64_t total_bytes = 0;
+};
+MemoryInfo memory_info(int device);
 std::string runtime_version();  // "13.0"
 void synchronize(int device);   // the whole device
 

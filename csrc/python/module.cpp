@@ -80,6 +80,10 @@ PYBIND11_MODULE(_C, m) {
     d["used_high"] = s.used_high;
     return d;
   }, py::arg("device") = 0);
+  m.def("cuda_memory_info", [](int device) {
+    const llama4::cuda::MemoryInfo m = llama4::cuda::memory_info(device);
+    return py::make_tuple(m.free_bytes, m.total_bytes);
+  }, py::arg("device") = 0);
   m.def("cpu_has_avx512_bf16", &llama4::cpu_has_avx512_bf16);
   // Roofline probes (llama4/roofline.h), for the benchmarks.
   m.def("cpu_read_probe", [](const py::object& buffer) {

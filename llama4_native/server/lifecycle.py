@@ -32,7 +32,8 @@ class Exchange:
                     pass
             return emit
 
-        self.jobs = [Job(p, params, emitter(i), max_tokens) for i, p in enumerate(prompts)]
+        # several prompts share the request's parameters; a seed becomes seed + i, as in generate()
+        self.jobs = [Job(p, params.for_prompt(i), emitter(i), max_tokens) for i, p in enumerate(prompts)]
         self.n = params.n or 1
         self.prompt_tokens = 0
         self._early: list = []

@@ -64,11 +64,10 @@ def check_args(a) -> None:
         raise ValueError(f"--max-waiting must be >= 0, got {a.max_waiting}")
     if not a.media_timeout > 0:
         raise ValueError(f"--media-timeout must be > 0, got {a.media_timeout}")
-    if a.gpu_memory_utilization is not None:
-        if a.device != "cuda":
-            raise ValueError("--gpu-memory-utilization applies to --device cuda; on CPU use --kv-cache-bytes")
-        if not 0 < a.gpu_memory_utilization <= 1:
-            raise ValueError(f"--gpu-memory-utilization must be in (0, 1], got {a.gpu_memory_utilization}")
+    if a.gpu_memory_utilization is not None:  # load()'s rules, checked before loading
+        from ..gpu_memory import check_utilization
+
+        check_utilization(a.gpu_memory_utilization, a.device, a.kv_cache_bytes)
     if a.allowed_local_media_path is not None and not os.path.isdir(a.allowed_local_media_path):
         raise ValueError(f"--allowed-local-media-path: {a.allowed_local_media_path!r} is not a folder")
     if a.api_key is not None and not a.api_key:
@@ -89,6 +88,8 @@ def cmd_serve(a) -> int:
     options = dict(max_sequences=a.max_num_seqs, quantization=a.quantization)
     if a.kv_cache_bytes:
         options["kv_cache_bytes"] = a.kv_cache_bytes
+    if a.gpu_memory_utilization is not None:
+        options["gpu_memory_utilization"] = a.gpu_memory_utilization
     model = l4.load(a.model_dir, device=a.device, dtype=a.dtype, progress=True, **options)
     limit = model.max_context
     if a.max_model_len is not None and a.max_model_len > limit:
