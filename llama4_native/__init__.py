@@ -35,6 +35,7 @@ from .generate import GenerationError, GenerationResult, StreamOutput, TokenLogp
 from .image import ImageInput
 from .plan import MemoryPlan, plan
 from .safetensors_io import CheckpointError
+RankError = _C.RankError  # a collective failed: a rank died or hung (.rank names it when known)
 from .sampling_params import SamplingParams
 from .tokenizer import Tokenizer, get_tokenizer
 
@@ -67,5 +68,5 @@ def cmake_prefix_path() -> str:
 
 __all__ = ["load", "Model", "GenerationResult", "GenerationError", "StreamOutput", "TokenLogprobs",
            "SamplingParams", "ImageInput", "plan", "MemoryPlan", "get_tokenizer", "Tokenizer", "CacheFullError", "KVCache",
-           "ConfigError", "CheckpointError",
+           "ConfigError", "CheckpointError", "RankError",
            "build_info", "cuda_available", "set_cpu_threads", "cmake_prefix_path", "ops", "attention"]

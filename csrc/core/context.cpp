@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cuda/runtime.h"
+#include "llama4/communicator.h"
 #include "llama4/error.h"
 
 namespace llama4 {
@@ -15,6 +16,9 @@ Context Context::cuda(int index, void* stream) {
   c.stream_ = stream;
   return c;
 }
+
+int Context::rank() const { return comm_ ? comm_->rank() : 0; }
+int Context::world_size() const { return comm_ ? comm_->size() : 1; }
 
 Context Context::on(Device device) { return device.is_cuda() ? cuda(device.index) : cpu(); }
 

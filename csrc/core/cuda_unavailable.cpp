@@ -18,6 +18,8 @@ void memset_zero(void*, size_t, int, void*) { no_cuda("memset on a CUDA tensor")
 void memcpy(void*, const void*, size_t, int, int, void*) { no_cuda("copying a CUDA tensor"); }
 void stream_wait(int, void*, void*) { no_cuda("ordering CUDA streams"); }
 void synchronize_stream(int, void*) {}
+bool stream_done(int, void*) { return true; }
+void set_device(int) { no_cuda("selecting a CUDA device"); }
 int device_count() { return 0; }
 MemoryInfo memory_info(int) { no_cuda("querying CUDA memory"); }
 std::string runtime_version() { return ""; }

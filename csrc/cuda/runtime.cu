@@ -73,6 +73,16 @@ void synchronize_stream(int device, void* stream) {
   LLAMA4_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)));
 }
 
+bool stream_done(int device, void* stream) {
+  DeviceGuard guard(device);
+  const cudaError_t e = cudaStreamQuery(static_cast<cudaStream_t>(stream));
+  if (e == cudaErrorNotReady) return false;
+  LLAMA4_CUDA_CHECK(e);
+  return true;
+}
+
+void set_device(int device) { LLAMA4_CUDA_CHECK(cudaSetDevice(device)); }
+
 int device_count() {
   // Without a driver this returns cudaErrorInsufficientDriver, without a GPU cudaErrorNoDevice:
   // both mean "no usable device". Clear the error so it does not surface in a later check.

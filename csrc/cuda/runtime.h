@@ -36,6 +36,10 @@ void memcpy(void* dst, const void* src, size_t nbytes, int kind, int device, voi
 // Makes `waiter` wait (on the device, not the host) for the work queued so far on `producer`.
 void stream_wait(int device, void* waiter, void* producer);
 void synchronize_stream(int device, void* stream);
+// Whether the work queued on `stream` has finished (cudaStreamQuery; never waits).
+bool stream_done(int device, void* stream);
+// Makes `device` the calling thread's current device (libraries such as NCCL use the current one).
+void set_device(int device);
 
 int device_count();             // 0 on any error (no driver, no device); never throws
 // The device's free and total memory as the driver sees it (cudaMemGetInfo: every allocation of

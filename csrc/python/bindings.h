@@ -17,6 +17,7 @@ void register_text(pybind11::module_& m);    // bind_text.cpp (C++ tokenizer and
 void register_config(pybind11::module_& m);      // bind_config.cpp (config structs and parsers)
 void register_checkpoint(pybind11::module_& m);  // bind_checkpoint.cpp (safetensors, weight loading)
 void register_plan(pybind11::module_& m);        // bind_plan.cpp (the memory planner's shared formulas)
+void register_parallel(pybind11::module_& m);    // bind_parallel.cpp (communicators, RankError)
 
 // A bound TextConfig / VisionConfig, or the engine's plain dict of one (bind_config.cpp).
 TextConfig text_config_from_py(const pybind11::handle& config);

@@ -111,4 +111,5 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_config(m);
   llama4::python::register_checkpoint(m);
   llama4::python::register_plan(m);
+  llama4::python::register_parallel(m);
 }

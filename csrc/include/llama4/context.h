@@ -7,15 +7,21 @@
 //   memory   empty()/zeros() temporaries come from a stream-ordered caching allocator (a per-device
 //            CUDA memory pool that keeps what it reserved): memory freed by work queued on a stream
 //            is reused by later work without cudaMalloc, cudaFree or a synchronisation
-// Contexts are cheap values (a device, a stream handle); the pool behind them is per device.
+//   comm     when the model spans several ranks, the communicator of their group
+//            (llama4/communicator.h); none for a single rank
+// Contexts are cheap values (a device, a stream handle, a shared communicator); the pool behind
+// them is per device.
 // From Python the stream is torch's current stream, exchanged through the DLPack stream handshake
 // (csrc/python/tensor_bridge.h); C++ callers pass their own or take the per-thread default stream.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "llama4/tensor.h"
 
 namespace llama4 {
+
+class Communicator;
 
 class Context {
  public:
@@ -36,6 +42,17 @@ class Context {
   bool is_cuda() const { return device_.is_cuda(); }
   void* stream() const { return stream_; }  // a cudaStream_t; nullptr on the CPU and for stream 0
 
+  // The same device and stream with `comm` for collectives (nullptr: none).
+  Context with_communicator(std::shared_ptr<Communicator> comm) const {
+    Context c = *this;
+    c.comm_ = std::move(comm);
+    return c;
+  }
+  Communicator* communicator() const { return comm_.get(); }
+  // Rank and size of the group (0 and 1 without a communicator).
+  int rank() const;
+  int world_size() const;
+
   // Temporaries on this context's device. CUDA: from the device's pool, stream-ordered on
   // stream(): the memory may be used by work queued on stream() right away, and when the last
   // Tensor owning it goes away it returns to the pool after the work queued on stream() (and on
@@ -52,6 +69,7 @@ class Context {
  private:
   Device device_;
   void* stream_ = nullptr;
+  std::shared_ptr<Communicator> comm_;
 };
 
 }  // namespace llama4
