@@ -23,6 +23,11 @@ import time
 
 import httpx
 
+# `llama4-native serve` runs its OpenMP threads passive (server/serve.py says why); the in-process
+# side gets the same policy, set before anything loads the OpenMP runtime, so that both sides
+# run the same kernels the same way. (Set OMP_WAIT_POLICY yourself to compare another policy.)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -138,7 +143,8 @@ def main() -> int:
         proc.wait(timeout=60)
 
     print(f"checkpoint {model_dir}; {a.tokens} new tokens per request, prompts of {a.prompt_len} tokens; "
-          f"CPU threads {l4.build_info().get('cpu_threads', '?')}; best of {a.repeat}")
+          f"CPU threads {l4.build_info().get('cpu_threads', '?')} "
+          f"(OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}); best of {a.repeat}")
     print(f"{'conc':>4} {'reqs':>5} | {'in-process req/s':>16} {'tok/s':>8} | {'server req/s':>12} {'tok/s':>8} | "
           f"{'ratio (server/in-process)':>25}")
     for c, p in runs.items():

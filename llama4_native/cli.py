@@ -226,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_demo)
 
     a = ap.parse_args(argv)
+    if argv is None and a.cmd == "serve":  # the program itself (not a call from Python)
+        from .server.serve import reexec_with_passive_openmp
+
+        reexec_with_passive_openmp()
     try:
         return a.fn(a)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:

@@ -2,9 +2,11 @@
 real process serves on 127.0.0.1 (a free port) until it is terminated."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -42,11 +44,13 @@ def test_missing_model_folder(capsys):
 
 def test_serve_process_answers_on_loopback(real_vocab_checkpoint, tmp_path):
     port = free_port()
-    # cwd: a neutral folder, so that `-m` does not import the source tree's (unbuilt) package
+    # cwd: a neutral folder, so that `-m` does not import the source tree's (unbuilt) package.
+    # Without OMP_WAIT_POLICY the server restarts itself with passive OpenMP threads (same pid).
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     proc = subprocess.Popen([sys.executable, "-m", "llama4_native.cli", "serve", "--model", str(real_vocab_checkpoint),
                              "--port", str(port), "--served-model-name", "tiny", "--max-model-len", "256",
                              "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=tmp_path)
+                            cwd=tmp_path, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -63,6 +67,8 @@ def test_serve_process_answers_on_loopback(real_vocab_checkpoint, tmp_path):
         r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "Hi", "max_tokens": 3,
                                                       "ignore_eos": True}, timeout=60)
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+        environ = (Path("/proc") / str(proc.pid) / "environ").read_bytes().split(b"\0")
+        assert b"OMP_WAIT_POLICY=PASSIVE" in environ
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -8,6 +8,7 @@ request, 401 for a wrong or missing key, 404 for an unknown model or route, 503 
 when the queue is full."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .engine_loop import EngineLoop, QueueFull
+from .event_relay import EventRelay
 from .lifecycle import Exchange, respond
 from .media import MediaError, MediaPolicy, fetch_image
 from .metrics import Metrics
@@ -57,11 +59,16 @@ def create_app(model, config: ServerConfig) -> FastAPI:
     engine = EngineLoop(model, metrics, max_num_seqs=config.max_num_seqs, max_waiting=config.max_waiting,
                         max_model_len=config.max_model_len)
 
+    relays: list[EventRelay] = []  # the one relay, created on the event loop it wakes
+
     @asynccontextmanager
     async def lifespan(app):
+        relays.append(EventRelay(asyncio.get_running_loop()))
+        relays[0].start()
         engine.start()
         yield
         engine.stop()
+        relays[0].stop()
 
     app = FastAPI(title="llama4_native", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.metrics, app.state.config = engine, metrics, config
@@ -103,7 +110,7 @@ def create_app(model, config: ServerConfig) -> FastAPI:
             params = req.sampling(req.logprob_count(), None, model.default_stop_ids())
         except (ValueError, TypeError) as e:
             raise ProtocolError(str(e)[:500]) from None
-        ex = Exchange(engine, prompts, params, req.token_limit())
+        ex = Exchange(engine, relays[0], prompts, params, req.token_limit())
         try:
             ex.submit()
         except QueueFull as e:

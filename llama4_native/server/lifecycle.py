@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .engine_loop import Accepted, EngineLoop, Failed, Job, Output
+from .event_relay import EventRelay
 from .protocol import ProtocolError, error_body
 from .responses import Choice, ChunkWriter, chat_response, completion_response, new_id, sse
 
@@ -19,17 +20,13 @@ DISCONNECT_POLL_S = 0.5
 
 
 class Exchange:
-    def __init__(self, engine: EngineLoop, prompts: list, params, max_tokens: int | None):
-        loop = asyncio.get_running_loop()
+    def __init__(self, engine: EngineLoop, relay: EventRelay, prompts: list, params, max_tokens: int | None):
         self.engine = engine
         self.events: asyncio.Queue = asyncio.Queue()
 
         def emitter(i: int):
-            def emit(event) -> None:  # runs on the engine loop thread
-                try:
-                    loop.call_soon_threadsafe(self.events.put_nowait, (i, event))
-                except RuntimeError:  # the event loop is closed: the server is going away
-                    pass
+            def emit(event) -> None:  # runs on the engine loop thread; the relay wakes the event loop
+                relay.post(self.events.put_nowait, (i, event))
             return emit
 
         # several prompts share the request's parameters; a seed becomes seed + i, as in generate()
