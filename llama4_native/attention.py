@@ -22,23 +22,27 @@ from .ops import _like
 CacheFullError = _C.CacheFullError
 
 
-def cache_write(k_cache, v_cache, k, v, slots) -> None:
-    """k_cache/v_cache[slot of token t] = k/v[t] (in place) for every slots[t] >= 0."""
-    _C.cache_write(k_cache, v_cache, k, v, slots)
+def cache_write(k_cache, v_cache, k, v, slots, k_scale=None, v_scale=None) -> None:
+    """k_cache/v_cache[slot of token t] = k/v[t] (in place) for every slots[t] >= 0. FP8 caches
+    (float8_e4m3fn) take k_scale/v_scale [num_pages, page_size, KV] float32: each (token, head) row
+    is quantized with its own scale (amax / 448, as quantize_fp8_rowwise)."""
+    _C.cache_write(k_cache, v_cache, k, v, slots, k_scale, v_scale)
 
 
 def paged_attention(q, k_cache, v_cache, page_table, query_seq, query_pos, *,
                     scale: float | None = None, chunk_size: int = 0, attn_scale: float = 0.0,
-                    floor_scale: float = 8192.0, kv_splits: int = 0):
+                    floor_scale: float = 8192.0, kv_splits: int = 0, k_scale=None, v_scale=None):
     """Attention of q [T, H, d] over K/V read through page tables -> out [T, H, d].
 
     chunk_size 0: global causal (keys [0, p]); > 0: chunked-local (keys [floor(p/C)*C, p]).
     attn_scale > 0: Llama 4 temperature tuning of q (NoPE layers). scale defaults to d**-0.5.
-    kv_splits: 0 = heuristic; > 0 forces a split of each key window (flash-decoding)."""
+    kv_splits: 0 = heuristic; > 0 forces a split of each key window (flash-decoding).
+    FP8 caches: k_scale/v_scale as for cache_write; K/V are read as float(e4m3) * scale."""
     if scale is None:
         scale = 1.0 / math.sqrt(int(q.shape[-1]))
     out = _C.paged_attention(q, k_cache, v_cache, page_table, query_seq, query_pos, float(scale),
-                             int(chunk_size), float(attn_scale), float(floor_scale), int(kv_splits))
+                             int(chunk_size), float(attn_scale), float(floor_scale), int(kv_splits),
+                             k_scale, v_scale)
     return _like(out, q)
 
 
@@ -132,6 +136,17 @@ class KVCache:
 
     def v(self, layer: int):
         return _tensor(self._c.v(int(layer)))
+
+    def k_scale(self, layer: int):
+        """FP8 caches: the layer's K scales [num_pages_of_group, page_size, KV] float32."""
+        return _tensor(self._c.k_scale(int(layer)))
+
+    def v_scale(self, layer: int):
+        return _tensor(self._c.v_scale(int(layer)))
+
+    def storage_bytes(self) -> int:
+        """Bytes of K/V storage (and FP8 scales) allocated."""
+        return self._c.storage_bytes()
 
     def group_of(self, layer: int) -> int:
         return self._c.group_of(int(layer))

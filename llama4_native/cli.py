@@ -24,6 +24,8 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--quantization", default=None, choices=["fp8"],
                    help="fp8: e4m3 MoE experts (quantized at load unless the checkpoint is FP8)")
+    p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
+                   help="fp8: e4m3 KV cache with a scale per token and head (~1.94x the tokens)")
     p.add_argument("--threads", type=int, default=None)
 
 
@@ -39,7 +41,8 @@ def _load(a):
     if a.threads:
         l4.set_cpu_threads(a.threads)
     t0 = time.perf_counter()
-    model = l4.load(a.model, dtype=a.dtype, progress=True, quantization=a.quantization)
+    model = l4.load(a.model, dtype=a.dtype, progress=True, quantization=a.quantization,
+                    kv_cache_dtype=a.kv_cache_dtype)
     print(f"[loaded {a.model} ({a.dtype}) in {time.perf_counter() - t0:.1f} s]", file=sys.stderr)
     return model
 
@@ -136,7 +139,7 @@ def cmd_bench(a) -> int:
     path = a.model or demo_checkpoint()
     if a.threads:
         l4.set_cpu_threads(a.threads)
-    model = l4.load(path, dtype=a.dtype, quantization=a.quantization)
+    model = l4.load(path, dtype=a.dtype, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype)
     prompt = list(range(1000, 1000 + a.prompt_tokens))
     seq = model._new_sequence()
     t0 = time.perf_counter()

@@ -45,7 +45,7 @@ CUDA_RESERVE_BYTES = 1 << 30
 # Context lengths `sequences` answers for by default (those up to the model's max_model_len).
 DEFAULT_LENGTHS = (8192, 32768, 131072, 1048576, 10485760)
 KV_CACHE_DTYPES = {"auto": None, "bf16": "bfloat16", "bfloat16": "bfloat16", "fp32": "float32",
-                   "float32": "float32"}
+                   "float32": "float32", "fp8": "float8_e4m3fn", "fp8_e4m3": "float8_e4m3fn"}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 PARTS = ("experts", "shared_expert", "attention", "dense_mlp", "embeddings", "norms", "vision")
@@ -343,7 +343,8 @@ def add_parser(sub) -> None:
     p.add_argument("--gpu-memory", default="80GiB", help="memory of one GPU: 80GiB, 141GB, h100, h200")
     p.add_argument("--gpus", type=int, default=1, help="tensor + expert parallel ranks (answers per GPU)")
     p.add_argument("--quantization", default="none", choices=["none", "fp8"])
-    p.add_argument("--kv-cache-dtype", default="bf16", choices=["bf16"])
+    p.add_argument("--kv-cache-dtype", default="bf16", choices=["bf16", "fp8"],
+                   help="fp8: e4m3 with a float32 scale per token and KV head")
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)

@@ -328,7 +328,7 @@ def test_bad_config():
                 num_pages_chunked=1, num_pages_global=1)
     with pytest.raises(ValueError, match="chunked layers need 'chunk_size' > 0"):
         make_cache(C=0)
-    with pytest.raises(ValueError, match="dtype must be 'float32', 'bfloat16' or 'float16'"):
+    with pytest.raises(ValueError, match="dtype must be 'float32', 'bfloat16', 'float16' or 'float8_e4m3fn'"):
         make_cache(dtype="int8")
     with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:N'"):
         KVCache(num_layers=1, layer_chunked=[0], num_kv_heads=1, head_dim=4, device="tpu", chunk_size=0,

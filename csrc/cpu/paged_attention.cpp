@@ -15,6 +15,9 @@
 // Per row: online softmax over the window page by page, in fp32: scores q.k * scale, running max
 // subtraction, weighted V sum (attention_micro.h); the output is divided by the sum and rounded
 // once. Scratch is per thread and call, grown on first use (no allocation per page or item).
+// FP8 caches: each K/V row of a (token, head) is read as float(e4m3) * its scale in fp32 — one
+// product, so the CUDA kernel reads the same values — and written by quantize_fp8_row (the rule
+// of quantize_fp8_rowwise, one row per token and head).
 #include "cpu/paged_attention.h"
 
 #include <omp.h>
@@ -32,6 +35,7 @@
 
 #include "cpu/attention_micro.h"
 #include "cpu/elem.h"
+#include "cpu/fp8_row.h"
 #include "llama4/error.h"
 #include "llama4/mathfn.h"
 
@@ -59,6 +63,18 @@ inline void to_f32(const f16* src, float* dst, int64_t n) {
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
 #endif
   for (; i < n; ++i) dst[i] = f16_to_f32(src[i].bits);
+}
+
+// FP8 rows: float(e4m3) * scale (the e4m3 value from a table of the 256 exact conversions).
+struct Fp8Table {
+  float v[256];
+  Fp8Table() {
+    for (int i = 0; i < 256; ++i) v[i] = fp8e4m3_to_f32(uint8_t(i));
+  }
+};
+inline void fp8_to_f32(const uint8_t* src, float scale, float* dst, int64_t n) {
+  static const Fp8Table table;
+  for (int64_t i = 0; i < n; ++i) dst[i] = table.v[src[i]] * scale;
 }
 
 // Pages are scattered, so the hardware prefetcher cannot see the next one coming: ask for the
@@ -139,6 +155,7 @@ std::vector<Item> make_items(const std::vector<Tile>& tiles, int64_t KV, int64_t
 struct Problem {
   int64_t T, H, KV, R, d, P, num_pages, max_pages, splits;
   const int32_t *page_table, *qpos;
+  const float *k_scale, *v_scale;  // FP8 caches: [num_pages, P, KV]
   AttentionParams prm;
 };
 
@@ -210,9 +227,10 @@ inline void attend_block(const Problem& pb, const Tile& tile, int64_t a, int64_t
 }
 
 // Runs one item; its unnormalized result is left in sc (m, l, acc). Returns the fault, if any.
-template <typename T>
+// T: q's type; C: the cache's (T, or uint8_t for e4m3 with per-(token, head) scales).
+template <typename T, typename C>
 PageFault attend_item(const Problem& pb, const Tile& tile, const Item& it, const TensorView& q,
-                      const T* kc, const T* vc, Scratch& sc) {
+                      const C* kc, const C* vc, Scratch& sc) {
   const int64_t d = pb.d, P = pb.P, KV = pb.KV, ng = it.g1 - it.g0;
   const int64_t rows_g = tile.nq * pb.R, rows = ng * rows_g;
   sc.fit(rows, d, P, ng);
@@ -237,8 +255,17 @@ PageFault attend_item(const Problem& pb, const Tile& tile, const Item& it, const
     const int64_t base = ((table[lp] * P + (a - lp * P)) * KV + it.g0) * d;
     const float *kb, *vb;
     int64_t kst;
-    if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<C, float>) {
       kb = kc + base, vb = vc + base, kst = KV * d;  // fp32 pages are read in place
+    } else if constexpr (std::is_same_v<C, uint8_t>) {
+      const int64_t srow = base / d;  // the scale of (key a, head g0); rows of KV scales per key
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t gi = 0; gi < ng; ++gi) {
+          const int64_t s = srow + j * KV + gi, dst = (j * ng + gi) * d;
+          fp8_to_f32(kc + base + (j * KV + gi) * d, pb.k_scale[s], sc.k.data() + dst, d);
+          fp8_to_f32(vc + base + (j * KV + gi) * d, pb.v_scale[s], sc.v.data() + dst, d);
+        }
+      kb = sc.k.data(), vb = sc.v.data(), kst = ng * d;
     } else {
       for (int64_t j = 0; j < n; ++j) {
         to_f32(kc + base + j * KV * d, sc.k.data() + j * ng * d, ng * d);
@@ -282,13 +309,14 @@ void merge_splits(const Problem& pb, const std::vector<float>& part_m, const std
   }
 }
 
-template <typename T>
+template <typename T, typename C>
 PageFault attention_impl(const TensorView& out, const TensorView& q, const TensorView& k_cache,
                          const TensorView& v_cache, const TensorView& page_table,
                          const TensorView& query_seq, const TensorView& query_pos,
-                         const AttentionParams& prm) {
+                         const AttentionParams& prm, const ops::KVScales& scales) {
   using E = Elem<T>;
   Problem pb{};
+  pb.k_scale = scales.k.ptr<float>(), pb.v_scale = scales.v.ptr<float>();
   pb.T = q.size(0), pb.H = q.size(1), pb.d = q.size(2), pb.KV = k_cache.size(2);
   pb.R = pb.H / pb.KV, pb.P = k_cache.size(1), pb.num_pages = k_cache.size(0);
   pb.max_pages = page_table.size(1);
@@ -310,8 +338,8 @@ PageFault attention_impl(const TensorView& out, const TensorView& q, const Tenso
     part_l.assign(size_t(pb.splits * TH), 0.f);
     part_acc.assign(size_t(pb.splits * TH * pb.d), 0.f);
   }
-  const T* kc = k_cache.ptr<T>();
-  const T* vc = v_cache.ptr<T>();
+  const C* kc = k_cache.ptr<C>();
+  const C* vc = v_cache.ptr<C>();
   T* op = out.ptr<T>();
   PageFault fault;
   const int64_t n_items = int64_t(items.size());
@@ -322,7 +350,7 @@ PageFault attention_impl(const TensorView& out, const TensorView& q, const Tenso
     for (int64_t i = 0; i < n_items; ++i) {
       const Item& it = items[size_t(i)];
       const Tile& tile = tiles[size_t(it.tile)];
-      const PageFault f = attend_item<T>(pb, tile, it, q, kc, vc, sc);
+      const PageFault f = attend_item<T, C>(pb, tile, it, q, kc, vc, sc);
       if (f.query >= 0) {
 #pragma omp critical(llama4_paged_attention_fault)
         if (fault.query < 0 || f.query < fault.query) fault = f;
@@ -351,6 +379,27 @@ PageFault attention_impl(const TensorView& out, const TensorView& q, const Tenso
 
 // ---- cache write ----
 
+// FP8: every (token, head) row of k and v quantized with its own scale.
+template <typename T>
+void cache_write_fp8_impl(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
+                          const TensorView& v, const TensorView& slots, const ops::KVScales& scales) {
+  const int64_t T_ = k.size(0), KV = k.size(1), d = k.size(2);
+  const int32_t* sl = slots.ptr<int32_t>();
+  uint8_t* kc = k_cache.ptr<uint8_t>();
+  uint8_t* vc = v_cache.ptr<uint8_t>();
+  float* ks = scales.k.ptr<float>();
+  float* vs = scales.v.ptr<float>();
+#pragma omp parallel for schedule(static) if (T_ * KV * d > 65536)
+  for (int64_t t = 0; t < T_; ++t) {
+    if (sl[t] < 0) continue;
+    for (int64_t g = 0; g < KV; ++g) {
+      const int64_t row = int64_t(sl[t]) * KV + g;  // [page, offset, head] flattened
+      ks[row] = quantize_fp8_row(k.ptr<T>() + t * k.strides[0] + g * k.strides[1], d, 0.f, kc + row * d);
+      vs[row] = quantize_fp8_row(v.ptr<T>() + t * v.strides[0] + g * v.strides[1], d, 0.f, vc + row * d);
+    }
+  }
+}
+
 template <typename T>
 void cache_write_impl(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
                       const TensorView& v, const TensorView& slots) {
@@ -373,23 +422,31 @@ void cache_write_impl(const TensorView& k_cache, const TensorView& v_cache, cons
 }  // namespace
 
 void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
-                 const TensorView& v, const TensorView& slots) {
+                 const TensorView& v, const TensorView& slots, const ops::KVScales& scales) {
   const int64_t num_slots = k_cache.size(0) * k_cache.size(1);
   const int32_t* sl = slots.ptr<int32_t>();
   for (int64_t t = 0; t < slots.size(0); ++t)
     LLAMA4_CHECK_ARG(sl[t] >= -1 && sl[t] < num_slots, "cache_write: 'slots[", t, "]' = ", sl[t],
                      " is out of range [-1, ", num_slots, ") (num_pages * page_size)");
+  if (k_cache.dtype == DType::F8E4M3) {
+    LLAMA4_DISPATCH_ACT(k.dtype, "cache_write", cache_write_fp8_impl, k_cache, v_cache, k, v, slots, scales);
+    return;
+  }
   LLAMA4_DISPATCH_ACT(k_cache.dtype, "cache_write", cache_write_impl, k_cache, v_cache, k, v, slots);
 }
 
 PageFault paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
                           const TensorView& v_cache, const TensorView& page_table,
                           const TensorView& query_seq, const TensorView& query_pos,
-                          const AttentionParams& params) {
+                          const AttentionParams& params, const ops::KVScales& scales) {
   PageFault fault;
+  const bool fp8 = k_cache.dtype == DType::F8E4M3;
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    fault = attention_impl<T>(out, q, k_cache, v_cache, page_table, query_seq, query_pos, params);
+    if (fp8)
+      fault = attention_impl<T, uint8_t>(out, q, k_cache, v_cache, page_table, query_seq, query_pos, params, scales);
+    else
+      fault = attention_impl<T, T>(out, q, k_cache, v_cache, page_table, query_seq, query_pos, params, scales);
   };
   switch (q.dtype) {
     case DType::F32: run(float{}); break;

@@ -1,7 +1,8 @@
 // CPU kernels of the paged KV cache: writing new K/V rows into their page slots, and attention of
 // queries over K/V read through page tables (GQA, chunked-local or global causal windows,
 // Llama 4 temperature tuning). Contracts as in llama4/ops.h; ops/attention.cpp has validated:
-//   k_cache, v_cache [num_pages, page_size, KV, d] contiguous, same dtype as q/k/v/out;
+//   k_cache, v_cache [num_pages, page_size, KV, d] contiguous, same dtype as q/k/v/out, or
+//   float8_e4m3fn with float32 scales [num_pages, page_size, KV] (one per token and head);
 //   q, k, v: last dim contiguous (other strides arbitrary); out [T, H, d] contiguous;
 //   slots, page_table, query_seq, query_pos contiguous int32; query_seq in [0, S); query_pos >= 0.
 // Slot values and page-table entries are data, checked here as they are read.
@@ -15,8 +16,9 @@ namespace llama4::cpu {
 using ops::AttentionParams;
 
 // Slots >= num_pages * page_size raise ValueError (checked before anything is written).
+// FP8 caches: each (token, head) row quantized with its own scale (llama4/ops.h KVScales).
 void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
-                 const TensorView& v, const TensorView& slots);
+                 const TensorView& v, const TensorView& slots, const ops::KVScales& scales = {});
 
 // The first (lowest query index) bad page reference a window needed: the logical page lies past
 // the page table's width, or its entry is -1 or not a page of the cache. query < 0: none.
@@ -29,6 +31,6 @@ struct PageFault {
 PageFault paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
                           const TensorView& v_cache, const TensorView& page_table,
                           const TensorView& query_seq, const TensorView& query_pos,
-                          const AttentionParams& params);
+                          const AttentionParams& params, const ops::KVScales& scales = {});
 
 }  // namespace llama4::cpu

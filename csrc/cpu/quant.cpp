@@ -6,43 +6,21 @@
 #include <limits>
 
 #include "cpu/elem.h"
+#include "cpu/fp8_row.h"
 
 namespace llama4::cpu {
-
-constexpr float kAmaxEps = 1e-12f;
 
 namespace {
 
 template <typename T>
 void quantize_impl(const TensorView& q_out, const TensorView& scale_out, const TensorView& x,
                    float scale_ub) {
-  using E = Elem<T>;
   const int64_t R = x.size(0), K = x.size(1);
   uint8_t* q = q_out.ptr<uint8_t>();
   float* scale = scale_out.ptr<float>();
   const T* xp = x.ptr<T>();
 #pragma omp parallel for schedule(static) if (R * K > 32768)
-  for (int64_t r = 0; r < R; ++r) {
-    const T* xr = xp + r * K;
-    float amax = 0.f;
-    bool has_nan = false;  // std::max drops NaN, but torch's amax (the reference) propagates it
-    for (int64_t k = 0; k < K; ++k) {
-      const float a = std::fabs(E::load(xr, k));
-      amax = std::max(amax, a);
-      has_nan |= a != a;
-    }
-    // A NaN makes the whole row and its scale NaN, as in the torch formulation of FBGEMM's
-    // quantize_fp8_per_row. std::max/min return their first argument when it is NaN: it survives.
-    if (has_nan) amax = std::numeric_limits<float>::quiet_NaN();
-    amax = std::max(amax, kAmaxEps);
-    if (scale_ub > 0.f) amax = std::min(amax, scale_ub);
-    const float inv = kFp8E4M3Max / amax;
-    for (int64_t k = 0; k < K; ++k) {
-      const float v = std::min(std::max(E::load(xr, k) * inv, -kFp8E4M3Max), kFp8E4M3Max);
-      q[r * K + k] = f32_to_fp8e4m3(v);
-    }
-    scale[r] = 1.0f / inv;
-  }
+  for (int64_t r = 0; r < R; ++r) scale[r] = quantize_fp8_row(xp + r * K, K, scale_ub, q + r * K);
 }
 
 template <typename T>

@@ -12,14 +12,20 @@
 // Scores, softmax and the V sums are fp32; the output is rounded once. The temperature of NoPE
 // layers comes from llama4/mathfn.h, the same bits as the CPU. Summation order differs from the
 // CPU's, so results agree to fp32 rounding.
+// FP8 caches (e4m3 + a float32 scale per token and KV head): K/V elements are read as
+// __fmul_rn(float(e4m3), scale), the CPU's single product, so both read the same values; the
+// writes quantize each (token, head) row in one warp with fp8_rowwise.cuh's rule (the CPU's
+// quantize_fp8_row), bit for bit.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/elem.cuh"
+#include "cuda/fp8_rowwise.cuh"
 #include "cuda/paged_attention.h"
 #include "cuda/reduce.cuh"
 #include "llama4/mathfn.h"
@@ -41,6 +47,8 @@ struct AttnArgs {
   int64_t q_s0, q_s1;  // q strides (elements) of the token and head dims; the last dim is dense
   const void* kc;
   const void* vc;
+  const float* ks;  // FP8 caches: [num_pages, P, KV] scales (else null)
+  const float* vs;
   const int32_t* table;
   int64_t max_pages;
   const int32_t* qseq;
@@ -55,7 +63,18 @@ struct AttnArgs {
 
 constexpr float kNegInf = -INFINITY;
 
-template <typename T, int DPL>
+// One cache element in fp32: the element itself, or float(e4m3) * its row's scale.
+template <typename T, typename C>
+__device__ __forceinline__ float cache_load(const C* c, int64_t i, float scale) {
+  if constexpr (std::is_same_v<C, uint8_t>) {
+    return __fmul_rn(fp8e4m3_to_f32(c[i]), scale);
+  } else {
+    return DevElem<T>::load(c[i]);
+  }
+}
+
+// T: q/out's type; C: the cache's (T, or uint8_t for e4m3 with per-(token, head) scales).
+template <typename T, typename C, int DPL>
 __global__ void __launch_bounds__(kThreads)
     attention_kernel(T* __restrict__ out, float* __restrict__ part, const AttnArgs a) {
   using E = DevElem<T>;
@@ -95,8 +114,9 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
 
-  const T* kc = static_cast<const T*>(a.kc);
-  const T* vc = static_cast<const T*>(a.vc);
+  const C* kc = static_cast<const C*>(a.kc);
+  const C* vc = static_cast<const C*>(a.vc);
+  constexpr bool kFp8 = std::is_same_v<C, uint8_t>;
   const int32_t* row_table = a.table + seq * a.max_pages;
   bool fault = false;
   for (int64_t j = k_first + warp; j <= k_last; j += kWarps) {
@@ -106,13 +126,14 @@ __global__ void __launch_bounds__(kThreads)
       fault = true;
       break;
     }
-    const int64_t row = ((entry * a.P + j % a.P) * a.KV + g) * d;
+    const int64_t srow = (entry * a.P + j % a.P) * a.KV + g, row = srow * d;
+    const float k_scale = kFp8 ? a.ks[srow] : 1.f, v_scale = kFp8 ? a.vs[srow] : 1.f;
     float kf[DPL], vf[DPL];
 #pragma unroll
     for (int i = 0; i < DPL; ++i) {
       const int64_t e = lane + 32 * i;
-      kf[i] = e < d ? E::load(kc[row + e]) : 0.f;
-      vf[i] = e < d ? E::load(vc[row + e]) : 0.f;
+      kf[i] = e < d ? cache_load<T>(kc, row + e, k_scale) : 0.f;
+      vf[i] = e < d ? cache_load<T>(vc, row + e, v_scale) : 0.f;
     }
 #pragma unroll
     for (int r = 0; r < kMaxR; ++r) {
@@ -201,7 +222,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T>
+template <typename T, typename C>
 void launch_attention(cudaStream_t s, const Context& ctx, const TensorView& out, AttnArgs a,
                       int64_t T_) {
   Tensor part;
@@ -211,13 +232,13 @@ void launch_attention(cudaStream_t s, const Context& ctx, const TensorView& out,
   const dim3 grid(unsigned(T_), unsigned(a.KV), unsigned(a.splits));
   float* pp = a.splits > 1 ? part.ptr<float>() : nullptr;
   if (a.d <= 32) {
-    attention_kernel<T, 1><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
+    attention_kernel<T, C, 1><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
   } else if (a.d <= 64) {
-    attention_kernel<T, 2><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
+    attention_kernel<T, C, 2><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
   } else if (a.d <= 128) {
-    attention_kernel<T, 4><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
+    attention_kernel<T, C, 4><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
   } else {
-    attention_kernel<T, 8><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
+    attention_kernel<T, C, 8><<<grid, kThreads, 0, s>>>(out.ptr<T>(), pp, a);
   }
   LLAMA4_CUDA_CHECK_LAUNCH();
   if (a.splits > 1) {
@@ -225,6 +246,57 @@ void launch_attention(cudaStream_t s, const Context& ctx, const TensorView& out,
     LLAMA4_CUDA_CHECK_LAUNCH();
   }
   // `part` goes back to the pool ordered after the kernels queued on s.
+}
+
+template <typename T>
+void launch_attention_same(cudaStream_t s, const Context& ctx, const TensorView& out, AttnArgs a, int64_t T_) {
+  launch_attention<T, T>(s, ctx, out, a, T_);
+}
+template <typename T>
+void launch_attention_fp8(cudaStream_t s, const Context& ctx, const TensorView& out, AttnArgs a, int64_t T_) {
+  launch_attention<T, uint8_t>(s, ctx, out, a, T_);
+}
+
+// FP8: one warp per (token, head) row: the row's NaN-propagating amax, then fp8_rowwise.cuh's
+// quantization; lane 0 writes the scale.
+template <typename T>
+__global__ void __launch_bounds__(kBlockThreads)
+    cache_write_fp8_kernel(uint8_t* __restrict__ kc, uint8_t* __restrict__ vc, float* __restrict__ ks,
+                           float* __restrict__ vs, const T* __restrict__ k, const T* __restrict__ v,
+                           const int32_t* __restrict__ slots, int64_t T_, int64_t KV, int64_t d,
+                           int64_t k_s0, int64_t k_s1, int64_t v_s0, int64_t v_s1, int64_t num_slots) {
+  using E = DevElem<T>;
+  constexpr int kRowsPerBlock = kBlockThreads / 32;
+  const int lane = threadIdx.x % 32;
+  for (int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32; r < T_ * KV;
+       r += int64_t(gridDim.x) * kRowsPerBlock) {  // whole warps take a row: the loop is warp-uniform
+    const int64_t t = r / KV, g = r % KV;
+    const int64_t slot = slots[t];
+    if (slot < 0 || slot >= num_slots) continue;
+    const int64_t dst = slot * KV + g;
+    for (int which = 0; which < 2; ++which) {
+      const T* x = which == 0 ? k + t * k_s0 + g * k_s1 : v + t * v_s0 + g * v_s1;
+      uint8_t* q = (which == 0 ? kc : vc) + dst * d;
+      float amax = 0.f;
+      for (int64_t e = lane; e < d; e += 32) amax = MaxNanOp{}(amax, fabsf(E::load(x[e])));
+      amax = warp_reduce(amax, MaxNanOp{});
+      const float inv = fp8_inverse_scale(amax, 0.f);
+      for (int64_t e = lane; e < d; e += 32) q[e] = fp8_quantize(E::load(x[e]), inv).bits;
+      if (lane == 0) (which == 0 ? ks : vs)[dst] = __fdiv_rn(1.0f, inv);
+    }
+  }
+}
+
+template <typename T>
+void launch_cache_write_fp8(cudaStream_t s, const TensorView& k_cache, const TensorView& v_cache,
+                            const ops::KVScales& scales, const TensorView& k, const TensorView& v,
+                            const TensorView& slots) {
+  const int64_t T_ = k.size(0), KV = k.size(1), d = k.size(2);
+  const int64_t num_slots = k_cache.size(0) * k_cache.size(1);
+  cache_write_fp8_kernel<T><<<grid_blocks(T_ * KV, kBlockThreads / 32), kBlockThreads, 0, s>>>(
+      k_cache.ptr<uint8_t>(), v_cache.ptr<uint8_t>(), scales.k.ptr<float>(), scales.v.ptr<float>(), k.ptr<T>(),
+      v.ptr<T>(), slots.ptr<int32_t>(), T_, KV, d, k.stride(0), k.stride(1), v.stride(0), v.stride(1), num_slots);
+  LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
@@ -268,8 +340,14 @@ int choose_splits(int64_t T_, int64_t KV, int64_t max_keys, int forced) {
 }  // namespace
 
 void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView& v_cache,
-                 const TensorView& k, const TensorView& v, const TensorView& slots) {
+                 const TensorView& k, const TensorView& v, const TensorView& slots,
+                 const ops::KVScales& scales) {
   const OpScope scope(ctx);
+  if (k_cache.dtype == DType::F8E4M3) {
+    LLAMA4_CUDA_DISPATCH_ACT(k.dtype, "cache_write", launch_cache_write_fp8, scope.stream, k_cache, v_cache,
+                             scales, k, v, slots);
+    return;
+  }
   LLAMA4_CUDA_DISPATCH_ACT(k_cache.dtype, "cache_write", launch_cache_write, scope.stream, k_cache,
                            v_cache, k, v, slots);
 }
@@ -277,7 +355,8 @@ void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView
 void paged_attention(const Context& ctx, const TensorView& out, const TensorView& q,
                      const TensorView& k_cache, const TensorView& v_cache,
                      const TensorView& page_table, const TensorView& query_seq,
-                     const TensorView& query_pos, const ops::AttentionParams& params) {
+                     const TensorView& query_pos, const ops::AttentionParams& params,
+                     const ops::KVScales& scales) {
   const int64_t T_ = q.size(0), H = q.size(1), d = q.size(2), KV = k_cache.size(2);
   const int64_t P = k_cache.size(1);
   LLAMA4_CHECK_ARG(H / KV <= kAttentionMaxGroup, "paged_attention: the CUDA kernel supports up to ",
@@ -293,6 +372,8 @@ void paged_attention(const Context& ctx, const TensorView& out, const TensorView
   a.q_s1 = q.stride(1);
   a.kc = k_cache.data;
   a.vc = v_cache.data;
+  a.ks = scales.k.ptr<float>();
+  a.vs = scales.v.ptr<float>();
   a.table = page_table.ptr<int32_t>();
   a.max_pages = page_table.size(1);
   a.qseq = query_seq.ptr<int32_t>();
@@ -306,7 +387,11 @@ void paged_attention(const Context& ctx, const TensorView& out, const TensorView
   a.chunk = params.chunk_size;
   a.attn_scale = params.attn_scale;
   a.floor_scale = params.floor_scale;
-  LLAMA4_CUDA_DISPATCH_ACT(q.dtype, "paged_attention", launch_attention, scope.stream, ctx, out, a, T_);
+  if (k_cache.dtype == DType::F8E4M3) {
+    LLAMA4_CUDA_DISPATCH_ACT(q.dtype, "paged_attention", launch_attention_fp8, scope.stream, ctx, out, a, T_);
+  } else {
+    LLAMA4_CUDA_DISPATCH_ACT(q.dtype, "paged_attention", launch_attention_same, scope.stream, ctx, out, a, T_);
+  }
 }
 
 }  // namespace llama4::cuda

@@ -37,7 +37,8 @@ Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOp
   std::vector<int> chunked(size_t(c.num_hidden_layers));
   for (int i = 0; i < int(c.num_hidden_layers); ++i) chunked[size_t(i)] = c.uses_rope(i) ? 1 : 0;
   const KVCacheConfig kc = KVCacheConfig::from_budget(
-      int(c.num_hidden_layers), chunked, int(c.num_key_value_heads), int(c.head_dim), dtype,
+      int(c.num_hidden_layers), chunked, int(c.num_key_value_heads), int(c.head_dim),
+      options_.kv_cache_dtype.value_or(dtype),
       model_.device(), options_.page_size, c.attention_chunk_size, options_.kv_cache_bytes,
       options_.max_sequences, options_.max_step_tokens);
   cache_ = std::make_unique<KVCache>(kc);

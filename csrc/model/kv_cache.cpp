@@ -43,6 +43,11 @@ KVCache::KVCache(const KVCacheConfig& config) : config_(config) {
                       config_.head_dim};
     k_.push_back(Tensor::zeros(shape, config_.dtype, config_.device));
     v_.push_back(Tensor::zeros(shape, config_.dtype, config_.device));
+    if (config_.dtype == DType::F8E4M3) {
+      const Shape sshape{shape[0], shape[1], shape[2]};
+      k_scale_.push_back(Tensor::zeros(sshape, DType::F32, config_.device));
+      v_scale_.push_back(Tensor::zeros(sshape, DType::F32, config_.device));
+    }
   }
 }
 
@@ -125,6 +130,9 @@ void KVCache::copy_page(int group, int32_t from, int32_t to) {
     if (group_of(l) != group) continue;
     for (const Tensor* t : {&k_[size_t(l)], &v_[size_t(l)]})
       ops::copy(t->view().slice0(to, to + 1), t->view().slice0(from, from + 1));
+    if (!k_scale_.empty())
+      for (const Tensor* t : {&k_scale_[size_t(l)], &v_scale_[size_t(l)]})
+        ops::copy(t->view().slice0(to, to + 1), t->view().slice0(from, from + 1));
   }
 }
 
@@ -289,6 +297,23 @@ const Tensor& KVCache::v_tensor(int layer) const {
   check_layer("v", layer);
   return v_[size_t(layer)];
 }
+ops::KVScales KVCache::scales(int layer) const {
+  check_layer("scales", layer);
+  if (k_scale_.empty()) return {};
+  return {k_scale_[size_t(layer)].view(), v_scale_[size_t(layer)].view()};
+}
+const Tensor& KVCache::k_scale_tensor(int layer) const {
+  check_layer("k_scale", layer);
+  LLAMA4_CHECK_ARG(!k_scale_.empty(), "KVCache.k_scale: only FP8 caches have scales (this one is ",
+                   dtype_name(config_.dtype), ")");
+  return k_scale_[size_t(layer)];
+}
+const Tensor& KVCache::v_scale_tensor(int layer) const {
+  check_layer("v_scale", layer);
+  LLAMA4_CHECK_ARG(!v_scale_.empty(), "KVCache.v_scale: only FP8 caches have scales (this one is ",
+                   dtype_name(config_.dtype), ")");
+  return v_scale_[size_t(layer)];
+}
 int KVCache::group_of(int layer) const {
   check_layer("group_of", layer);
   return config_.layer_chunked[size_t(layer)] ? 0 : 1;
@@ -304,7 +329,7 @@ int64_t KVCache::total_pages(int group) const {
 }
 int64_t KVCache::storage_bytes() const {
   int64_t n = 0;
-  for (const auto* ts : {&k_, &v_})
+  for (const auto* ts : {&k_, &v_, &k_scale_, &v_scale_})
     for (const Tensor& t : *ts) n += t.view().numel() * int64_t(element_size(t.view().dtype));
   return n;
 }

@@ -34,8 +34,9 @@ int KVCacheConfig::num_layers_in(int group) const {
 }
 
 int64_t KVCacheConfig::page_bytes(int group) const {
-  return 2 * int64_t(page_size) * num_kv_heads * head_dim * int64_t(element_size(dtype)) *
-         num_layers_in(group);
+  // FP8: a float32 scale per (token, head) row next to its head_dim e4m3 values.
+  const int64_t row = head_dim * int64_t(element_size(dtype)) + (dtype == DType::F8E4M3 ? 4 : 0);
+  return 2 * int64_t(page_size) * num_kv_heads * row * num_layers_in(group);
 }
 
 int64_t KVCacheConfig::pool_bytes() const {
@@ -54,8 +55,9 @@ void KVCacheConfig::validate() const {
                      "]' must be 0 or 1, got ", layer_chunked[i]);
   LLAMA4_CHECK_ARG(num_kv_heads > 0, who, ": 'num_kv_heads' must be > 0, got ", num_kv_heads);
   LLAMA4_CHECK_ARG(head_dim > 0, who, ": 'head_dim' must be > 0, got ", head_dim);
-  LLAMA4_CHECK_TYPE(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, who,
-                    ": 'dtype' must be float32/bfloat16/float16, got ", dtype_name(dtype));
+  LLAMA4_CHECK_TYPE(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16 ||
+                        dtype == DType::F8E4M3,
+                    who, ": 'dtype' must be float32/bfloat16/float16/float8_e4m3fn, got ", dtype_name(dtype));
   LLAMA4_CHECK_ARG(page_size > 0, who, ": 'page_size' must be > 0, got ", page_size);
   LLAMA4_CHECK_ARG(chunk_size >= 0, who, ": 'chunk_size' must be >= 0, got ", chunk_size);
   LLAMA4_CHECK_ARG(chunk_size > 0 || num_layers_in(0) == 0, who,

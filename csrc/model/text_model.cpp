@@ -178,7 +178,8 @@ Tensor TextModel::attention(const Context& ctx, int i, const TensorView& x, KVCa
     k = k_rot;
   }
   const int group = cache.group_of(i);
-  ops::cache_write(ctx, cache.k(i), cache.v(i), k, v, plan.slots[group]);
+  const ops::KVScales scales = cache.scales(i);  // FP8 caches: per (token, head) scales
+  ops::cache_write(ctx, cache.k(i), cache.v(i), k, v, plan.slots[group], scales);
 
   ops::AttentionParams params;
   params.scale = 1.0f / std::sqrt(float(d));
@@ -187,7 +188,7 @@ Tensor TextModel::attention(const Context& ctx, int i, const TensorView& x, KVCa
   params.floor_scale = c.floor_scale;
   Tensor out = ctx.empty({T, H, d}, dtype_);
   ops::paged_attention(ctx, out, q, cache.k(i), cache.v(i), plan.page_table[group], plan.query_seq,
-                       plan.query_pos, params);
+                       plan.query_pos, params, scales);
   Tensor o = ctx.empty({T, c.hidden_size}, dtype_);
   ops::linear(ctx, o, out.view().reshape({T, H * d}), lw.o);
   return o;

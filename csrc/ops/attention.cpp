@@ -3,7 +3,8 @@
 // temperature tuning). Shapes: caches [num_pages, page_size, KV, d]; k, v [T, KV, d];
 // q, out [T, H, d]; slots, query_seq, query_pos [T] int32; page_table [S, max_pages] int32.
 // On CUDA the slots, page tables and positions are device data: they are not read on the host
-// (no synchronisation), see cuda/paged_attention.h for what a bad entry does there.
+// (no synchronisation), see cuda/paged_attention.h for what a bad entry does there. FP8 caches
+// (float8_e4m3fn) carry per-(token, head) scales (llama4/ops.h KVScales).
 #include <cmath>
 
 #include "cpu/paged_attention.h"
@@ -16,13 +17,32 @@ namespace llama4::ops {
 namespace {
 
 void check_cache_pair(const char* op, const TensorView& k_cache, const TensorView& v_cache) {
-  detail::check_activation(op, "k_cache", k_cache);
+  detail::check_dtype_in(op, "k_cache", k_cache, {DType::F32, DType::BF16, DType::F16, DType::F8E4M3});
   detail::check_ndim(op, "k_cache", k_cache, 4);
   detail::check_same_dtype(op, "v_cache", v_cache, "k_cache", k_cache);
   detail::check_same_device(op, "v_cache", v_cache, "k_cache", k_cache);
   detail::check_shape(op, "v_cache", v_cache, k_cache.sizes());
   LLAMA4_CHECK_ARG(k_cache.is_contiguous(), op, ": 'k_cache' must be contiguous [num_pages, page_size, KV, d]");
   LLAMA4_CHECK_ARG(v_cache.is_contiguous(), op, ": 'v_cache' must be contiguous [num_pages, page_size, KV, d]");
+}
+
+// FP8 caches come with their scales [num_pages, page_size, KV] float32; other caches without.
+void check_scales(const char* op, const TensorView& k_cache, const ops::KVScales& scales) {
+  if (k_cache.dtype != DType::F8E4M3) {
+    LLAMA4_CHECK_ARG(!scales.defined(), op, ": scales are for float8_e4m3fn caches; 'k_cache' is ",
+                     dtype_name(k_cache.dtype));
+    return;
+  }
+  const Shape want{k_cache.size(0), k_cache.size(1), k_cache.size(2)};
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView&>{"k_scale", scales.k},
+                                std::pair<const char*, const TensorView&>{"v_scale", scales.v}}) {
+    LLAMA4_CHECK_ARG(t.ndim > 0, op, ": a float8_e4m3fn cache needs '", name,
+                     "' [num_pages, page_size, KV] float32 (one scale per token and head)");
+    detail::check_dtype(op, name, t, DType::F32);
+    detail::check_shape(op, name, t, want);
+    detail::check_same_device(op, name, t, "k_cache", k_cache);
+    LLAMA4_CHECK_ARG(t.is_contiguous(), op, ": '", name, "' must be contiguous");
+  }
 }
 
 void check_index(const char* op, const char* name, const TensorView& t, int64_t n,
@@ -47,15 +67,21 @@ void check_params(const AttentionParams& p) {
 }  // namespace
 
 void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView& v_cache,
-                 const TensorView& k, const TensorView& v, const TensorView& slots) {
+                 const TensorView& k, const TensorView& v, const TensorView& slots,
+                 const KVScales& scales) {
   constexpr const char* op = "cache_write";
   check_cache_pair(op, k_cache, v_cache);
+  check_scales(op, k_cache, scales);
   detail::check_ndim(op, "k", k, 3);
   const int64_t T = k.size(0);
   detail::check_shape(op, "k", k, {T, k_cache.size(2), k_cache.size(3)});
   detail::check_shape(op, "v", v, k.sizes());
-  detail::check_same_dtype(op, "k", k, "k_cache", k_cache);
-  detail::check_same_dtype(op, "v", v, "k_cache", k_cache);
+  if (k_cache.dtype == DType::F8E4M3) {  // quantized here, from any activation dtype
+    detail::check_activation(op, "k", k);
+  } else {
+    detail::check_same_dtype(op, "k", k, "k_cache", k_cache);
+  }
+  detail::check_same_dtype(op, "v", v, "k", k);
   detail::check_dtype(op, "slots", slots, DType::I32);
   detail::check_shape(op, "slots", slots, {T});
   detail::check_same_device(op, "k", k, "k_cache", k_cache);
@@ -67,13 +93,13 @@ void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView
     case DeviceType::CPU: {
       const detail::LastDimContiguousInput kr(ctx, k), vr(ctx, v);
       const detail::ContiguousInput sc(ctx, slots);
-      cpu::cache_write(k_cache, v_cache, kr, vr, sc);
+      cpu::cache_write(k_cache, v_cache, kr, vr, sc, scales);
       break;
     }
     case DeviceType::CUDA: {
       const detail::LastDimContiguousInput kr(ctx, k), vr(ctx, v);
       const detail::ContiguousInput sc(ctx, slots);
-      LLAMA4_CUDA_CALL(cuda::cache_write(ctx, k_cache, v_cache, kr, vr, sc));
+      LLAMA4_CUDA_CALL(cuda::cache_write(ctx, k_cache, v_cache, kr, vr, sc, scales));
       break;
     }
   }
@@ -82,13 +108,14 @@ void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView
 void paged_attention(const Context& ctx, const TensorView& out, const TensorView& q,
                      const TensorView& k_cache, const TensorView& v_cache,
                      const TensorView& page_table, const TensorView& query_seq,
-                     const TensorView& query_pos, const AttentionParams& params) {
+                     const TensorView& query_pos, const AttentionParams& params, const KVScales& scales) {
   constexpr const char* op = "paged_attention";
   detail::check_activation(op, "q", q);
   detail::check_ndim(op, "q", q, 3);
   const int64_t T = q.size(0), H = q.size(1), d = q.size(2);
   check_cache_pair(op, k_cache, v_cache);
-  detail::check_same_dtype(op, "k_cache", k_cache, "q", q);
+  check_scales(op, k_cache, scales);
+  if (k_cache.dtype != DType::F8E4M3) detail::check_same_dtype(op, "k_cache", k_cache, "q", q);
   detail::check_same_device(op, "k_cache", k_cache, "q", q);
   const int64_t KV = k_cache.size(2);
   LLAMA4_CHECK_ARG(k_cache.size(3) == d, op, ": head_dim of 'k_cache' (", k_cache.size(3),
@@ -110,7 +137,7 @@ void paged_attention(const Context& ctx, const TensorView& out, const TensorView
   const detail::LastDimContiguousInput qr(ctx, q);
   const detail::ContiguousInput pt(ctx, page_table), qs(ctx, query_seq), qp(ctx, query_pos);
   if (q.device.is_cuda()) {
-    LLAMA4_CUDA_CALL(cuda::paged_attention(ctx, out, qr, k_cache, v_cache, pt, qs, qp, params));
+    LLAMA4_CUDA_CALL(cuda::paged_attention(ctx, out, qr, k_cache, v_cache, pt, qs, qp, params, scales));
     return;
   }
   const int64_t S = page_table.size(0);
@@ -121,7 +148,7 @@ void paged_attention(const Context& ctx, const TensorView& out, const TensorView
                      " is not a row of 'page_table' (", S, " rows)");
     LLAMA4_CHECK_ARG(posp[t] >= 0, op, ": 'query_pos[", t, "]' = ", posp[t], " must be >= 0");
   }
-  const cpu::PageFault f = cpu::paged_attention(out, qr, k_cache, v_cache, pt, qs, qp, params);
+  const cpu::PageFault f = cpu::paged_attention(out, qr, k_cache, v_cache, pt, qs, qp, params, scales);
   if (f.query < 0) return;
   const int64_t row = seqp[f.query], P = k_cache.size(1);
   const std::string where = detail::concat(op, ": query ", f.query, " (sequence row ", row, ", position ",

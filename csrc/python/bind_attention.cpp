@@ -22,7 +22,8 @@ DType parse_cache_dtype(const std::string& s) {
   if (s == "float32") return DType::F32;
   if (s == "bfloat16") return DType::BF16;
   if (s == "float16") return DType::F16;
-  throw ValueError("KVCache: dtype must be 'float32', 'bfloat16' or 'float16', got '" + s + "'");
+  if (s == "float8_e4m3fn") return DType::F8E4M3;
+  throw ValueError("KVCache: dtype must be 'float32', 'bfloat16', 'float16' or 'float8_e4m3fn', got '" + s + "'");
 }
 
 Device parse_device(const std::string& s) {
@@ -33,24 +34,37 @@ Device parse_device(const std::string& s) {
   throw ValueError("KVCache: device must be 'cpu', 'cuda' or 'cuda:N', got '" + s + "'");
 }
 
+// FP8 caches' scales (None for other caches): borrowed views that live as long as the call.
+struct ScaleViews {
+  BorrowedView k, v;
+  ops::KVScales get() const { return {k.view, v.view}; }
+};
+ScaleViews scale_views(const CallContext& call, const py::object& k_scale, const py::object& v_scale) {
+  return {call.optional(k_scale, "k_scale"), call.optional(v_scale, "v_scale")};
+}
+
 void cache_write(const py::object& k_cache, const py::object& v_cache, const py::object& k,
-                 const py::object& v, const py::object& slots) {
+                 const py::object& v, const py::object& slots, const py::object& k_scale,
+                 const py::object& v_scale) {
   const CallContext call(k_cache, "k_cache");
   const BorrowedView kc = call.view(k_cache, "k_cache"), vc = call.view(v_cache, "v_cache"),
                      kv = call.view(k, "k"), vv = call.view(v, "v"), sv = call.view(slots, "slots");
+  const ScaleViews sc = scale_views(call, k_scale, v_scale);
   py::gil_scoped_release nogil;
-  ops::cache_write(call.ctx, kc, vc, kv, vv, sv);
+  ops::cache_write(call.ctx, kc, vc, kv, vv, sv, sc.get());
 }
 
 py::object paged_attention(const py::object& q, const py::object& k_cache, const py::object& v_cache,
                            const py::object& page_table, const py::object& query_seq,
                            const py::object& query_pos, float scale, int64_t chunk_size,
-                           float attn_scale, float floor_scale, int kv_splits) {
+                           float attn_scale, float floor_scale, int kv_splits, const py::object& k_scale,
+                           const py::object& v_scale) {
   const CallContext call(q, "q");
   const BorrowedView qv = call.view(q, "q"), kc = call.view(k_cache, "k_cache"),
                      vc = call.view(v_cache, "v_cache"),
                      pt = call.view(page_table, "page_table"), qs = call.view(query_seq, "query_seq"),
                      qp = call.view(query_pos, "query_pos");
+  const ScaleViews sc = scale_views(call, k_scale, v_scale);
   Tensor out = call.empty(qv.view.sizes(), qv.view.dtype);
   ops::AttentionParams prm;
   prm.scale = scale;
@@ -60,7 +74,7 @@ py::object paged_attention(const py::object& q, const py::object& k_cache, const
   prm.kv_splits = kv_splits;
   {
     py::gil_scoped_release nogil;
-    ops::paged_attention(call.ctx, out, qv, kc, vc, pt, qs, qp, prm);
+    ops::paged_attention(call.ctx, out, qv, kc, vc, pt, qs, qp, prm, sc.get());
   }
   return call.out(out);
 }
@@ -94,11 +108,11 @@ py::dict plan_dict(const KVCache& cache, const std::vector<int64_t>& seqs, const
 
 void register_attention(py::module_& m) {
   m.def("cache_write", &cache_write, py::arg("k_cache"), py::arg("v_cache"), py::arg("k"), py::arg("v"),
-        py::arg("slots"));
+        py::arg("slots"), py::arg("k_scale") = py::none(), py::arg("v_scale") = py::none());
   m.def("paged_attention", &paged_attention, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
         py::arg("page_table"), py::arg("query_seq"), py::arg("query_pos"), py::arg("scale"),
         py::arg("chunk_size") = 0, py::arg("attn_scale") = 0.0f, py::arg("floor_scale") = 8192.0f,
-        py::arg("kv_splits") = 0);
+        py::arg("kv_splits") = 0, py::arg("k_scale") = py::none(), py::arg("v_scale") = py::none());
 
   py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache",
                                                 "Paged KV cache: a chunked-layer and a global-layer page pool.")
@@ -150,6 +164,11 @@ void register_attention(py::module_& m) {
            py::keep_alive<0, 1>())
       .def("v", [](const KVCache& c, int layer) { return to_python(c.v_tensor(layer)); }, py::arg("layer"),
            py::keep_alive<0, 1>())
+      .def("k_scale", [](const KVCache& c, int layer) { return to_python(c.k_scale_tensor(layer)); },
+           py::arg("layer"), py::keep_alive<0, 1>())
+      .def("v_scale", [](const KVCache& c, int layer) { return to_python(c.v_scale_tensor(layer)); },
+           py::arg("layer"), py::keep_alive<0, 1>())
+      .def("storage_bytes", &KVCache::storage_bytes)
       .def("group_of", &KVCache::group_of, py::arg("layer"))
       .def("free_pages", &KVCache::free_pages, py::arg("group"))
       .def("total_pages", &KVCache::total_pages, py::arg("group"))

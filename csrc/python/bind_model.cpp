@@ -37,6 +37,14 @@ std::unique_ptr<PyEngine> make_engine(const py::object& config, const std::strin
   if (options.contains("max_sequences")) opt.max_sequences = options["max_sequences"].cast<int>();
   if (options.contains("max_step_tokens")) opt.max_step_tokens = options["max_step_tokens"].cast<int64_t>();
   if (options.contains("image_token_id")) opt.image_token_id = options["image_token_id"].cast<int64_t>();
+  if (options.contains("kv_cache_dtype")) {
+    const std::string kv = options["kv_cache_dtype"].cast<std::string>();
+    if (kv == "float8_e4m3fn") opt.kv_cache_dtype = DType::F8E4M3;
+    else if (kv == "bfloat16") opt.kv_cache_dtype = DType::BF16;
+    else if (kv == "float32") opt.kv_cache_dtype = DType::F32;
+    else if (kv != "auto")
+      throw ValueError("kv_cache_dtype must be 'auto', 'bfloat16', 'float32' or 'float8_e4m3fn', got '" + kv + "'");
+  }
   TextConfig cfg = text_config_from_py(config);
   const DType dt = model_dtype(dtype);
   py::gil_scoped_release nogil;

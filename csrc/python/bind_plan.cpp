@@ -28,7 +28,8 @@ DType kv_dtype(const std::string& s) {
   if (s == "float32") return DType::F32;
   if (s == "bfloat16") return DType::BF16;
   if (s == "float16") return DType::F16;
-  throw ValueError("kv cache dtype must be 'float32', 'bfloat16' or 'float16', got '" + s + "'");
+  if (s == "float8_e4m3fn") return DType::F8E4M3;
+  throw ValueError("kv cache dtype must be 'float32', 'bfloat16', 'float16' or 'float8_e4m3fn', got '" + s + "'");
 }
 
 py::list spec_list(const std::vector<WeightSpec>& specs) {

@@ -45,6 +45,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--quantization", default=None, choices=["fp8"])
+    p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
+                   help="fp8: e4m3 KV cache with a scale per token and head (~1.94x the tokens)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
     p.add_argument("--allowed-media-domains", nargs="*", default=[],
                    help="host names whose http(s) image URLs may be fetched")
@@ -100,7 +102,7 @@ def cmd_serve(a) -> int:
 
     if a.threads:
         l4.set_cpu_threads(a.threads)
-    options = dict(max_sequences=a.max_num_seqs, quantization=a.quantization)
+    options = dict(max_sequences=a.max_num_seqs, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype)
     if a.kv_cache_bytes:
         options["kv_cache_bytes"] = a.kv_cache_bytes
     if a.gpu_memory_utilization is not None:

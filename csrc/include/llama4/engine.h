@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "llama4/context.h"
@@ -17,6 +18,9 @@ struct EngineOptions {
   int max_sequences = 16;             // live sequences the chunked-layer pool is sized for
   int64_t max_step_tokens = 0;        // tokens per sequence per forward pass (0: attention_chunk_size)
   int64_t image_token_id = -1;        // <|patch|> (config image_token_index); -1: text only
+  // KV cache element type: unset = the model dtype; F8E4M3 = e4m3 with a float32 scale per token
+  // and head (vLLM's kv_cache_dtype="fp8"); F32 / BF16 / F16 also accepted.
+  std::optional<DType> kv_cache_dtype;
 };
 
 // Which logits rows a step request wants back.

@@ -7,7 +7,10 @@
 // A page holds page_size consecutive token positions of one sequence. A physical page id of a
 // group indexes the K and V storage of EVERY layer in that group: per layer,
 //   k(layer), v(layer): [num_pages_of_group, page_size, num_kv_heads, head_dim]  (config dtype,
-//   config device), allocated (zeroed) once at construction.
+//   config device), allocated (zeroed) once at construction. An FP8 cache (dtype float8_e4m3fn)
+//   also holds scales(layer) = {k, v}: [num_pages_of_group, page_size, num_kv_heads] float32, one
+//   per token and head (ops::KVScales): a page of d = 128 holds 2d / (d + 4) = 1.94x the tokens of
+//   a bf16 page in the same bytes.
 // Logical page i of a sequence holds positions [i*page_size, (i+1)*page_size).
 //
 // One decode/prefill step (STYLE.md §5, plan once per step, run per layer):
@@ -22,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "llama4/ops.h"
 #include "llama4/tensor.h"
 
 namespace llama4 {
@@ -31,7 +35,7 @@ struct KVCacheConfig {
   std::vector<int> layer_chunked;  // [num_layers]: 1 = chunked-local (RoPE), 0 = global (NoPE)
   int num_kv_heads = 0;
   int head_dim = 0;
-  DType dtype = DType::BF16;
+  DType dtype = DType::BF16;  // float32 / bfloat16 / float16, or float8_e4m3fn (with scales)
   Device device;
   int page_size = 16;             // tokens per page
   int64_t chunk_size = 0;         // attention_chunk_size; 0 = none (then no layer may be chunked)
@@ -57,7 +61,8 @@ struct KVCacheConfig {
   static int64_t chunked_pages_bound(int page_size, int64_t chunk_size, int64_t max_step_tokens);
 
   int num_layers_in(int group) const;  // layers of group 0 (chunked) or 1 (global)
-  int64_t page_bytes(int group) const;  // K+V bytes of one physical page across its group's layers
+  // K+V bytes (with the FP8 scales) of one physical page across its group's layers.
+  int64_t page_bytes(int group) const;
   int64_t pool_bytes() const;           // K+V bytes of both pools: pages x page_bytes per group
   void validate() const;                // ValueError / TypeError naming the bad field
 };
@@ -117,6 +122,10 @@ class KVCache {
   // The owning tensors behind k()/v() (to hand out views that keep the storage alive).
   const Tensor& k_tensor(int layer) const;
   const Tensor& v_tensor(int layer) const;
+  // FP8 caches: the layer's per-(token, head) scales; unset views otherwise.
+  ops::KVScales scales(int layer) const;
+  const Tensor& k_scale_tensor(int layer) const;  // FP8 caches only (ValueError otherwise)
+  const Tensor& v_scale_tensor(int layer) const;
   int group_of(int layer) const;  // 0 chunked, 1 global
 
   int64_t free_pages(int group) const;
@@ -155,7 +164,8 @@ class KVCache {
   void copy_page(int group, int32_t from, int32_t to);  // K and V of every layer of the group
 
   KVCacheConfig config_;
-  std::vector<Tensor> k_, v_;  // per layer
+  std::vector<Tensor> k_, v_;              // per layer
+  std::vector<Tensor> k_scale_, v_scale_;  // per layer, FP8 caches only
   Pool pools_[2];
   std::unordered_map<int64_t, Sequence> seqs_;
   int64_t next_id_ = 0;

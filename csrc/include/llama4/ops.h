@@ -49,11 +49,22 @@ void dequantize_fp8_rowwise(const Context& ctx, const TensorView& out, const Ten
 // ---- paged attention (KV cache pages: see llama4/kv_cache.h) ----
 // Cache layout: k_cache, v_cache [num_pages, page_size, KV, d], contiguous; a slot is
 // page * page_size + offset. Page tables: [S, max_pages] int32, entry = physical page or -1.
+//
+// FP8 caches (k_cache/v_cache float8_e4m3fn) store each (token, kv head) row of d values as e4m3
+// with one float32 scale, KVScales k/v [num_pages, page_size, KV] contiguous, written together:
+//   amax = max(max|x|, 1e-12), inv = 448 / amax, q = e4m3(clamp(x * inv, -448, 448)), scale = 1 / inv
+// (quantize_fp8_rowwise's rule, one row per token and head) and read as float(q) * scale in fp32.
+struct KVScales {
+  TensorView k, v;  // [num_pages, page_size, KV] float32; unset (ndim 0) for bf16/f16/f32 caches
+  bool defined() const { return k.ndim > 0 || v.ndim > 0; }
+};
 
 // k_cache/v_cache[slot of token t] = k/v[t] for every token with slots[t] >= 0 (-1 = skip).
-// k, v: [T, KV, d] in the cache's dtype (any strides; the last dim contiguous avoids a copy).
+// k, v: [T, KV, d] in the cache's dtype, or any activation dtype for an FP8 cache (then quantized
+// per token and head into `scales`); any strides (the last dim contiguous avoids a copy).
 void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView& v_cache,
-                 const TensorView& k, const TensorView& v, const TensorView& slots);
+                 const TensorView& k, const TensorView& v, const TensorView& slots,
+                 const KVScales& scales = {});
 
 struct AttentionParams {
   float scale = 0.f;       // softmax scale, d^-0.5 for Llama 4
@@ -71,11 +82,13 @@ struct AttentionParams {
 // q' = round_to_q_dtype(q * (1 + attn_scale * log1p(floor((p + 1) / floor_scale)))) in fp32 (as
 // transformers does it). Scores, softmax (max-subtracted) and the V sum are fp32; out is rounded
 // once. q, out: [T, H, d]; query_seq, query_pos: [T] int32. Every page a window needs must be
-// present (ValueError naming the query, sequence row and logical page otherwise).
+// present (ValueError naming the query, sequence row and logical page otherwise). The caches have
+// q's dtype, or are FP8 with their scales (K/V read as float(e4m3) * scale).
 void paged_attention(const Context& ctx, const TensorView& out, const TensorView& q,
                      const TensorView& k_cache, const TensorView& v_cache,
                      const TensorView& page_table, const TensorView& query_seq,
-                     const TensorView& query_pos, const AttentionParams& params);
+                     const TensorView& query_pos, const AttentionParams& params,
+                     const KVScales& scales = {});
 
 }  // namespace llama4::ops
 
@@ -222,15 +235,15 @@ inline void silu_gate(const TensorView& out, const TensorView& gate, const Tenso
   silu_gate(no_context_detail::on(gate), out, gate, up);
 }
 inline void cache_write(const TensorView& k_cache, const TensorView& v_cache, const TensorView& k,
-                        const TensorView& v, const TensorView& slots) {
-  cache_write(no_context_detail::on(k_cache), k_cache, v_cache, k, v, slots);
+                        const TensorView& v, const TensorView& slots, const KVScales& scales = {}) {
+  cache_write(no_context_detail::on(k_cache), k_cache, v_cache, k, v, slots, scales);
 }
 inline void paged_attention(const TensorView& out, const TensorView& q, const TensorView& k_cache,
                             const TensorView& v_cache, const TensorView& page_table,
                             const TensorView& query_seq, const TensorView& query_pos,
-                            const AttentionParams& params) {
+                            const AttentionParams& params, const KVScales& scales = {}) {
   paged_attention(no_context_detail::on(q), out, q, k_cache, v_cache, page_table, query_seq,
-                  query_pos, params);
+                  query_pos, params, scales);
 }
 inline void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
   linear(no_context_detail::on(x), out, x, w);
