@@ -32,7 +32,27 @@ class Model:
                  kv_cache_bytes: int | None = None, max_sequences: int = 16, page_size: int = 16,
                  progress: bool | None = None, quantization: str | None = None,
                  activation_scale_ub: float | None = None, fp8_skip_layers=(),
-                 gpu_memory_utilization: float | None = None, kv_cache_dtype: str = "auto"):
+                 gpu_memory_utilization: float | None = None, kv_cache_dtype: str = "auto",
+                 tensor_parallel_size: int = 1,
+                 collective_timeout_s: float = 60.0, _rank: int = 0, _store_dir: str | None = None):
+        tp = _check_parallel(tensor_parallel_size, collective_timeout_s)
+        self.tensor_parallel_size = tp
+        self._group = None  # the worker processes this process started (rank 0 of several)
+        rank, store, torchrun = 0, None, False
+        if tp > 1:  # llama4_native/parallel.py: who starts the ranks and where they meet
+            from . import parallel
+
+            run = parallel.torchrun_rank()
+            if _store_dir is not None:  # a worker started by rank 0
+                rank, store = _rank, _C.FileStore(_store_dir)
+            elif run is not None:
+                rank, world = run
+                if world != tp:
+                    raise ValueError(f"tensor_parallel_size={tp} but torchrun started WORLD_SIZE={world} ranks")
+                torchrun = True
+                store = parallel.torchrun_store(rank, tp, collective_timeout_s)
+            if str(device).startswith("cuda"):  # one GPU per rank
+                device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) if torchrun else rank}"
         device = _parse_device(device)
         if gpu_memory_utilization is not None:
             check_utilization(gpu_memory_utilization, device, kv_cache_bytes)
@@ -48,9 +68,34 @@ class Model:
         self.dtype = dtype
         # One C++ call reads config.json, generation_config.json and the text weights (FP8 routed
         # experts stored in the checkpoint, or quantized at load; llama4/checkpoint.h).
-        bar = ProgressBar(self.path, progress)
+        self._comm = None
+        if tp > 1:  # a config that cannot be split fails here, before any process starts
+            parallel.check_shardable(self.path, tp, dtype)
+        if tp > 1 and store is None:  # rank 0 starts the others, which load their shards meanwhile
+            self._group = parallel.start_workers(self.path, tp, dict(
+                device=device, dtype=dtype, kv_cache_bytes=kv_cache_bytes, max_sequences=max_sequences,
+                page_size=page_size, progress=False, quantization=quantization,
+                activation_scale_ub=activation_scale_ub, fp8_skip_layers=tuple(fp8_skip_layers),
+                gpu_memory_utilization=gpu_memory_utilization, kv_cache_dtype=kv_cache_dtype,
+                collective_timeout_s=collective_timeout_s))
+            store = _C.FileStore(self._group.store_dir)
+        try:
+            self._load(device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,
+                       activation_scale_ub, fp8_skip_layers, gpu_memory_utilization, rank, store,
+                       collective_timeout_s)
+        except BaseException:
+            self.close()
+            raise
+        if torchrun and rank != 0:  # this process serves rank 0's model, then ends
+            self._engine.follow()
+            raise SystemExit(0)
+
+    def _load(self, device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,
+              activation_scale_ub, fp8_skip_layers, gpu_memory_utilization, rank, store, timeout_s):
+        tp = self.tensor_parallel_size
+        bar = ProgressBar(self.path, progress if rank == 0 else False)
         self._checkpoint = _C.load_checkpoint(self.path, dtype, quantization, activation_scale_ub,
-                                              _layers(fp8_skip_layers), False, bar.update)
+                                              _layers(fp8_skip_layers), False, bar.update, rank, tp)
         bar.close()
         self.config: ModelConfig = self._checkpoint.config
         text = self.config.text
@@ -66,12 +111,34 @@ class Model:
                    "max_sequences": int(max_sequences), "kv_cache_dtype": self.kv_cache_dtype}
         if self.config.vision is not None:
             options["image_token_id"] = int(self.config.image_token_index)
+        if tp > 1:
+            from . import parallel
+
+            if self._group is not None:
+                self._group.wait_ready(timeout_s=max(1800.0, timeout_s))
+            elif isinstance(store, _C.FileStore) and rank > 0:
+                open(os.path.join(store.dir, f"ready_{rank}"), "w").close()
+            options["comm"] = self._comm = parallel.communicator(store, rank, tp, device, timeout_s)
         self._engine = _C.Engine(text, dtype, weights, options)
         self.max_sequences = int(max_sequences)
         self.generation_config = self._checkpoint.generation_config.to_dict()
         self._tokenizer = None
         self._vision = None  # the vision tower, loaded on first use (images)
         self.image_tokens = _image_tokens(self.config)
+
+    def close(self) -> None:
+        """Frees the engine; with several ranks, tells the workers this process started to stop
+        and waits for them. Idempotent."""
+        self._engine = None  # rank 0's engine sends the others their stop message as it goes
+        if getattr(self, "_group", None) is not None:
+            self._group.close()
+            self._group = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ---- low level -------------------------------------------------------------------------
     @property
@@ -186,6 +253,14 @@ def _image_tokens(config: ModelConfig):
         return ImageTokens()
     return ImageTokens(patch=config.image_token_index, start=config.boi_token_index,
                        end=config.eoi_token_index)
+
+
+def _check_parallel(tensor_parallel_size, timeout_s) -> int:
+    if isinstance(tensor_parallel_size, bool) or not isinstance(tensor_parallel_size, int) or tensor_parallel_size < 1:
+        raise ValueError(f"tensor_parallel_size must be an int >= 1, got {tensor_parallel_size!r}")
+    if not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
+        raise ValueError(f"collective_timeout_s must be a positive number of seconds, got {timeout_s!r}")
+    return tensor_parallel_size
 
 
 def _parse_device(device) -> str:

@@ -109,6 +109,12 @@ def moe_route(logits, k: int, score_dtype: str | None = None):
     return _like(ids, logits), _like(scores, logits)
 
 
+def moe_localize(topk_ids, first: int, count: int) -> None:
+    """Expert parallelism, in place: ids of experts [first, first + count) become id - first, the
+    others `count` (a group no grouped GEMM computes)."""
+    _C.moe_localize(topk_ids, int(first), int(count))
+
+
 def moe_permute(x, topk_ids, topk_scores, num_experts: int):
     """Group (token, choice) pairs by expert: -> (x_perm = x[t] * score, perm_token, perm_slot,
     expert_offsets [E + 1])."""

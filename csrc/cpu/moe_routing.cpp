@@ -105,6 +105,14 @@ void unpermute_impl(const TensorView& out, const TensorView& y_perm, const Tenso
 
 }  // namespace
 
+void moe_localize(const TensorView& topk_ids, int64_t first, int64_t count) {
+  int32_t* ids = topk_ids.ptr<int32_t>();
+  for (int64_t i = 0; i < topk_ids.numel(); ++i) {
+    const int64_t local = int64_t(ids[i]) - first;
+    ids[i] = int32_t(local >= 0 && local < count ? local : count);
+  }
+}
+
 void moe_route(const TensorView& topk_ids, const TensorView& topk_scores, const TensorView& logits) {
   LLAMA4_DISPATCH_ACT(logits.dtype, "moe_route", route_impl, topk_ids, topk_scores, logits);
 }

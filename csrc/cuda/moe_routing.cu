@@ -54,6 +54,15 @@ __global__ void __launch_bounds__(kBlockThreads)
   }
 }
 
+// Expert parallelism: own experts renumbered from 0, the others sent to group `count`.
+__global__ void __launch_bounds__(kBlockThreads)
+    localize_kernel(int32_t* ids, int64_t n, int64_t first, int64_t count) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t local = int64_t(ids[i]) - first;
+    ids[i] = int32_t(local >= 0 && local < count ? local : count);
+  }
+}
+
 template <typename T>
 void launch_gather(cudaStream_t s, const TensorView& x_perm, const TensorView& perm_token,
                    const TensorView& perm_slot, const TensorView& x, const TensorView& ids,
@@ -118,6 +127,14 @@ void moe_permute(const Context& ctx, const TensorView& x_perm, const TensorView&
   LLAMA4_CUDA_DISPATCH_ACT(x.dtype, "moe_permute", launch_gather, scope.stream, x_perm, perm_token,
                            perm_slot, x, topk_ids, topk_scores, rank.ptr<int32_t>(),
                            expert_offsets.ptr<int32_t>(), int(E));
+}
+
+void moe_localize(const Context& ctx, const TensorView& topk_ids, int64_t first, int64_t count) {
+  const OpScope scope(ctx);
+  const int64_t n = topk_ids.numel();
+  localize_kernel<<<grid_blocks(n, kBlockThreads), kBlockThreads, 0, scope.stream>>>(topk_ids.ptr<int32_t>(), n,
+                                                                                      first, count);
+  LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
 void moe_unpermute(const Context& ctx, const TensorView& out, const TensorView& y_perm,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "llama4/communicator.h"
 #include "llama4/error.h"
 #include "llama4/ops.h"
 #include "model/image_rows.h"
@@ -21,10 +22,16 @@ int64_t rows_of(const StepRequest& r) {
 }
 }  // namespace
 
+namespace {
+TextShard shard_of(const TextConfig& config, const EngineOptions& o) {
+  return o.comm ? TextShard::of(config, o.comm->rank(), o.comm->size()) : TextShard();
+}
+}  // namespace
+
 Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOptions& options)
-    : model_(std::move(config), dtype, std::move(weights)),
+    : model_(config, dtype, std::move(weights), shard_of(config, options)),
       options_(options),
-      ctx_(Context::on(model_.device())) {
+      ctx_(Context::on(model_.device()).with_communicator(options.comm)) {
   const TextConfig& c = model_.config();
   LLAMA4_CHECK_ARG(options.page_size > 0, "page_size must be positive, got ", options.page_size);
   LLAMA4_CHECK_ARG(options.max_sequences > 0, "max_sequences must be positive, got ", options.max_sequences);
@@ -36,12 +43,24 @@ Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOp
     options_.max_step_tokens = c.attention_chunk_size;
   std::vector<int> chunked(size_t(c.num_hidden_layers));
   for (int i = 0; i < int(c.num_hidden_layers); ++i) chunked[size_t(i)] = c.uses_rope(i) ? 1 : 0;
-  const KVCacheConfig kc = KVCacheConfig::from_budget(
-      int(c.num_hidden_layers), chunked, int(c.num_key_value_heads), int(c.head_dim),
+  KVCacheConfig kc = KVCacheConfig::from_budget(
+      int(c.num_hidden_layers), chunked, int(model_.shard().kv_count), int(c.head_dim),
       options_.kv_cache_dtype.value_or(dtype),
       model_.device(), options_.page_size, c.attention_chunk_size, options_.kv_cache_bytes,
       options_.max_sequences, options_.max_step_tokens);
+  if (ctx_.world_size() > 1) {  // rank 0's page tables index every rank's pools: the same pages everywhere
+    Tensor mine = Tensor::empty({2}, DType::I64, Device::cpu());
+    mine.ptr<int64_t>()[0] = kc.num_pages_chunked;
+    mine.ptr<int64_t>()[1] = kc.num_pages_global;
+    Tensor all = Tensor::empty({2 * ctx_.world_size()}, DType::I64, Device::cpu());
+    options_.comm->all_gather(ctx_, all, mine);
+    for (int r = 0; r < ctx_.world_size(); ++r) {
+      kc.num_pages_chunked = std::min(kc.num_pages_chunked, all.ptr<int64_t>()[2 * r]);
+      kc.num_pages_global = std::min(kc.num_pages_global, all.ptr<int64_t>()[2 * r + 1]);
+    }
+  }
   cache_ = std::make_unique<KVCache>(kc);
+  start_group();
 }
 
 int64_t Engine::add_sequence() { return cache_->add_sequence(); }
@@ -72,6 +91,8 @@ void Engine::check_capacity(const std::vector<StepRequest>& requests) const {
 
 Tensor Engine::step(const std::vector<StepRequest>& requests) {
   const TextConfig& c = model_.config();
+  LLAMA4_CHECK_ARG(rank() == 0, "Engine.step: rank ", rank(), " follows rank 0's steps (call follow())");
+  const auto lock = lock_group();  // no keep-alive between the passes of this step
   std::unordered_set<int64_t> seen;
   int64_t total_rows = 0;
   for (const StepRequest& r : requests) {
@@ -131,6 +152,7 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
     const PassImages images = pass_images(requests, which, from, n_new, options_.image_token_id, model_);
     cache_->reserve(seqs, n_new);
     const KVCache::StepPlan plan = cache_->plan(seqs, n_new);
+    if (group_) send_pass(ids, plan, rows, images.token_id);
     const Tensor pass_logits = model_.forward(ctx_, ops::to_device(ctx_, ids, model_.device()), *cache_,
                                               plan, rows, images.rows, images.token_id);
     cache_->commit(seqs, n_new);

@@ -114,6 +114,7 @@ int64_t KVCache::fork_sequence(int64_t parent) {
       if (last_partial) {
         const int32_t fresh = pool.take();
         copy_page(g, page, fresh);
+        if (record_copies_) copies_.push_back({int32_t(g), page, fresh});
         page = fresh;
       } else {
         ++pool.refs[size_t(page)];
@@ -125,7 +126,17 @@ int64_t KVCache::fork_sequence(int64_t parent) {
   return id;
 }
 
+std::vector<KVCache::PageCopy> KVCache::take_page_copies() {
+  std::vector<PageCopy> out;
+  out.swap(copies_);
+  return out;
+}
+
 void KVCache::copy_page(int group, int32_t from, int32_t to) {
+  check_group("copy_page", group);
+  LLAMA4_CHECK_ARG(0 <= from && from < pools_[group].total && 0 <= to && to < pools_[group].total,
+                   "KVCache.copy_page: pages ", from, " -> ", to, " outside the ", kGroupName[group], " pool of ",
+                   pools_[group].total);
   for (int l = 0; l < config_.num_layers; ++l) {
     if (group_of(l) != group) continue;
     for (const Tensor* t : {&k_[size_t(l)], &v_[size_t(l)]})

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <unordered_set>
 
+#include "llama4/communicator.h"
 #include "llama4/error.h"
 #include "llama4/memory_plan.h"
 #include "llama4/model.h"
@@ -83,9 +84,10 @@ TensorView column_view(const TensorView& t, int64_t first, int64_t count) {
 }
 }  // namespace
 
-TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
+TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights, const TextShard& shard)
     : config_(std::move(config)), dtype_(dtype), weights_(std::move(weights)) {
   config_.validate();
+  shard_ = TextShard::of(config_, shard.rank, shard.size);
   LLAMA4_CHECK_TYPE(dtype == DType::F32 || dtype == DType::BF16,
                     "model dtype must be float32 or bfloat16, got ", dtype_name(dtype));
   const std::vector<int> fp8 = fp8_moe_layers(config_, weights_);
@@ -100,7 +102,7 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights)
     const TensorView& t = it->second;
     LLAMA4_CHECK_TYPE(t.dtype == want_dtype, "weight '", name, "' must have dtype ",
                       dtype_name(want_dtype), ", got ", dtype_name(t.dtype));
-    const TensorView want(nullptr, dtype, shape);
+    const TensorView want(nullptr, dtype, shard_weight_shape(name, shape, config_, shard_));
     LLAMA4_CHECK_ARG(t.sizes() == want.sizes(), "weight '", name, "' must have shape ",
                      want.shape_str(), ", got ", t.shape_str());
     LLAMA4_CHECK_ARG(t.is_contiguous(), "weight '", name, "' must be contiguous");
@@ -126,10 +128,18 @@ Tensor TextModel::forward(const Context& ctx, const TensorView& token_ids, KVCac
                           const TensorView& image_features, int64_t image_token_id) const {
   LLAMA4_CHECK_TYPE(ctx.device() == device_, "TextModel.forward: the context is on ", ctx.device().str(),
                     " but the weights are on ", device_.str());
+  LLAMA4_CHECK_ARG(ctx.world_size() == shard_.size && ctx.rank() == shard_.rank, "TextModel.forward: the weights "
+                   "are rank ", shard_.rank, " of ", shard_.size, "'s but the context's communicator is rank ",
+                   ctx.rank(), " of ", ctx.world_size());
   const int64_t T = token_ids.size(0), D = config_.hidden_size;
-  Tensor h = ctx.empty({T, D}, dtype_);
-  const int64_t n_image = image_features.ndim > 0 ? image_features.size(0) : 0;
-  ops::embedding_fused(ctx, h, w_.embed_tokens, token_ids, image_features, image_token_id, n_image);
+  Tensor h;
+  if (shard_.single()) {
+    h = ctx.empty({T, D}, dtype_);
+    const int64_t n_image = image_features.ndim > 0 ? image_features.size(0) : 0;
+    ops::embedding_fused(ctx, h, w_.embed_tokens, token_ids, image_features, image_token_id, n_image);
+  } else {
+    h = embed_shard(ctx, token_ids, image_features, image_token_id);
+  }
   Tensor x = ctx.empty({T, D}, dtype_);
   for (int i = 0; i < int(config_.num_hidden_layers); ++i) {
     const LayerWeights& lw = w_.layers[size_t(i)];
@@ -149,15 +159,15 @@ Tensor TextModel::forward(const Context& ctx, const TensorView& token_ids, KVCac
   ops::embedding(ctx, picked, h, ops::to_device(ctx, row_ids, device_));
   Tensor normed = ctx.empty({R, D}, dtype_);
   ops::rms_norm(ctx, normed, picked, w_.norm, config_.rms_norm_eps);
-  Tensor logits = ctx.empty({R, config_.vocab_size}, DType::F32);
+  Tensor logits = ctx.empty({R, w_.lm_head.size(0)}, DType::F32);
   ops::linear(ctx, logits, normed, w_.lm_head);
-  return logits;
+  return shard_.single() ? logits : gather_logits(ctx, logits);
 }
 
 Tensor TextModel::attention(const Context& ctx, int i, const TensorView& x, KVCache& cache,
                             const KVCache::StepPlan& plan) const {
   const TextConfig& c = config_;
-  const int64_t T = x.size(0), H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t T = x.size(0), H = shard_.q_count, KV = shard_.kv_count, d = c.head_dim;  // this rank's heads
   Tensor qkv = ctx.empty({T, (H + 2 * KV) * d}, dtype_);
   const LayerWeights& lw = w_.layers[size_t(i)];
   ops::linear(ctx, qkv, x, lw.qkv);
@@ -191,13 +201,15 @@ Tensor TextModel::attention(const Context& ctx, int i, const TensorView& x, KVCa
                        plan.query_pos, params, scales);
   Tensor o = ctx.empty({T, c.hidden_size}, dtype_);
   ops::linear(ctx, o, out.view().reshape({T, H * d}), lw.o);
+  all_reduce(ctx, o);  // o_proj is row-parallel: each rank's heads give a partial sum
   return o;
 }
 
 Tensor TextModel::feed_forward(const Context& ctx, int i, const TensorView& x) const {
   const LayerWeights& lw = w_.layers[size_t(i)];
-  if (lw.is_moe) return moe(ctx, lw, x);
-  return mlp(ctx, x, lw.mlp_gate_up, lw.mlp_down);
+  Tensor out = lw.is_moe ? moe(ctx, lw, x) : mlp(ctx, x, lw.mlp_gate_up, lw.mlp_down);
+  all_reduce(ctx, out);  // one all-reduce per feed-forward: MLP or shared expert + routed experts
+  return out;
 }
 
 // down(silu(x gate^T) * (x up^T)) with gate_up [2I, D] = [gate rows; up rows].
@@ -225,6 +237,11 @@ Tensor TextModel::moe(const Context& ctx, const LayerWeights& w, const TensorVie
   // unrounded logits follows the fp32 model's choice instead. Identical in fp32.
   Tensor logits = ctx.empty({T, E}, DType::F32);
   ops::linear(ctx, logits, x, w.router);
+  if (!shard_.single()) {
+    Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);  // this rank's part of the shared expert
+    moe_shard(ctx, w, x, logits, out);
+    return out;
+  }
   if (w.fp8) {
     Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);
     const ops::MoeFp8Experts ex{w.gate_up, w.gate_up_scale, w.down, w.down_scale};

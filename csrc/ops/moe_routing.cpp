@@ -33,6 +33,21 @@ void moe_route(const Context& ctx, const TensorView& topk_ids, const TensorView&
   }
 }
 
+void moe_localize(const Context& ctx, const TensorView& topk_ids, int64_t first, int64_t count) {
+  constexpr const char* op = "moe_localize";
+  detail::check_dtype(op, "topk_ids", topk_ids, DType::I32);
+  detail::check_ndim(op, "topk_ids", topk_ids, 2);
+  detail::check_contiguous_out(op, "topk_ids", topk_ids);
+  detail::check_context(op, ctx, "topk_ids", topk_ids);
+  LLAMA4_CHECK_ARG(first >= 0 && count >= 1, op, ": the rank's experts [first, first + count) need first >= 0 "
+                   "and count >= 1, got first = ", first, ", count = ", count);
+  if (topk_ids.numel() == 0) return;
+  switch (topk_ids.device.type) {
+    case DeviceType::CPU: cpu::moe_localize(topk_ids, first, count); break;
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::moe_localize(ctx, topk_ids, first, count)); break;
+  }
+}
+
 void moe_permute(const Context& ctx, const TensorView& x_perm, const TensorView& perm_token,
                  const TensorView& perm_slot, const TensorView& expert_offsets, const TensorView& x,
                  const TensorView& topk_ids, const TensorView& topk_scores) {

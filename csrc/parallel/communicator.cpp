@@ -101,17 +101,23 @@ void Communicator::fail(const std::string& what, const std::string& cause) const
     } catch (const std::exception&) {  // best effort: the store may be gone with rank 0
     }
   }
-  for (int r = 0; r < size_; ++r) {
-    if (r == rank_ || size_t(r) >= peers_.size() || (store_ && failed(r))) continue;
-    std::istringstream is(peers_[size_t(r)]);
-    std::string host;
-    long pid = 0;
-    if (!(is >> host >> pid) || host != here) continue;
-    const std::string state = process_state(pid);
-    if (!state.empty())
-      throw RankError(r, detail::concat(backend(), " ", what, " on rank ", rank_, " failed: rank ", r,
-                                        " (pid ", pid, ") ", state, " [", cause, "]"));
-  }
+  // A peer's connection closes while it exits, a moment before it shows as exited: look again
+  // for a little while before saying that no peer could be blamed.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  do {
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_ || size_t(r) >= peers_.size() || (store_ && failed(r))) continue;
+      std::istringstream is(peers_[size_t(r)]);
+      std::string host;
+      long pid = 0;
+      if (!(is >> host >> pid) || host != here) continue;
+      const std::string state = process_state(pid);
+      if (!state.empty())
+        throw RankError(r, detail::concat(backend(), " ", what, " on rank ", rank_, " failed: rank ", r,
+                                          " (pid ", pid, ") ", state, " [", cause, "]"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < give_up);
   throw RankError(-1, detail::concat(backend(), " ", what, " on rank ", rank_,
                                      " failed: a peer rank did not answer within ", timeout_s_,
                                      " s or closed its connection [", cause, "]"));

@@ -137,11 +137,14 @@ class GlooCommunicator : public Communicator {
   }
   template <typename F>
   void run(const char* what, F&& f) {
+    const auto start = std::chrono::steady_clock::now();
     try {
       f();
     } catch (const std::exception& e) {
       fail(what, e.what());
     }
+    ++calls_;
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
   std::chrono::milliseconds timeout_;

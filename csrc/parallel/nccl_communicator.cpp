@@ -147,6 +147,14 @@ class NcclCommunicator : public Communicator {
   }
 
   void all_gather(const Context& ctx, const TensorView& out, const TensorView& in) override {
+    if (in.device.is_cpu() && out.device.is_cpu() && in.is_contiguous() && out.is_contiguous()) {  // host metadata
+      Tensor a = ctx.empty({in.nbytes()}, DType::U8), b = ctx.empty({out.nbytes()}, DType::U8);
+      cuda::memcpy(a.data(), in.data, size_t(in.nbytes()), 0, device_, ctx.stream());
+      all_gather(ctx, b.view(), a.view());
+      wait(ctx);
+      cuda::memcpy(out.data, b.data(), size_t(out.nbytes()), 1, device_, ctx.stream());
+      return;
+    }
     check_tensor(ctx, "all_gather", in);
     check_tensor(ctx, "all_gather", out);
     LLAMA4_CHECK_TYPE(out.dtype == in.dtype, "all_gather: 'out' must have dtype ", dtype_name(in.dtype),
@@ -159,9 +167,14 @@ class NcclCommunicator : public Communicator {
   }
 
   void wait(const Context& ctx) override {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s());
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + std::chrono::duration<double>(timeout_s());
     for (;;) {
-      if (cuda::stream_done(device_, ctx.stream())) return;
+      if (cuda::stream_done(device_, ctx.stream())) {
+        ++calls_;
+        seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return;
+      }
       ncclResult_t async = kNcclSuccess;
       nccl().CommGetAsyncError(comm_, &async);
       if (async != kNcclSuccess && async != kNcclInProgress) {

@@ -162,8 +162,10 @@ void bind_loader(py::module_& m) {
   m.def(
       "load_checkpoint",
       [](const std::string& path, const std::string& dtype, const py::object& quantization, const py::object& ub,
-         const std::vector<int64_t>& skip, bool vision, const py::object& progress) {
+         const std::vector<int64_t>& skip, bool vision, const py::object& progress, int rank, int world_size) {
         LoadOptions o;
+        o.rank = rank;
+        o.world_size = world_size;
         o.dtype = load_dtype(dtype);
         o.fp8 = fp8_request(quantization, ub, skip);
         o.vision = vision;
@@ -173,7 +175,7 @@ void bind_loader(py::module_& m) {
       },
       py::arg("path"), py::arg("dtype") = "bfloat16", py::arg("quantization") = py::none(),
       py::arg("activation_scale_ub") = py::none(), py::arg("fp8_skip_layers") = std::vector<int64_t>{},
-      py::arg("vision") = false, py::arg("progress") = py::none());
+      py::arg("vision") = false, py::arg("progress") = py::none(), py::arg("rank") = 0, py::arg("world_size") = 1);
 }
 
 }  // namespace

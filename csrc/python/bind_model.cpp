@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "llama4/communicator.h"
 #include "llama4/engine.h"
 #include "llama4/error.h"
 #include "python/bindings.h"
@@ -45,6 +46,8 @@ std::unique_ptr<PyEngine> make_engine(const py::object& config, const std::strin
     else if (kv != "auto")
       throw ValueError("kv_cache_dtype must be 'auto', 'bfloat16', 'float32' or 'float8_e4m3fn', got '" + kv + "'");
   }
+  if (options.contains("comm") && !options["comm"].is_none())
+    opt.comm = options["comm"].cast<std::shared_ptr<Communicator>>();
   TextConfig cfg = text_config_from_py(config);
   const DType dt = model_dtype(dtype);
   py::gil_scoped_release nogil;
@@ -89,6 +92,12 @@ void register_model(py::module_& m) {
       .def("length", [](PyEngine& e, int64_t s) { return e.engine->length(s); }, py::arg("seq"))
       .def("step", &step, py::arg("requests"),
            "Run [(seq, tokens, all_logits[, image_features]), ...]; returns float32 logits rows")
+      .def("follow", [](PyEngine& e) {
+        py::gil_scoped_release nogil;
+        e.engine->follow();
+      }, "Ranks 1..N-1: run rank 0's forward passes until its engine goes away (RankError when a rank fails)")
+      .def_property_readonly("rank", [](PyEngine& e) { return e.engine->rank(); })
+      .def_property_readonly("world_size", [](PyEngine& e) { return e.engine->world_size(); })
       .def("free_pages", [](PyEngine& e, int g) { return e.engine->cache().free_pages(g); }, py::arg("group"))
       .def("total_pages", [](PyEngine& e, int g) { return e.engine->cache().total_pages(g); }, py::arg("group"))
       // What the KV cache allocated, counted from its tensors (the planner's test compares).

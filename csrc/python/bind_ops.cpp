@@ -177,6 +177,15 @@ py::tuple moe_route(const py::object& logits, int64_t k, const std::string& scor
   return py::make_tuple(call.out(ids), call.out(scores));
 }
 
+// In place, as ops::moe_localize.
+void moe_localize(const py::object& topk_ids, int64_t first, int64_t count) {
+  const CallContext call(topk_ids, "topk_ids");
+  const BorrowedView iv = call.view(topk_ids, "topk_ids");
+  LLAMA4_CHECK_ARG(!iv.read_only, "moe_localize: 'topk_ids' is read-only");
+  py::gil_scoped_release nogil;
+  ops::moe_localize(call.ctx, iv, first, count);
+}
+
 py::tuple moe_permute(const py::object& x, const py::object& topk_ids, const py::object& topk_scores,
                       int64_t num_experts) {
   const CallContext call(x, "x");
@@ -214,6 +223,7 @@ void register_ops(py::module_& m) {
   m.def("grouped_linear", &grouped_linear, py::arg("x"), py::arg("w"), py::arg("offsets"));
   m.def("embedding", &embedding, py::arg("table"), py::arg("ids"));
   m.def("moe_route", &moe_route, py::arg("logits"), py::arg("k"), py::arg("score_dtype") = "");
+  m.def("moe_localize", &moe_localize, py::arg("topk_ids"), py::arg("first"), py::arg("count"));
   m.def("moe_permute", &moe_permute, py::arg("x"), py::arg("topk_ids"), py::arg("topk_scores"),
         py::arg("num_experts"));
   m.def("moe_unpermute", &moe_unpermute, py::arg("y_perm"), py::arg("perm_slot"), py::arg("shared"));

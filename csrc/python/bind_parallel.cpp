@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "llama4/communicator.h"
+#include "llama4/shard.h"
 #include "python/bindings.h"
 #include "python/tensor_bridge.h"
 
@@ -72,6 +73,8 @@ void register_parallel(py::module_& m) {
       .def_property_readonly("world_size", &Communicator::size)
       .def_property_readonly("timeout_s", &Communicator::timeout_s)
       .def_property_readonly("backend", &Communicator::backend)
+      .def_property_readonly("calls", &Communicator::calls)
+      .def_property_readonly("seconds", &Communicator::seconds, "wall time spent in collectives so far")
       .def("all_reduce", [](Communicator& c, const py::object& t) {
         CallContext call(t, "t");
         const BorrowedView v = call.view(t, "t");
@@ -109,6 +112,13 @@ void register_parallel(py::module_& m) {
     return make_nccl_communicator(std::move(store), o, device);
   }, py::arg("store"), py::arg("rank"), py::arg("world_size"), py::arg("device"), py::arg("timeout_s") = 60.0,
      py::arg("prefix") = "llama4");
+  m.def("text_shard_weight_bytes", [](const py::object& config, const std::string& dtype,
+                                      const std::vector<int>& fp8_moe_layers, int rank, int world_size) {
+    LLAMA4_CHECK_ARG(dtype == "float32" || dtype == "bfloat16", "dtype must be 'float32' or 'bfloat16', got '", dtype, "'");
+    return text_shard_weight_bytes(text_config_from_py(config), dtype == "float32" ? DType::F32 : DType::BF16,
+                                   fp8_moe_layers, rank, world_size);
+  }, py::arg("config"), py::arg("dtype"), py::arg("fp8_moe_layers"), py::arg("rank"), py::arg("world_size"),
+     "Bytes of the text-decoder weights rank `rank` of `world_size` holds (llama4/shard.h)");
   m.def("gloo_available", &gloo_available);
   m.def("nccl_available", &nccl_available);
   m.def("nccl_library_error", &nccl_library_error);

@@ -127,6 +127,9 @@ struct LoadOptions {
   Fp8Request fp8;             // quantization "fp8", activation_scale_ub, fp8_skip_layers
   bool vision = false;        // also load the vision tower (when the checkpoint has one)
   LoadProgress progress;      // text weights (then vision weights) bytes read
+  // Tensor + expert parallelism: load only rank `rank`'s part of the text weights (llama4/shard.h),
+  // one tensor at a time (a converted tensor is sliced before the next is read).
+  int rank = 0, world_size = 1;
 };
 
 struct LoadedCheckpoint {

@@ -80,11 +80,16 @@ class Communicator {
   // (staged through the GPU, which waits for the copy: for per-step metadata, not weights).
   virtual void broadcast(const Context& ctx, const TensorView& t, int root) = 0;
   // out = the ranks' `in`, one after the other (rank order): in [n...], out [size * n...] of in's
-  // dtype, both contiguous (out's leading dimension is size times in's, or out is 1-D).
+  // dtype, both contiguous. NCCL: both may also be host memory (staged through the GPU).
   virtual void all_gather(const Context& ctx, const TensorView& out, const TensorView& in) = 0;
   // Waits until the collectives queued on ctx's stream have finished, at most timeout_s (then
   // RankError). A no-op for gloo, whose collectives finish before they return.
   virtual void wait(const Context& ctx) {}
+
+  // Collectives run so far and the wall time spent in them (waiting for slower ranks included):
+  // gloo counts every call; NCCL's calls only queue work, so it counts the time wait() waited.
+  int64_t calls() const { return calls_; }
+  double seconds() const { return seconds_; }
 
  protected:
   Communicator(int rank, int size, double timeout_s) : rank_(rank), size_(size), timeout_s_(timeout_s) {}
@@ -99,6 +104,12 @@ class Communicator {
  private:
   int rank_, size_;
   double timeout_s_;
+
+ protected:
+  int64_t calls_ = 0;
+  double seconds_ = 0;
+
+ private:
   std::vector<std::string> peers_;  // "host pid" per rank
   std::shared_ptr<Store> store_;
   std::string prefix_;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <mutex>
 #include <vector>
 
 #include "llama4/context.h"
@@ -11,6 +12,8 @@
 #include "llama4/model.h"
 
 namespace llama4 {
+
+class Communicator;
 
 struct EngineOptions {
   int page_size = 16;                 // tokens per KV page
@@ -21,6 +24,11 @@ struct EngineOptions {
   // KV cache element type: unset = the model dtype; F8E4M3 = e4m3 with a float32 scale per token
   // and head (vLLM's kv_cache_dtype="fp8"); F32 / BF16 / F16 also accepted.
   std::optional<DType> kv_cache_dtype;
+  // Several ranks (tensor + expert parallelism, llama4/shard.h): the group's communicator; the
+  // weights are this rank's part. Rank 0's step() sends each forward pass's plan (token ids,
+  // positions, page tables, slots, logits rows; the KV page copies of forks) to the others, which
+  // run follow(). Every rank is built with the same options, so the KV pools have the same pages.
+  std::shared_ptr<Communicator> comm;
 };
 
 // Which logits rows a step request wants back.
@@ -39,6 +47,9 @@ struct StepRequest {
 class Engine {
  public:
   Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOptions& options);
+  // Rank 0 tells the other ranks to leave follow().
+  ~Engine();
+  Engine(Engine&&) noexcept;
 
   int64_t add_sequence();
   void free_sequence(int64_t seq);
@@ -50,7 +61,16 @@ class Engine {
   // Raises ValueError when a sequence would pass max_position_embeddings or when a request's
   // image_features rows disagree with its placeholder count, and CacheFullError
   // (leaving every sequence unchanged) when the KV cache cannot hold the step.
+  // Several ranks: rank 0 only (the others run follow()); a rank that died or hangs raises
+  // RankError within the communicator's timeout.
   Tensor step(const std::vector<StepRequest>& requests);
+
+  // Ranks 1..N-1: runs the forward passes rank 0's step() sends, until rank 0's engine goes away
+  // (returns) or a rank fails (RankError). While idle, rank 0 sends a keep-alive every quarter of
+  // the timeout, so only a dead or hung rank 0 makes this time out.
+  void follow();
+  int rank() const;
+  int world_size() const;
 
   const TextModel& model() const { return model_; }
   // Where steps run: the model's device, on the calling thread's default stream there. The logits
@@ -62,11 +82,20 @@ class Engine {
 
  private:
   void check_capacity(const std::vector<StepRequest>& requests) const;
+  struct Group;  // the leader's keep-alive thread and the pass protocol (engine_group.cpp)
+  struct GroupDeleter {
+    void operator()(Group* g) const;
+  };
+  void start_group();
+  std::unique_lock<std::mutex> lock_group();  // empty unless rank 0 of several
+  void send_pass(const Tensor& ids, const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
+                 int64_t image_token_id);
 
   TextModel model_;
   EngineOptions options_;
   Context ctx_;
   std::unique_ptr<KVCache> cache_;
+  std::unique_ptr<Group, GroupDeleter> group_;  // rank 0 of several ranks only
 };
 
 }  // namespace llama4

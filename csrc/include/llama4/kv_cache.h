@@ -87,6 +87,15 @@ class KVCache {
   // shared page. Needs fork_pages(parent) free pages per active group, else CacheFullError with
   // nothing changed. The parent must have no reserved-but-uncommitted pages.
   int64_t fork_sequence(int64_t parent);
+  // Page copies fork_sequence made (group, from, to), in order, since the last call; recorded only
+  // after record_page_copies(true). Several ranks: the rank that schedules sends them to the others,
+  // whose caches (the same pages, other heads) apply them with copy_page.
+  struct PageCopy {
+    int32_t group, from, to;
+  };
+  void record_page_copies(bool on) { record_copies_ = on; }
+  std::vector<PageCopy> take_page_copies();
+  void copy_page(int group, int32_t from, int32_t to);  // K and V of every layer of the group
   int64_t fork_pages(int64_t parent) const;  // 1 if the last page is partly filled, else 0
 
   // Page accounting for schedulers: the new pages (per active group; both groups grow in
@@ -161,11 +170,12 @@ class KVCache {
                    const std::vector<int64_t>& n_new) const;
   void check_group(const char* op, int group) const;
   void check_layer(const char* op, int layer) const;
-  void copy_page(int group, int32_t from, int32_t to);  // K and V of every layer of the group
 
   KVCacheConfig config_;
   std::vector<Tensor> k_, v_;              // per layer
   std::vector<Tensor> k_scale_, v_scale_;  // per layer, FP8 caches only
+  bool record_copies_ = false;
+  std::vector<PageCopy> copies_;
   Pool pools_[2];
   std::unordered_map<int64_t, Sequence> seqs_;
   int64_t next_id_ = 0;

@@ -20,6 +20,7 @@
 #include "llama4/config.h"
 #include "llama4/context.h"
 #include "llama4/kv_cache.h"
+#include "llama4/shard.h"
 #include "llama4/tensor.h"
 
 namespace llama4 {
@@ -47,10 +48,13 @@ struct TextWeights {
 class TextModel {
  public:
   // Checks that every weight the config needs is present with the right shape, dtype and device
-  // (ValueError/TypeError naming the tensor) and that no unknown name is given.
-  TextModel(TextConfig config, DType dtype, WeightMap weights);
+  // (ValueError/TypeError naming the tensor) and that no unknown name is given. With a shard of
+  // several ranks the weights are that rank's part (llama4/shard.h) and forward() runs in a context
+  // whose communicator is that group's: every rank calls it with the same arguments.
+  TextModel(TextConfig config, DType dtype, WeightMap weights, const TextShard& shard = TextShard());
 
   const TextConfig& config() const { return config_; }
+  const TextShard& shard() const { return shard_; }
   DType dtype() const { return dtype_; }
   Device device() const { return device_; }
 
@@ -59,7 +63,9 @@ class TextModel {
   // indices in `rows`. Early fusion: the tokens equal to image_token_id take the rows of
   // image_features [R, D] in order instead of their embedding (R must equal their count;
   // undefined features and image_token_id -1: text only).
-  // Every op runs in ctx (on the weights' device; the logits are ready on its stream).
+  // Every op runs in ctx (on the weights' device; the logits are ready on its stream). Several
+  // ranks: the logits are the whole vocabulary's on every rank; image_features are only read on
+  // rank 0 (the others may pass undefined features with the same image_token_id).
   Tensor forward(const Context& ctx, const TensorView& token_ids, KVCache& cache,
                  const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
                  const TensorView& image_features = TensorView(), int64_t image_token_id = -1) const;
@@ -73,8 +79,17 @@ class TextModel {
   Tensor moe(const Context& ctx, const LayerWeights& w, const TensorView& x) const;
   Tensor mlp(const Context& ctx, const TensorView& x, const TensorView& gate_up,
              const TensorView& down) const;
+  // Sharded pieces: the embedding of the rank's vocabulary rows (all-reduced), the routed experts
+  // of the rank (expert parallelism), and the logits gathered from every rank.
+  Tensor embed_shard(const Context& ctx, const TensorView& token_ids, const TensorView& image_features,
+                     int64_t image_token_id) const;
+  void moe_shard(const Context& ctx, const LayerWeights& w, const TensorView& x, const TensorView& logits,
+                 const TensorView& out) const;
+  Tensor gather_logits(const Context& ctx, const TensorView& local) const;
+  void all_reduce(const Context& ctx, const TensorView& t) const;
 
   TextConfig config_;
+  TextShard shard_;
   DType dtype_;
   Device device_;
   WeightMap weights_;  // what the caller gave (the views below point into it)

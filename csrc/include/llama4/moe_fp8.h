@@ -61,8 +61,8 @@ namespace llama4::ops {
 // ---- FP8 grouped GEMM over experts ----
 // out[r, :] = the GEMM element above for the rows r of each expert.
 //   a [R, K] e4m3, a_scale [R] f32, w [E, N, K] e4m3, w_scale [E, N] f32,
-//   expert_offsets [E + 1] int32: expert e owns rows [off[e], off[e + 1]); off[0] = 0, off[E] = R,
-//   non-decreasing (checked on CPU; on CUDA they stay on the device and are clamped to [0, R]).
+//   expert_offsets [E + 1] int32: expert e owns rows [off[e], off[e + 1]); off[0] = 0, off[E] <= R
+//   (rows from off[E] on are not written: moe_localize's other ranks' choices), non-decreasing (checked on CPU; on CUDA they stay on the device and are clamped to [0, R]).
 //   out [R, N] bfloat16, contiguous. All tensors on one device. 1 <= K <= kMoeFp8MaxK.
 // CUDA: sm_90a GPUs only; K % 16 == 0 and N % 8 == 0 (TMA rows of 16 bytes), a, w and out 16-byte
 // aligned. `workspace`: a uint8 tensor of at least moe_grouped_gemm_fp8_workspace_bytes() on the

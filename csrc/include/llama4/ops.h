@@ -119,8 +119,9 @@ void linear(const Context& ctx, const TensorView& out, const TensorView& x, cons
 // The experts of a MoE layer in one call: rows [offsets[e], offsets[e + 1]) of out are the same
 // rows of x . w[e]^T (each group exactly as ops::linear computes it). x: [R, K] f32/bf16
 // contiguous; w: [E, N, K] contiguous, x's dtype; offsets: [E + 1] int32, non-decreasing from 0 to
-// R (checked on the CPU; on CUDA they stay on the device and are not read back); out: [R, N]
-// contiguous, x's dtype.
+// at most R (checked on the CPU; on CUDA they stay on the device and are not read back); rows from
+// offsets[E] on belong to no group and are not written (moe_localize's other ranks' choices);
+// out: [R, N] contiguous, x's dtype.
 void grouped_linear(const Context& ctx, const TensorView& out, const TensorView& x,
                     const TensorView& w, const TensorView& offsets);
 
@@ -182,6 +183,12 @@ void patchify(const Context& ctx, const TensorView& out, const TensorView& pixel
 // activation dtype; it need not be the logits').
 void moe_route(const Context& ctx, const TensorView& topk_ids, const TensorView& topk_scores,
                const TensorView& logits);
+
+// Expert parallelism: a rank that holds experts [first, first + count) keeps the choices of its own
+// experts, renumbered from 0, and sends every other choice to the extra group `count`, whose rows
+// no grouped GEMM computes (the rank that owns that expert adds its output). topk_ids [T, k] int32,
+// in place; ids must lie in [0, E) of the full router (not checked on CUDA).
+void moe_localize(const Context& ctx, const TensorView& topk_ids, int64_t first, int64_t count);
 
 // Groups the (token, choice) pairs by expert (stable in token order) and writes the expert inputs:
 // x_perm[r] = round(x[t] * score) for the r-th pair; perm_token[r] = t; perm_slot[t*k + j] = r;

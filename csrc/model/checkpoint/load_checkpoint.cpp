@@ -1,6 +1,7 @@
 // load_checkpoint: config.json, generation_config.json, the FP8 plan and the weights of a folder.
 #include "llama4/checkpoint.h"
 #include "llama4/error.h"
+#include "llama4/shard.h"
 
 namespace llama4 {
 
@@ -14,7 +15,18 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const LoadOptions& opt
   out.fp8 = make_fp8_plan(out.config, options.fp8, path);
   out.config.text.moe_fp8_activation_scale_ub = out.fp8 ? float(out.fp8->activation_scale_ub) : 0.f;
   out.checkpoint = std::make_shared<const Checkpoint>(path);
-  out.text_weights = load_text_weights(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress);
+  if (options.world_size == 1) {
+    out.text_weights = load_text_weights(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress);
+  } else {
+    const TextShard shard = TextShard::of(out.config.text, options.rank, options.world_size);
+    WeightStream stream = text_weight_stream(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress);
+    std::string name;
+    Tensor t;
+    while (stream.next(name, t)) {
+      Tensor part = shard_text_weight(name, t, out.config.text, shard);
+      out.text_weights.tensors.emplace_back(std::move(name), std::move(part));
+    }
+  }
   if (options.vision && out.config.vision && has_vision_weights(*out.checkpoint))
     out.vision_weights = load_vision_weights(out.checkpoint, *out.config.vision, options.dtype, options.progress);
   return out;

@@ -1,0 +1,150 @@
+// TextShard (llama4/shard.h): which heads, experts, intermediate columns and vocabulary rows a rank
+// holds, the shapes that gives each engine tensor, and the slicing of a full tensor into its part.
+#include "llama4/shard.h"
+
+#include <cstring>
+
+#include "llama4/error.h"
+#include "llama4/memory_plan.h"
+
+namespace llama4 {
+
+namespace {
+
+// "layers.3.attn.qkv" -> "attn.qkv"; model-level names stay as they are.
+std::string what_of(const std::string& name) {
+  if (name.rfind("layers.", 0) != 0) return name;
+  const size_t dot = name.find('.', 7);
+  return dot == std::string::npos ? name : name.substr(dot + 1);
+}
+
+// An even split of n items over `size` ranks: rank r's first item and count.
+std::pair<int64_t, int64_t> even(int64_t n, int rank, int size) {
+  const int64_t a = n * rank / size, b = n * (rank + 1) / size;
+  return {a, b - a};
+}
+
+// Row blocks [first, first + count) of a [rows, ...] tensor, back to back, into `dst` at `at`.
+int64_t copy_rows(char* dst, int64_t at, const TensorView& src, int64_t first, int64_t count) {
+  const int64_t row = src.nbytes() / src.size(0);
+  std::memcpy(dst + at, static_cast<const char*>(src.data) + first * row, size_t(count * row));
+  return at + count * row;
+}
+
+// Columns [first, first + count) of a 2-D [rows, cols] tensor, as a new contiguous tensor.
+Tensor copy_columns(const TensorView& src, int64_t first, int64_t count) {
+  const int64_t rows = src.size(0), cols = src.size(1), es = int64_t(element_size(src.dtype));
+  Tensor out = Tensor::empty({rows, count}, src.dtype);
+  const char* s = static_cast<const char*>(src.data);
+  char* d = static_cast<char*>(out.data());
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(d + r * count * es, s + (r * cols + first) * es, size_t(count * es));
+  return out;
+}
+
+}  // namespace
+
+TextShard TextShard::of(const TextConfig& c, int rank, int size) {
+  LLAMA4_CHECK_ARG(size >= 1, "tensor_parallel_size must be >= 1, got ", size);
+  LLAMA4_CHECK_ARG(0 <= rank && rank < size, "rank ", rank, " is outside tensor_parallel_size ", size);
+  TextShard s;
+  s.rank = rank;
+  s.size = size;
+  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, N = size;
+  LLAMA4_CHECK_ARG(H % N == 0, "tensor_parallel_size ", N, " must divide num_attention_heads = ", H);
+  s.q_count = H / N;
+  s.q_first = rank * s.q_count;
+  if (KV % N == 0) {
+    s.kv_count = KV / N;
+    s.kv_first = rank * s.kv_count;
+  } else {
+    LLAMA4_CHECK_ARG(N % KV == 0, "tensor_parallel_size ", N, " must divide num_key_value_heads = ", KV,
+                     " or be a multiple of it (then each KV head is replicated on ", "tensor_parallel_size / KV ranks)");
+    s.kv_count = 1;
+    s.kv_first = rank / (N / KV);
+  }
+  if (!c.moe_layers.empty()) {
+    LLAMA4_CHECK_ARG(c.num_local_experts >= N, "tensor_parallel_size ", N, " is more than num_local_experts = ",
+                     c.num_local_experts, " (every rank holds at least one routed expert)");
+    std::tie(s.expert_first, s.expert_count) = even(c.num_local_experts, rank, size);
+  }
+  LLAMA4_CHECK_ARG(c.intermediate_size >= N && c.intermediate_size_mlp >= N, "tensor_parallel_size ", N,
+                   " is more than intermediate_size = ", c.intermediate_size, " or intermediate_size_mlp = ",
+                   c.intermediate_size_mlp);
+  std::tie(s.inter_first, s.inter_count) = even(c.intermediate_size, rank, size);
+  std::tie(s.mlp_first, s.mlp_count) = even(c.intermediate_size_mlp, rank, size);
+  s.vocab_padded = (c.vocab_size + N - 1) / N;
+  s.vocab_first = rank * s.vocab_padded;
+  s.vocab_count = std::min<int64_t>(c.vocab_size, s.vocab_first + s.vocab_padded) - s.vocab_first;
+  LLAMA4_CHECK_ARG(s.vocab_count >= 1, "tensor_parallel_size ", N, " leaves rank ", rank,
+                   " no vocabulary rows (vocab_size = ", c.vocab_size, ")");
+  return s;
+}
+
+Shape shard_weight_shape(const std::string& name, const Shape& full, const TextConfig& c, const TextShard& s) {
+  if (s.single()) return full;
+  const std::string w = what_of(name);
+  const int64_t d = c.head_dim;
+  if (w == "embed_tokens") return {s.vocab_padded + 2, full[1]};
+  if (w == "lm_head") return {s.vocab_padded, full[1]};
+  if (w == "attn.qkv") return {(s.q_count + 2 * s.kv_count) * d, full[1]};
+  if (w == "attn.o") return {full[0], s.q_count * d};
+  if (w == "moe.gate_up" || w == "moe.down" || w == "moe.gate_up_scale" || w == "moe.down_scale") {
+    Shape out = full;
+    out[0] = s.expert_count;
+    return out;
+  }
+  if (w == "moe.shared_gate_up") return {2 * s.inter_count, full[1]};
+  if (w == "moe.shared_down") return {full[0], s.inter_count};
+  if (w == "mlp.gate_up") return {2 * s.mlp_count, full[1]};
+  if (w == "mlp.down") return {full[0], s.mlp_count};
+  return full;  // norms, routers
+}
+
+Tensor shard_text_weight(const std::string& name, const Tensor& full, const TextConfig& c, const TextShard& s) {
+  if (s.single()) return full;
+  const TensorView& f = full.view();
+  LLAMA4_CHECK_TYPE(f.device.is_cpu(), "shard_text_weight: '", name, "' must be in host memory");
+  LLAMA4_CHECK_ARG(f.is_contiguous(), "shard_text_weight: '", name, "' must be contiguous");
+  const std::string w = what_of(name);
+  const Shape shape = shard_weight_shape(name, f.sizes(), c, s);
+  const int64_t d = c.head_dim, H = c.num_attention_heads, KV = c.num_key_value_heads;
+  auto pieces = [&](std::initializer_list<std::pair<int64_t, int64_t>> rows) {  // (first, count) row blocks
+    Tensor out = Tensor::zeros(shape, f.dtype);
+    int64_t at = 0;
+    for (const auto& [first, count] : rows) at = copy_rows(static_cast<char*>(out.data()), at, f, first, count);
+    return out;
+  };
+  if (w == "embed_tokens" || w == "lm_head") {
+    if (w == "lm_head" && s.vocab_count == s.vocab_padded)
+      return Tensor::wrap(f.slice0(s.vocab_first, s.vocab_first + s.vocab_count), full.storage());
+    return pieces({{s.vocab_first, s.vocab_count}});  // the rest (padding, sentinel rows) is zeros
+  }
+  if (w == "attn.qkv")
+    return pieces({{s.q_first * d, s.q_count * d}, {(H + s.kv_first) * d, s.kv_count * d},
+                   {(H + KV + s.kv_first) * d, s.kv_count * d}});
+  if (w == "attn.o") return copy_columns(f, s.q_first * d, s.q_count * d);
+  if (w == "moe.gate_up" || w == "moe.down" || w == "moe.gate_up_scale" || w == "moe.down_scale")
+    return Tensor::wrap(f.slice0(s.expert_first, s.expert_first + s.expert_count), full.storage());
+  if (w == "moe.shared_gate_up" || w == "mlp.gate_up") {
+    const bool shared = w == "moe.shared_gate_up";
+    const int64_t I = shared ? c.intermediate_size : c.intermediate_size_mlp;
+    const int64_t first = shared ? s.inter_first : s.mlp_first, count = shared ? s.inter_count : s.mlp_count;
+    return pieces({{first, count}, {I + first, count}});
+  }
+  if (w == "moe.shared_down") return copy_columns(f, s.inter_first, s.inter_count);
+  if (w == "mlp.down") return copy_columns(f, s.mlp_first, s.mlp_count);
+  return full;  // norms, routers
+}
+
+int64_t text_shard_weight_bytes(const TextConfig& config, DType dtype, const std::vector<int>& fp8_moe_layers,
+                                int rank, int size) {
+  const TextShard s = TextShard::of(config, rank, size);
+  int64_t n = 0;
+  for (const WeightSpec& w : text_weight_specs(config, dtype, fp8_moe_layers)) {
+    const TensorView layout(nullptr, w.dtype, shard_weight_shape(w.name, w.shape, config, s));
+    n += layout.nbytes();
+  }
+  return n;
+}
+
+}  // namespace llama4

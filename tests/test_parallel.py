@@ -1,0 +1,307 @@
+"""Tensor + expert parallelism on CPU ranks (gloo; llama4/shard.h): a model loaded with
+tensor_parallel_size=N (N - 1 worker processes) gives the single-rank engine's logits (fp32: within
+1e-5) and the same greedy tokens, with images, FP8 experts, a batch of prompts, n samples sharing a
+prefill (KV page copies mirrored on every rank) and preemption; expert, vocabulary and intermediate
+sizes that do not divide evenly; a rank that is killed or hangs makes rank 0 raise RankError naming
+it within the timeout, and a dead rank 0 makes the workers exit."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+import torch
+
+import llama4_native as l4
+from llama4_native import _C
+from llama4_native.chat import ImageTokens
+from llama4_native.image import ImageInput
+
+import tiny_checkpoints as tc
+
+pytestmark = pytest.mark.skipif(not _C.gloo_available(), reason="this build has no gloo (libgloo-dev)")
+
+TOKENS = ImageTokens(patch=499, image=494, start=497, end=498, tile_x=495, tile_y=496)
+ATOL = 1e-5  # fp32: the ranks' partial sums are added in another order, nothing else differs
+
+
+def _ids(seed: int, n: int, vocab: int = 512) -> list[int]:
+    return torch.randint(3, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def _pixels(tiles: int, seed: int) -> torch.Tensor:
+    return torch.rand(tiles, 3, 56, 56, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def _err(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape
+    return (a - b).abs().max().item()
+
+
+@pytest.fixture(scope="module")
+def maverick(tiny_checkpoint):
+    folder, _ = tiny_checkpoint("maverick")  # vision tower, MoE every other layer, top-2
+    single = l4.load(folder, dtype="float32")
+    single.image_tokens = TOKENS
+    return folder, single
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_logits_tokens_images_and_batches_equal_single_rank(maverick, world_size):
+    folder, single = maverick
+    with l4.load(folder, dtype="float32", tensor_parallel_size=world_size, collective_timeout_s=60) as tp:
+        tp.image_tokens = TOKENS
+        assert tp._engine.world_size == world_size and tp._comm.backend == "gloo"
+        prompt = _ids(0, 21)  # crosses two attention chunks of 8
+        err = _err(tp.logits(prompt), single.logits(prompt))
+        print(f"N={world_size}: prompt logits max|d| = {err:.2e}")
+        assert err <= ATOL
+        with_image = [1, 5, TOKENS.image, 6, 7]
+        pix = [ImageInput(_pixels(3, 1), (1, 2))]  # a 1x2 tile grid and the global tile
+        err_img = _err(tp.logits(with_image, images=pix), single.logits(with_image, images=pix))
+        print(f"N={world_size}: logits with an image max|d| = {err_img:.2e}")
+        assert err_img <= ATOL
+        # A batch (continuous batching: prefill chunks and decodes mixed in one step), one with an image.
+        prompts = [_ids(1, 21), _ids(2, 5), [1, 9, TOKENS.image, 10]]
+        kw = dict(max_new_tokens=12, temperature=0.0, stop_token_ids=[], return_logits=True)
+        want = [single.generate(input_ids=prompts[0], **kw), single.generate(input_ids=prompts[1], **kw),
+                single.generate(input_ids=prompts[2], images=pix, **kw)]
+        got_batch = tp.generate(prompts[:2], **kw)
+        got_img = tp.generate(input_ids=prompts[2], images=pix, **kw)
+        for w, g in zip(want, got_batch + [got_img]):
+            assert g.token_ids == w.token_ids
+            assert _err(g.logits, w.logits) <= ATOL
+
+
+def test_fp8_experts_equal_single_rank(tiny_checkpoint):
+    folder, _ = tiny_checkpoint("scout_text")
+    kw = dict(dtype="float32", quantization="fp8")
+    single = l4.load(folder, **kw)
+    assert single.fp8_layers
+    with l4.load(folder, tensor_parallel_size=2, **kw) as tp:
+        assert tp.fp8_layers == single.fp8_layers
+        prompt = _ids(3, 19)
+        err = _err(tp.logits(prompt), single.logits(prompt))
+        print(f"FP8 experts, N=2: prompt logits max|d| = {err:.2e}")
+        assert err <= ATOL
+        gkw = dict(max_new_tokens=16, temperature=0.0, stop_token_ids=[])
+        assert tp.generate(input_ids=prompt, **gkw).token_ids == single.generate(input_ids=prompt, **gkw).token_ids
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory):
+    """scout_text with 5 experts, a vocabulary of 509 and intermediate sizes 22 / 78: none divides
+    by 4 (experts 1+1+1+2; vocabulary rows 128 x 3 + 125; 5/6 columns), and 4 ranks replicate the
+    2 KV heads."""
+    folder = tmp_path_factory.mktemp("uneven")
+    tc.save_tiny("scout_text", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(num_local_experts=5, vocab_size=509, intermediate_size=22, intermediate_size_mlp=78)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    # Random weights of the new shapes, in the HF layout the loader reads.
+    from transformers import AutoConfig, Llama4ForCausalLM
+
+    torch.manual_seed(5)
+    model = Llama4ForCausalLM(AutoConfig.from_pretrained(folder)).float()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_uneven_experts_vocabulary_and_widths(uneven, world_size):
+    single = l4.load(uneven, dtype="float32")
+    with l4.load(uneven, dtype="float32", tensor_parallel_size=world_size) as tp:
+        prompt = _ids(4, 20, vocab=509)
+        err = _err(tp.logits(prompt), single.logits(prompt))
+        print(f"uneven, N={world_size}: prompt logits max|d| = {err:.2e}")
+        assert err <= ATOL
+        kw = dict(max_new_tokens=16, temperature=0.0, stop_token_ids=[])
+        assert tp.generate(input_ids=prompt, **kw).token_ids == single.generate(input_ids=prompt, **kw).token_ids
+
+
+def test_preemption_and_shared_prefill_pages_equal_single_rank(tmp_path):
+    """A KV cache too small for the batch (the scheduler preempts and recomputes) and n=2 samples
+    forked from one prefill (the partly filled page is copied on every rank): the same tokens as one
+    rank with the same pages."""
+    folder = tmp_path / "short"
+    tc.save_tiny("scout_text", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(max_position_embeddings=64, attention_chunk_size=32)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    budget = 163840  # about 100 tokens on one rank; each of 2 ranks holds 1 of the 2 KV heads
+    single = l4.load(folder, dtype="float32", kv_cache_bytes=budget)
+    prompts = [_ids(100 + i, 21) for i in range(4)]
+
+    def run(model):
+        sched = _C.Scheduler(model._engine)
+        ids = [sched.add_request(p, max_new_tokens=30, n=2 if i == 0 else 1) for i, p in enumerate(prompts)]
+        got = {}
+        while sched.has_unfinished():
+            for rid, k, tokens, *_ in sched.step():
+                got.setdefault((rid, k), []).extend(tokens)
+        return [got[(i, k)] for i in ids for k in range(2) if (i, k) in got], sched.stats()["preemptions"]
+
+    want, want_pre = run(single)
+    with l4.load(folder, dtype="float32", kv_cache_bytes=budget // 2, tensor_parallel_size=2) as tp:
+        assert [tp._engine.total_pages(g) for g in (0, 1)] == [single._engine.total_pages(g) for g in (0, 1)]
+        got, got_pre = run(tp)
+    assert want_pre > 0 and got_pre == want_pre
+    assert got == want
+
+
+def test_config_that_cannot_be_split_fails_before_starting_ranks(tiny_checkpoint):
+    folder, _ = tiny_checkpoint("scout_text")  # 4 query heads, 2 KV heads
+    with pytest.raises(ValueError, match="tensor_parallel_size 3 must divide num_attention_heads = 4"):
+        l4.load(folder, tensor_parallel_size=3)
+    with pytest.raises(ValueError, match="tensor_parallel_size must be an int >= 1"):
+        l4.load(folder, tensor_parallel_size=0)
+    with pytest.raises(ValueError, match="collective_timeout_s"):
+        l4.load(folder, tensor_parallel_size=2, collective_timeout_s=0)
+
+
+def test_shard_bytes_add_up(tiny_checkpoint):
+    folder, _ = tiny_checkpoint("maverick")
+    text = _C.load_model_config(str(folder)).text
+    whole = _C.text_shard_weight_bytes(text, "float32", [], 0, 1)
+    for n in (2, 4):
+        parts = [_C.text_shard_weight_bytes(text, "float32", [], r, n) for r in range(n)]
+        # Every rank holds the replicated norms and routers, the two zero rows of its embedding table,
+        # and (4 ranks, 2 KV heads) its replicated KV head: the parts sum to more than the whole.
+        assert whole / n < max(parts) < whole
+    single = l4.load(folder, dtype="float32")
+    assert whole == sum(t.numel() * 4 for t in map(torch.from_dlpack, single._checkpoint.text_weights.values()))
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_dead_or_hung_worker_raises_rank_error_within_timeout(tiny_checkpoint, how):
+    folder, _ = tiny_checkpoint("scout_text")
+    timeout = 4.0
+    model = l4.load(folder, dtype="float32", tensor_parallel_size=2, collective_timeout_s=timeout)
+    try:
+        assert model.logits([1, 2, 3]).shape == (3, 512)
+        victim = model._group.procs[0]
+        result = {}
+
+        def generate():
+            t0 = time.monotonic()
+            try:
+                model.generate(input_ids=_ids(7, 20), max_new_tokens=200, temperature=0.0, stop_token_ids=[])
+                result["error"] = None
+            except Exception as e:  # noqa: BLE001  (the test inspects it)
+                result["error"] = e
+            result["seconds"] = time.monotonic() - t0
+
+        thread = threading.Thread(target=generate)
+        thread.start()
+        time.sleep(0.5)  # mid-generation: steps are running
+        killed_at = time.monotonic()
+        os.kill(victim.pid, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+        thread.join(timeout=timeout + 20)
+        assert not thread.is_alive(), "rank 0 hangs"
+        err = result["error"]
+        assert isinstance(err, l4.RankError), err
+        assert time.monotonic() - killed_at < timeout + 3
+        assert err.rank == 1 and "rank 1" in str(err)
+        assert ("has exited" if how == "kill" else "is stopped") in str(err)
+    finally:
+        if how == "stop":
+            os.kill(model._group.procs[0].pid, signal.SIGKILL)
+        model.close()
+
+
+def test_dead_rank_0_makes_the_workers_exit(tiny_checkpoint, tmp_path):
+    folder, _ = tiny_checkpoint("scout_text")
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        import llama4_native as l4
+        if __name__ == "__main__":
+            m = l4.load({str(folder)!r}, dtype="float32", tensor_parallel_size=2, collective_timeout_s=4)
+            m.logits([1, 2, 3])
+            print(m._group.procs[0].pid, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    # cwd: not the source tree, whose llama4_native (without the built _C) would shadow the installed one
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    worker = int(proc.stdout.readline())
+    died = time.monotonic()
+    proc.wait(timeout=30)
+    _, stderr = proc.communicate(timeout=30)  # EOF once the worker, which shares the pipe, has exited
+    assert time.monotonic() - died < 4 + 5
+    assert "RankError" in stderr and "rank 0" in stderr, stderr[-2000:]
+    with open(f"/proc/{worker}/stat") if os.path.exists(f"/proc/{worker}/stat") else open(os.devnull) as f:
+        stat = f.read()
+    assert not stat or stat.rsplit(")", 1)[1].split()[0] in "ZX"
+
+
+def test_moe_localize_against_a_plain_loop():
+    ids = torch.randint(0, 7, (13, 3), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
+    want = torch.where((ids >= 2) & (ids < 5), ids - 2, torch.full_like(ids, 3))
+    got = ids.clone()
+    l4.ops.moe_localize(got, 2, 3)
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="count >= 1"):
+        l4.ops.moe_localize(got, 0, 0)
+
+
+# ---- GPUs (NCCL) ------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+def test_moe_localize_cuda_matches_cpu():
+    ids = torch.randint(0, 16, (37, 4), dtype=torch.int32, generator=torch.Generator().manual_seed(1))
+    cpu = ids.clone()
+    l4.ops.moe_localize(cpu, 4, 5)
+    gpu = ids.cuda()
+    l4.ops.moe_localize(gpu, 4, 5)
+    assert torch.equal(gpu.cpu(), cpu)
+
+
+@pytest.mark.cuda
+def test_nccl_collectives_world_of_one(tmp_path):
+    """One GPU is a world of one, still through NCCL (the path several GPUs take)."""
+    from llama4_native import parallel
+
+    parallel.nccl_library()
+    if not _C.nccl_available():
+        pytest.fail(f"NCCL does not load: {_C.nccl_library_error()}")
+    comm = _C.make_nccl_communicator(_C.FileStore(str(tmp_path)), 0, 1, 0, 30.0)
+    assert comm.backend == "nccl"
+    x = torch.randn(1031, device="cuda")
+    want = x.clone()
+    comm.all_reduce(x)
+    torch.testing.assert_close(x, want, rtol=0, atol=0)
+    b = torch.randn(64, device="cuda").to(torch.bfloat16)
+    bw = b.clone()
+    comm.all_reduce(b)
+    assert torch.equal(b, bw)
+    h = torch.arange(5, dtype=torch.int32)
+    comm.broadcast(h, 0)  # host metadata, staged through the GPU
+    assert h.tolist() == [0, 1, 2, 3, 4]
+    out = torch.empty(7, device="cuda")
+    src = torch.randn(7, device="cuda")
+    comm.all_gather(out, src)
+    assert torch.equal(out, src)
+
+
+@pytest.mark.cuda
+def test_tensor_parallel_on_every_gpu_equals_one_gpu(tiny_checkpoint):
+    n = torch.cuda.device_count()
+    if n < 2 or 4 % n:
+        pytest.skip(f"{n} GPU(s): world size 1 is covered by test_nccl_collectives_world_of_one")
+    folder, _ = tiny_checkpoint("maverick")
+    single = l4.load(folder, device="cuda", dtype="float32")
+    with l4.load(folder, device="cuda", dtype="float32", tensor_parallel_size=n) as tp:
+        prompt = _ids(0, 21)
+        assert _err(tp.logits(prompt).cpu(), single.logits(prompt).cpu()) <= 1e-4
+        kw = dict(max_new_tokens=12, temperature=0.0, stop_token_ids=[])
+        assert tp.generate(input_ids=prompt, **kw).token_ids == single.generate(input_ids=prompt, **kw).token_ids
