@@ -224,10 +224,19 @@ def test_grouped_linear_is_linear_per_group(dtype):
         assert ((out[a:b].double() - ref).abs() <= bound + slack).all()
 
 
+def test_grouped_linear_leaves_rows_past_the_last_group_alone():
+    """Expert parallelism (moe_localize): rows from offsets[E] on belong to another rank's experts."""
+    x, w = torch.randn(5, 8), torch.randn(2, 3, 8)
+    out = ops.grouped_linear(x, w, torch.tensor([0, 2, 3], dtype=torch.int32))
+    assert out.shape == (5, 3)
+    torch.testing.assert_close(out[:2], x[:2] @ w[0].T, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out[2:3], x[2:3] @ w[1].T, rtol=1e-5, atol=1e-5)
+
+
 def test_grouped_linear_rejects_bad_offsets():
     x, w = torch.randn(4, 8), torch.randn(2, 3, 8)
-    with pytest.raises(ValueError, match="'offsets' must run from 0 to 4"):
-        ops.grouped_linear(x, w, torch.tensor([0, 2, 3], dtype=torch.int32))
+    with pytest.raises(ValueError, match="'offsets' must run from 0 to at most 4"):
+        ops.grouped_linear(x, w, torch.tensor([0, 2, 5], dtype=torch.int32))
     with pytest.raises(ValueError, match="non-decreasing"):
         ops.grouped_linear(x, w, torch.tensor([0, 5, 4], dtype=torch.int32))
     with pytest.raises(ValueError, match="'w' must have shape \\[E, N, 8\\]"):

@@ -146,8 +146,10 @@ def test_grouped_gemm_nan_weight_code():
 def test_grouped_gemm_errors():
     a, w = torch.zeros(4, 16, dtype=E4M3), torch.zeros(2, 8, 16, dtype=E4M3)
     s, ws = torch.ones(4), torch.ones(2, 8)
-    with pytest.raises(ValueError, match="'expert_offsets' must rise from 0 to 4"):
+    with pytest.raises(ValueError, match="'expert_offsets' must rise from 0 to at most 4"):
         ops.moe_grouped_gemm_fp8(a, s, w, ws, torch.tensor([0, 3, 2], dtype=torch.int32))
+    with pytest.raises(ValueError, match="'expert_offsets' must rise from 0 to at most 4"):
+        ops.moe_grouped_gemm_fp8(a, s, w, ws, torch.tensor([0, 3, 5], dtype=torch.int32))
     with pytest.raises(ValueError, match=r"'expert_offsets' must have shape \[3\]"):
         ops.moe_grouped_gemm_fp8(a, s, w, ws, torch.tensor([0, 4], dtype=torch.int32))
     with pytest.raises(TypeError, match="'w' must have dtype float8_e4m3fn, got bfloat16"):
