@@ -52,7 +52,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .image_io import load_rgb
+from .image_io import load_rgb_bounded
 from .image_resize import KERNELS, resize_bilinear_aa
 
 _f32 = np.float32
@@ -186,9 +186,10 @@ def _check_options(tile_size, max_patches, mean, std, dtype, resize_kernel):
 
 
 def _preprocess_rgb(rgb: np.ndarray, tile: int, max_patches: int, to_max: bool, mean, std,
-                    dtype: torch.dtype, bf16: bool, kernel: str) -> ImageInput:
-    """rgb: [H, W, 3] uint8 → ImageInput (steps 1-7)."""
-    h, w = rgb.shape[:2]
+                    dtype: torch.dtype, bf16: bool, kernel: str, full_size=None) -> ImageInput:
+    """rgb: [H, W, 3] uint8 → ImageInput (steps 1-7). full_size: (H, W) to plan the canvas from,
+    when rgb was decoded at reduced scale (JPEG draft, see image_limits)."""
+    h, w = full_size or rgb.shape[:2]
     plan = canvas_for(h, w, tile, max_patches, resize_to_max_canvas=to_max)
     img = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()  # [3, H, W] uint8
     ct = torch.bfloat16 if bf16 else torch.float32
@@ -207,18 +208,24 @@ def _preprocess_rgb(rgb: np.ndarray, tile: int, max_patches: int, to_max: bool, 
 
 
 def _preprocess(image, label: str, *, tile_size, max_patches, resize_to_max_canvas, mean, std, dtype,
-                reference_bf16, resize_kernel) -> ImageInput:
+                reference_bf16, resize_kernel, max_pixels) -> ImageInput:
     _check_options(tile_size, max_patches, mean, std, dtype, resize_kernel)
-    rgb = load_rgb(image, label)
-    return _preprocess_rgb(rgb, int(tile_size), int(max_patches), bool(resize_to_max_canvas), mean, std,
-                           dtype, bool(reference_bf16), resize_kernel)
+    tile, patches, to_max = int(tile_size), int(max_patches), bool(resize_to_max_canvas)
+
+    def target(h: int, w: int) -> tuple[int, int]:  # what the resizes need: the canvas and the thumbnail
+        nh, nw = canvas_for(h, w, tile, patches, resize_to_max_canvas=to_max).resized
+        return max(nh, tile), max(nw, tile)
+
+    rgb, full = load_rgb_bounded(image, label, max_pixels=max_pixels, target=target)
+    return _preprocess_rgb(rgb, tile, patches, to_max, mean, std, dtype, bool(reference_bf16), resize_kernel,
+                           full_size=full)
 
 
 def preprocess_image(image, *, tile_size: int = 336, max_patches: int = 16,
                      resize_to_max_canvas: bool = False,
                      mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
                      dtype: torch.dtype = torch.float32, reference_bf16: bool = True,
-                     resize_kernel: str = "float") -> ImageInput:
+                     resize_kernel: str = "float", max_pixels: int | None = None) -> ImageInput:
     """Preprocess one image (path, bytes, PIL image or numpy array; see `image_io`) for Llama 4.
 
     tile_size / max_patches / resize_to_max_canvas / mean / std: HF's `size`, `max_patches`,
@@ -227,11 +234,14 @@ def preprocess_image(image, *, tile_size: int = 336, max_patches: int = 16,
     reference_bf16: normalise in bfloat16 like HF and the original code (the values are bf16-rounded
     even when dtype is float32); False normalises in float32 like Meta's ToTensor + Normalize.
     resize_kernel: "float" or "uint8", the two torchvision code paths (see `image_resize`).
+    max_pixels: the largest width x height accepted, checked from the file header before decoding
+    (None: $LLAMA4_MAX_IMAGE_PIXELS or image_limits.DEFAULT_MAX_PIXELS); a JPEG at least 4x larger
+    per side than the resize needs is decoded at reduced scale (see `image_limits`).
     Raises ValueError (bad data or options) or TypeError (unsupported input type) naming the image.
     """
     return _preprocess(image, "image", tile_size=tile_size, max_patches=max_patches,
                        resize_to_max_canvas=resize_to_max_canvas, mean=mean, std=std, dtype=dtype,
-                       reference_bf16=reference_bf16, resize_kernel=resize_kernel)
+                       reference_bf16=reference_bf16, resize_kernel=resize_kernel, max_pixels=max_pixels)
 
 
 def preprocess_images(images: Sequence, **options) -> list[ImageInput]:

@@ -1,8 +1,9 @@
 """Decode an image input and convert it to RGB uint8, the way Hugging Face's Llama 4 processor does.
 
 Contract: `load_rgb(image, label)` → numpy `[H, W, 3] uint8`, H, W >= 1. Bad input raises ValueError
-(unreadable/corrupt data, unsupported mode, empty image, wrong array shape or dtype) or TypeError
-(a type we do not take), with `label` ("image", "image 3") at the start of the message.
+(unreadable/corrupt data, unsupported mode, empty image, wrong array shape or dtype, more pixels
+than the limit of `image_limits`, read from the header before decoding) or TypeError (a type we do
+not take), with `label` ("image", "image 3") at the start of the message.
 
 Accepted inputs:
 * a `data:image/...;base64,` URL (a `str`), as OpenAI's `image_url` items carry them.
@@ -37,6 +38,7 @@ import os
 import numpy as np
 
 from .data_url import decode_image_data_url, is_data_url, short
+from .image_limits import TargetFn, apply_draft, check_pixels, resolve_max_pixels
 
 try:  # Pillow is only needed for paths, bytes and PIL images; arrays work without it.
     from PIL import Image, ImageOps
@@ -83,8 +85,14 @@ def _from_pil(im, label: str) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def _decode(data, label: str, what: str):
-    """Open and fully decode `data` (a path or a file-like object) with Pillow."""
+class _TooLarge(ValueError):
+    """The header's size exceeds the pixel limit: reported as is, not as a decoding failure."""
+
+
+def _decode(data, label: str, what: str, max_pixels: int, target: TargetFn | None):
+    """Open `data` (a path or a file-like object) with Pillow, check its size from the header, then
+    fully decode it (at reduced JPEG scale when `target` allows). -> (image, (height, width) of
+    the full-size image as displayed)."""
     _require_pil(label)
     from PIL import ImageFile
 
@@ -92,8 +100,18 @@ def _decode(data, label: str, what: str):
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(data) as im:  # closes the file on every path, errors included
+            try:
+                check_pixels(im.width, im.height, max_pixels, label)
+            except ValueError as e:
+                raise _TooLarge(str(e)) from None
+            full_w, full_h = im.size
+            apply_draft(im, target)
             im.load()  # Image.open is lazy; corrupt or truncated pixel data only fails here
-            return ImageOps.exif_transpose(im)  # a new image (a copy when there is no rotation)
+            out = ImageOps.exif_transpose(im)  # a new image (a copy when there is no rotation)
+            rotated = out.size != im.size
+            return out, ((full_w, full_h) if rotated else (full_h, full_w))
+    except _TooLarge:
+        raise
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise ValueError(f"{label}: cannot decode {what}: {type(e).__name__}: {e}") from e
     finally:
@@ -133,18 +151,32 @@ def _from_array(a: np.ndarray, label: str) -> np.ndarray:
     return u8
 
 
-def load_rgb(image, label: str = "image") -> np.ndarray:
+def load_rgb(image, label: str = "image", *, max_pixels: int | None = None) -> np.ndarray:
     """Any accepted input (see the module doc) → [H, W, 3] uint8 RGB, C-contiguous and writable
-    (torch.from_numpy warns on read-only arrays, which np.asarray of a PIL image is)."""
+    (torch.from_numpy warns on read-only arrays, which np.asarray of a PIL image is). Images over
+    the pixel limit (`image_limits`) are refused before decoding."""
+    return load_rgb_bounded(image, label, max_pixels=max_pixels)[0]
+
+
+def load_rgb_bounded(image, label: str = "image", *, max_pixels: int | None = None,
+                     target: TargetFn | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """load_rgb, and the (height, width) of the image at full size: a JPEG far larger than
+    `target(height, width)` needs is decoded at reduced scale (`image_limits.apply_draft`)."""
+    limit = resolve_max_pixels(max_pixels)
+    full = None
     if isinstance(image, np.ndarray):
+        if image.ndim in (2, 3):
+            check_pixels(image.shape[1], image.shape[0], limit, label)
         rgb = _from_array(image, label)
     elif isinstance(image, (bytes, bytearray, memoryview)):
         if len(image) == 0:
             raise ValueError(f"{label}: empty bytes")
-        rgb = _from_pil(_decode(io.BytesIO(bytes(image)), label, f"{len(image)} bytes"), label)
+        im, full = _decode(io.BytesIO(bytes(image)), label, f"{len(image)} bytes", limit, target)
+        rgb = _from_pil(im, label)
     elif is_data_url(image):
         data = decode_image_data_url(image, label=label)
-        rgb = _from_pil(_decode(io.BytesIO(data), label, f"a data URL of {len(data)} bytes"), label)
+        im, full = _decode(io.BytesIO(data), label, f"a data URL of {len(data)} bytes", limit, target)
+        rgb = _from_pil(im, label)
     elif isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         if not isinstance(path, str):
@@ -154,8 +186,10 @@ def load_rgb(image, label: str = "image") -> np.ndarray:
                              f"file, its bytes or a data: URL)")
         if not os.path.isfile(path):
             raise ValueError(f"{label}: no such file: {short(path)!r}")
-        rgb = _from_pil(_decode(path, label, f"file {short(path)!r}"), label)
+        im, full = _decode(path, label, f"file {short(path)!r}", limit, target)
+        rgb = _from_pil(im, label)
     elif Image is not None and isinstance(image, Image.Image):
+        check_pixels(image.width, image.height, limit, label)
         rgb = _from_pil(image, label)
     else:
         raise TypeError(
@@ -163,4 +197,4 @@ def load_rgb(image, label: str = "image") -> np.ndarray:
             "path (str or os.PathLike), encoded bytes, a PIL.Image.Image or a numpy array (H, W[, C])")
     if not (rgb.flags.c_contiguous and rgb.flags.writeable):
         rgb = np.array(rgb, order="C")
-    return rgb
+    return rgb, (full or rgb.shape[:2])
