@@ -25,6 +25,7 @@ from server_harness import free_port
      "kv_cache_bytes or gpu_memory_utilization, not both"),
     (["--allowed-local-media-path", "/nonexistent/folder"], "--allowed-local-media-path"),
     (["--media-timeout", "0"], "--media-timeout"),
+    (["--max-request-bytes", "0"], "--max-request-bytes must be >= 1, got 0"),
 ])
 def test_bad_arguments_fail_before_loading(real_vocab_checkpoint, args, message, capsys, monkeypatch):
     import llama4_native

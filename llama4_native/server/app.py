@@ -4,8 +4,8 @@
   GET  /v1/models                                   (API key when configured)
   GET  /health, GET /metrics, GET / (the chat page; static/)
 Errors always carry OpenAI's body {"error": {"message", "type", "param", "code"}}: 400 for a bad
-request, 401 for a wrong or missing key, 404 for an unknown model or route, 503 with Retry-After
-when the queue is full."""
+request, 401 for a wrong or missing key, 404 for an unknown model or route, 413 for a body over
+max_body_bytes (read no further), 503 with Retry-After when the queue is full."""
 from __future__ import annotations
 
 import asyncio
@@ -42,6 +42,7 @@ class ServerConfig:
     max_num_seqs: int = 16
     max_waiting: int = 64          # requests queued beyond max_num_seqs before 503
     media: MediaPolicy = field(default_factory=MediaPolicy)
+    max_body_bytes: int = 64 << 20  # a request body larger than this is refused with 413
 
 
 def _validation_message(e: ValidationError) -> tuple[str, str | None]:
@@ -87,11 +88,30 @@ def create_app(model, config: ServerConfig) -> FastAPI:
         return error(e.status_code, str(e.detail), "not_found_error" if e.status_code == 404 else
                      "invalid_request_error")
 
+    async def read_body(request: Request) -> bytes:
+        """The body, or 413 as soon as it is known to exceed the limit (Content-Length first, then
+        while reading: a chunked body has none), so memory never grows with what a client sends."""
+        limit = config.max_body_bytes
+        too_large = ProtocolError(f"the request body is larger than this server's limit of {limit} bytes",
+                                  status=413, code="request_too_large")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return bytes(body)
+
     async def parse(request: Request, kind):
+        raw = await read_body(request)
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
             raise ProtocolError(f"the request body is not valid JSON ({type(e).__name__})") from None
+        except RecursionError:
+            raise ProtocolError("the request body is not valid JSON (nested too deeply)") from None
         if not isinstance(body, dict):
             raise ProtocolError("the request body must be a JSON object")
         try:

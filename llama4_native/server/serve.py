@@ -54,6 +54,8 @@ def add_parser(sub) -> None:
                    help="let image URLs reach loopback and private addresses (off: refused)")
     p.add_argument("--allowed-local-media-path", default=None, help="file:// image URLs are read under this folder")
     p.add_argument("--max-media-bytes", type=int, default=20 << 20)
+    p.add_argument("--max-request-bytes", type=int, default=64 << 20,
+                   help="request bodies larger than this are refused with 413")
     p.add_argument("--media-timeout", type=float, default=10.0, help="seconds per fetched image")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(fn=cmd_serve)
@@ -72,7 +74,8 @@ def check_args(a) -> None:
     if not 0 <= a.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {a.port}")
     for flag, v in (("--max-model-len", a.max_model_len), ("--kv-cache-bytes", a.kv_cache_bytes),
-                    ("--threads", a.threads), ("--max-media-bytes", a.max_media_bytes)):
+                    ("--threads", a.threads), ("--max-media-bytes", a.max_media_bytes),
+                    ("--max-request-bytes", a.max_request_bytes)):
         if v is not None and v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     if a.max_num_seqs < 1:
@@ -116,7 +119,8 @@ def cmd_serve(a) -> int:
                          allow_private=a.allow_private_media, allowed_local_path=a.allowed_local_media_path,
                          max_bytes=a.max_media_bytes, timeout_s=a.media_timeout)
     config = ServerConfig(served_model_name=a.served_model_name or a.model, max_model_len=a.max_model_len or limit,
-                          api_key=a.api_key, max_num_seqs=a.max_num_seqs, max_waiting=a.max_waiting, media=policy)
+                          api_key=a.api_key, max_num_seqs=a.max_num_seqs, max_waiting=a.max_waiting, media=policy,
+                          max_body_bytes=a.max_request_bytes)
     app = create_app(model, config)
     print(f"[serving {config.served_model_name} on http://{a.host}:{a.port} (chat page at /)]", file=sys.stderr)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
