@@ -32,6 +32,14 @@ int64_t FieldReader::integer(const std::string& key, std::optional<int64_t> mini
   return out;
 }
 
+int64_t FieldReader::size(const std::string& key, int64_t maximum, const json* value) const {
+  const int64_t v = integer(key, 1, value);
+  if (v > maximum)
+    throw fail(key, "must be <= " + std::to_string(maximum) + ", got " + std::to_string(v) +
+                        " (the engine's bound, far above any Llama 4 checkpoint)");
+  return v;
+}
+
 double FieldReader::number(const std::string& key, bool positive, const json* value) const {
   const json& v = value ? *value : raw(key);
   if (!v.is_number() || !std::isfinite(v.get<double>()))

@@ -11,6 +11,13 @@
 
 namespace llama4::checkpoint {
 
+// Upper bounds of config sizes: far above any Llama 4 checkpoint, and low enough that every
+// product the loader and the engine form from them (experts x hidden x 2 x intermediate, layers x
+// per-layer tables) stays inside int64 and no loop or table over a count can exhaust memory.
+constexpr int64_t kMaxConfigDim = int64_t(1) << 20;          // vocab, hidden, intermediate, head_dim, image size
+constexpr int64_t kMaxConfigCount = int64_t(1) << 12;        // layers, heads, experts, channels
+constexpr int64_t kMaxConfigPositions = (int64_t(1) << 31) - 1;  // positions are int32 in the kernels
+
 class FieldReader {
  public:
   FieldReader(const json& section, const json& defaults, std::string prefix, std::string file)
@@ -29,6 +36,8 @@ class FieldReader {
   // An integer >= minimum (none: any); an integral float (8192.0) counts as its integer.
   // `value` replaces the looked-up value (for nested keys such as rope_scaling.factor).
   int64_t integer(const std::string& key, std::optional<int64_t> minimum = 1, const json* value = nullptr) const;
+  // A size or count: an integer in [1, maximum] (the bounds below).
+  int64_t size(const std::string& key, int64_t maximum, const json* value = nullptr) const;
   // A finite number, > 0 when `positive`, else >= 0.
   double number(const std::string& key, bool positive = true, const json* value = nullptr) const;
   bool boolean(const std::string& key) const;

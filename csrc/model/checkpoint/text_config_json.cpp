@@ -30,29 +30,29 @@ constexpr double kDefaultRopeTheta = 500000.0;  // Llama4TextConfig.default_thet
 
 // Sizes, with HF's null handling: head_dim null -> D / H, num_key_value_heads null -> H.
 void read_sizes(const FieldReader& r, TextConfig& c) {
-  c.vocab_size = r.integer("vocab_size");
-  c.hidden_size = r.integer("hidden_size");
-  c.intermediate_size = r.integer("intermediate_size");
-  c.intermediate_size_mlp = r.integer("intermediate_size_mlp");
-  c.num_hidden_layers = r.integer("num_hidden_layers");
-  c.num_attention_heads = r.integer("num_attention_heads");
-  c.num_local_experts = r.integer("num_local_experts");
-  c.num_experts_per_tok = r.integer("num_experts_per_tok");
-  c.max_position_embeddings = r.integer("max_position_embeddings");
+  c.vocab_size = r.size("vocab_size", kMaxConfigDim);
+  c.hidden_size = r.size("hidden_size", kMaxConfigDim);
+  c.intermediate_size = r.size("intermediate_size", kMaxConfigDim);
+  c.intermediate_size_mlp = r.size("intermediate_size_mlp", kMaxConfigDim);
+  c.num_hidden_layers = r.size("num_hidden_layers", kMaxConfigCount);
+  c.num_attention_heads = r.size("num_attention_heads", kMaxConfigCount);
+  c.num_local_experts = r.size("num_local_experts", kMaxConfigCount);
+  c.num_experts_per_tok = r.size("num_experts_per_tok", kMaxConfigCount);
+  c.max_position_embeddings = r.size("max_position_embeddings", kMaxConfigPositions);
   const int64_t heads = c.num_attention_heads;
-  c.num_key_value_heads = r.raw("num_key_value_heads").is_null() ? heads : r.integer("num_key_value_heads");
+  c.num_key_value_heads = r.raw("num_key_value_heads").is_null() ? heads : r.size("num_key_value_heads", kMaxConfigCount);
   if (r.raw("head_dim").is_null()) {
     if (c.hidden_size % heads)
       throw r.fail("hidden_size", "head_dim is null, so hidden_size (" + std::to_string(c.hidden_size) +
                                       ") must be divisible by num_attention_heads (" + std::to_string(heads) + ")");
     c.head_dim = c.hidden_size / heads;
   } else {
-    c.head_dim = r.integer("head_dim");
+    c.head_dim = r.size("head_dim", kMaxConfigDim);
   }
   if (r.raw("attention_chunk_size").is_null())  // HF 5.23 always builds the chunked mask (LLAMA4.md §2.3)
     throw r.fail("attention_chunk_size", "null is not supported (transformers 5.23 cannot run it either); "
                                          "give the chunk size, e.g. 8192");
-  c.attention_chunk_size = r.integer("attention_chunk_size");
+  c.attention_chunk_size = r.size("attention_chunk_size", kMaxConfigPositions);
 }
 
 // no_rope_layers / moe_layers / layer_types, derived exactly as Llama4TextConfig.__post_init__.

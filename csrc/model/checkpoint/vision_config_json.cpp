@@ -27,9 +27,9 @@ int64_t square(const FieldReader& r, const std::string& key) {
   const json& v = r.raw(key);
   if (v.is_array()) {
     if (v.size() != 2 || v[0] != v[1]) throw r.fail(key, "only square sizes are supported, got " + py_repr(v));
-    return r.integer(key, 1, &v[0]);
+    return r.size(key, kMaxConfigDim, &v[0]);
   }
-  return r.integer(key);
+  return r.size(key, kMaxConfigDim);
 }
 
 std::string string_field(const FieldReader& r, const std::string& key) {
@@ -76,16 +76,16 @@ VisionConfig vision_config_from_json(const json& d, const std::string& section, 
                      : d.contains("rope_theta")    ? d.at("rope_theta")
                                                    : json(kDefaultRopeTheta);
   VisionConfig c;
-  c.hidden_size = r.integer("hidden_size");
-  c.num_hidden_layers = r.integer("num_hidden_layers");
-  c.num_attention_heads = r.integer("num_attention_heads");
-  c.intermediate_size = r.integer("intermediate_size");
+  c.hidden_size = r.size("hidden_size", kMaxConfigDim);
+  c.num_hidden_layers = r.size("num_hidden_layers", kMaxConfigCount);
+  c.num_attention_heads = r.size("num_attention_heads", kMaxConfigCount);
+  c.intermediate_size = r.size("intermediate_size", kMaxConfigDim);
   c.image_size = square(r, "image_size");
   c.patch_size = square(r, "patch_size");
-  c.num_channels = r.integer("num_channels");
-  c.projector_input_dim = r.integer("projector_input_dim");
-  c.projector_output_dim = r.integer("projector_output_dim");
-  c.vision_output_dim = r.integer("vision_output_dim");
+  c.num_channels = r.size("num_channels", kMaxConfigCount);
+  c.projector_input_dim = r.size("projector_input_dim", kMaxConfigDim);
+  c.projector_output_dim = r.size("projector_output_dim", kMaxConfigDim);
+  c.vision_output_dim = r.size("vision_output_dim", kMaxConfigDim);
   c.pixel_shuffle_ratio = r.number("pixel_shuffle_ratio");
   c.multi_modal_projector_bias = r.boolean("multi_modal_projector_bias");
   c.rope_theta = r.number("rope_parameters.rope_theta", true, &theta);
