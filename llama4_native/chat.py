@@ -227,9 +227,24 @@ class ImageTokens:
 LLAMA4_IMAGE_TOKENS = ImageTokens()
 
 
+# The most tokens one image may expand into (a 16-tile Llama 4 image is 2,467), as in C++
+# (llama4/chat.h kMaxImageTokens): a grid past it is an error, not a list the caller's numbers size.
+MAX_IMAGE_TOKENS = 1 << 20
+
+
+def image_token_count(ratio_h: int, ratio_w: int, patches_per_tile: int) -> int:
+    """len(image_token_ids(...)), computed without building them."""
+    grid = ratio_h * ratio_w
+    return 3 + patches_per_tile + (grid * patches_per_tile + grid if grid > 1 else 0)
+
+
 def image_token_ids(ratio_h: int, ratio_w: int, patches_per_tile: int,
                     tokens: ImageTokens = LLAMA4_IMAGE_TOKENS) -> list[int]:
     """The tokens of one image cut into ratio_h x ratio_w tiles (plus a global tile when > 1)."""
+    count = image_token_count(ratio_h, ratio_w, patches_per_tile)
+    if count > MAX_IMAGE_TOKENS:
+        raise ValueError(f"an image of {ratio_h}x{ratio_w} tiles with {patches_per_tile} patches per tile is "
+                         f"more than {MAX_IMAGE_TOKENS} tokens, the most allowed")
     patches = [tokens.patch] * patches_per_tile
     ids = [tokens.start]
     if ratio_h * ratio_w > 1:

@@ -1,6 +1,7 @@
 // The Llama 4 chat template (chat.py, step for step) and the image-token expansion.
 #include "llama4/chat.h"
 
+#include <climits>
 #include <cmath>
 
 #include "llama4/error.h"
@@ -15,6 +16,7 @@ struct Segment {
   enum Kind { kSpecial, kText, kImage } kind;
   std::string text;  // special: the token's name; text: the text; image: "<|image|>"
   int tiles_h = 1, tiles_w = 1;
+  size_t message = 0, part = 0;  // image: where it came from (for errors)
 };
 
 class Segments {
@@ -23,7 +25,9 @@ class Segments {
   void text(std::string s) {
     if (!s.empty()) parts.push_back({Segment::kText, std::move(s)});
   }
-  void image(int tiles_h, int tiles_w) { parts.push_back({Segment::kImage, "<|image|>", tiles_h, tiles_w}); }
+  void image(int tiles_h, int tiles_w, size_t message, size_t part) {
+    parts.push_back({Segment::kImage, "<|image|>", tiles_h, tiles_w, message, part});
+  }
   void header(const char* role) {
     special("<|header_start|>");
     text(role);
@@ -83,7 +87,7 @@ void content(Segments& out, size_t i, const Message& m) {
       out.text(p.text);
     } else if (p.type == Part::Type::image) {
       check_image(i, j, p);
-      out.image(p.tiles_h, p.tiles_w);
+      out.image(p.tiles_h, p.tiles_w, i, j);
     } else {
       throw ValueError(where(i) + ".content[" + std::to_string(j) +
                        "].type: expected 'text' or 'image', got 'json' (json parts are tool results)");
@@ -112,6 +116,21 @@ std::string tool_result(size_t i, const Message& m) {
   return p.type == Part::Type::text ? json_quote(p.text) : p.text;
 }
 
+// Text the tokenizer would refuse (invalid UTF-8) is reported here, where its message is known.
+void check_utf8(size_t i, const Message& m) {
+  const auto check = [&](const std::string& text, const std::string& field) {
+    const size_t bad = utf8_find_invalid(text);
+    LLAMA4_CHECK_ARG(bad == std::string::npos, where(i), field, ": not valid UTF-8 at byte ", bad,
+                     " (utf8_replace_invalid() turns such bytes into U+FFFD)");
+  };
+  for (size_t j = 0; j < m.content.size(); ++j)
+    if (m.content[j].type != Part::Type::image) check(m.content[j].text, ".content[" + std::to_string(j) + "]");
+  for (size_t j = 0; j < m.tool_calls.size(); ++j) {
+    check(m.tool_calls[j].name, ".tool_calls[" + std::to_string(j) + "].function.name");
+    check(m.tool_calls[j].arguments, ".tool_calls[" + std::to_string(j) + "].function.arguments");
+  }
+}
+
 void check_tool_calls(size_t i, const Message& m, const char* role) {
   if (m.tool_calls.empty()) return;
   LLAMA4_CHECK_ARG(std::string(role) == "assistant", where(i),
@@ -130,6 +149,7 @@ std::vector<Segment> segments(const std::vector<Message>& messages, bool add_gen
     const Message& m = messages[i];
     const std::string role = checked_role(i, m);
     check_tool_calls(i, m, role.c_str());
+    check_utf8(i, m);
     if (role == "ipython" || role == "tool") {
       out.header("ipython");
       out.text(tool_result(i, m));
@@ -180,6 +200,10 @@ std::vector<int32_t> encode(const Tokenizer& tokenizer, const std::vector<Messag
     }
     flush();
     if (seg.kind == Segment::kImage && options.expand_images) {
+      const int64_t count = image_token_count(seg.tiles_h, seg.tiles_w, options.patches_per_tile);
+      LLAMA4_CHECK_ARG(count <= kMaxImageTokens, where(seg.message), ".content[", seg.part, "]: an image of ",
+                       seg.tiles_h, "x", seg.tiles_w, " tiles with ", options.patches_per_tile,
+                       " patches per tile is more than ", kMaxImageTokens, " tokens, the most allowed");
       const std::vector<int32_t> img =
           image_token_ids(seg.tiles_h, seg.tiles_w, options.patches_per_tile, options.image_tokens);
       ids.insert(ids.end(), img.begin(), img.end());
@@ -203,13 +227,24 @@ int num_patches_per_tile(int image_size, int patch_size, double pixel_shuffle_ra
   return side * side / shuffle;
 }
 
+int64_t image_token_count(int tiles_h, int tiles_w, int patches_per_tile) {
+  const int64_t grid = int64_t(tiles_h) * tiles_w, p = patches_per_tile;  // int64: no int overflow
+  if (grid > kMaxImageTokens || p > kMaxImageTokens) return INT64_MAX;  // past the bound (grid * p could overflow)
+  // start, image, end; local tiles with their x/y separators when more than one; the global tile
+  return 3 + p + (grid > 1 ? grid * p + grid : 0);
+}
+
 std::vector<int32_t> image_token_ids(int tiles_h, int tiles_w, int patches_per_tile,
                                      const ImageTokens& tokens) {
   LLAMA4_CHECK_ARG(tiles_h >= 1 && tiles_w >= 1, "an image's tile grid must be at least 1x1, got ",
                    tiles_h, "x", tiles_w);
   LLAMA4_CHECK_ARG(patches_per_tile >= 1, "patches_per_tile must be a positive int, got ", patches_per_tile);
+  const int64_t count = image_token_count(tiles_h, tiles_w, patches_per_tile);
+  LLAMA4_CHECK_ARG(count <= kMaxImageTokens, "an image of ", tiles_h, "x", tiles_w, " tiles with ", patches_per_tile,
+                   " patches per tile is more than ", kMaxImageTokens, " tokens, the most allowed");
   std::vector<int32_t> ids = {tokens.start};
-  if (tiles_h * tiles_w > 1) {
+  ids.reserve(size_t(count));
+  if (tiles_h > 1 || tiles_w > 1) {
     for (int y = 0; y < tiles_h; ++y) {
       for (int x = 0; x < tiles_w; ++x) {
         ids.insert(ids.end(), size_t(patches_per_tile), tokens.patch);

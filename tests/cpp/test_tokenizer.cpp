@@ -138,6 +138,13 @@ TEST_CASE(chat_spec_example) {
                 I = llama4::token_ids::kImage, P = llama4::token_ids::kPatch,
                 Y = llama4::token_ids::kTileYSeparator;
   CHECK_IDS(grid, (Ids{S, P, P, Y, P, P, Y, I, P, P, E}));
+  for (int h = 1; h <= 4; ++h)
+    for (int w = 1; w <= 4; ++w)
+      for (int ppt : {1, 144}) CHECK_EQ(chat::image_token_count(h, w, ppt), int64_t(chat::image_token_ids(h, w, ppt).size()));
+  // found by fuzz_chat: a grid sized by the caller's numbers (and h * w overflowing int) was allocated
+  CHECK_THROWS(chat::image_token_ids(1 << 30, 1 << 30, 144), llama4::ValueError, "is more than 1048576 tokens, the most allowed");
+  CHECK_THROWS(chat::encode(tok(), {{"user", {chat::text("a"), chat::image(3000, 3000)}, {}}}), llama4::ValueError,
+               "messages[0].content[1]: an image of 3000x3000 tiles with 144 patches per tile is");
 }
 
 TEST_CASE(errors) {
@@ -155,6 +162,11 @@ TEST_CASE(errors) {
                "messages[0].content[0]", "at least 1x1");
   CHECK_THROWS(chat::encode(tok(), {{"user", {chat::text("x")}, {{"f", "{}"}}}}), llama4::ValueError,
                "messages[0].tool_calls: only assistant messages");
+  // found by fuzz_chat: the tokenizer's own message named no message
+  CHECK_THROWS(chat::encode(tok(), {chat::message("user", "a"), {"user", {chat::text("ok"), chat::text("b\xff" "c")}, {}}}),
+               llama4::ValueError, "messages[1].content[1]: not valid UTF-8 at byte 1");
+  CHECK_THROWS(chat::encode(tok(), {{"assistant", {}, {{"f\xc0", "{}"}}}}), llama4::ValueError,
+               "messages[0].tool_calls[0].function.name: not valid UTF-8 at byte 1");
 }
 
 }  // namespace

@@ -88,6 +88,13 @@ std::vector<int32_t> encode(const Tokenizer& tokenizer, const std::vector<Messag
 // The prompt as a string (images as <|image|>), like chat.py's render_chat.
 std::string render(const std::vector<Message>& messages, bool add_generation_prompt = true);
 
+// The most tokens one image may expand into (a 16-tile Llama 4 image is 2,467): a tile grid or
+// patches_per_tile past it is a ValueError, not an allocation the caller's numbers size.
+constexpr int64_t kMaxImageTokens = int64_t(1) << 20;
+// Tokens of one image: image_token_ids(...).size(), computed without building them (INT64_MAX when
+// the grid or patches_per_tile alone exceeds kMaxImageTokens).
+int64_t image_token_count(int tiles_h, int tiles_w, int patches_per_tile);
+
 // <|patch|> tokens per tile: (image_size / patch_size)^2 / round(1 / ratio^2) -> 144 for Llama 4.
 int num_patches_per_tile(int image_size = 336, int patch_size = 14, double pixel_shuffle_ratio = 0.5);
 // The tokens of one image cut into tiles_h x tiles_w tiles (plus a global tile when > 1).
