@@ -33,7 +33,7 @@ class Model:
                  progress: bool | None = None, quantization: str | None = None,
                  activation_scale_ub: float | None = None, fp8_skip_layers=(),
                  gpu_memory_utilization: float | None = None, kv_cache_dtype: str = "auto",
-                 tensor_parallel_size: int = 1,
+                 tensor_parallel_size: int = 1, check_weights: bool = False,
                  collective_timeout_s: float = 60.0, _rank: int = 0, _store_dir: str | None = None):
         tp = _check_parallel(tensor_parallel_size, collective_timeout_s)
         self.tensor_parallel_size = tp
@@ -82,7 +82,7 @@ class Model:
         try:
             self._load(device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,
                        activation_scale_ub, fp8_skip_layers, gpu_memory_utilization, rank, store,
-                       collective_timeout_s)
+                       collective_timeout_s, check_weights)
         except BaseException:
             self.close()
             raise
@@ -91,11 +91,16 @@ class Model:
             raise SystemExit(0)
 
     def _load(self, device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,
-              activation_scale_ub, fp8_skip_layers, gpu_memory_utilization, rank, store, timeout_s):
+              activation_scale_ub, fp8_skip_layers, gpu_memory_utilization, rank, store, timeout_s,
+              check_weights=False):
         tp = self.tensor_parallel_size
+        if not isinstance(check_weights, bool):
+            raise TypeError(f"check_weights must be a bool, got {type(check_weights).__name__}")
         bar = ProgressBar(self.path, progress if rank == 0 else False)
+        # check_weights: rank 0 scans the whole checkpoint (the other ranks read shards of it)
         self._checkpoint = _C.load_checkpoint(self.path, dtype, quantization, activation_scale_ub,
-                                              _layers(fp8_skip_layers), False, bar.update, rank, tp)
+                                              _layers(fp8_skip_layers), False, bar.update, rank, tp,
+                                              check_weights=check_weights and rank == 0)
         bar.close()
         self.config: ModelConfig = self._checkpoint.config
         text = self.config.text
@@ -229,6 +234,9 @@ class Model:
         features = None
         if images is not None:
             ids, features = self._with_images(ids, images)
+        elif self.config.vision is not None and self.image_tokens.patch in ids:
+            raise ValueError(f"input_ids hold {ids.count(self.image_tokens.patch)} image placeholder tokens "
+                             f"(<|patch|>, id {self.image_tokens.patch}) but no images were given")
         seq = self._new_sequence()
         try:
             return self._step([(seq, ids, True, features)])
@@ -313,5 +321,9 @@ def load(path, device: str = "cpu", dtype: str = "bfloat16", **options) -> Model
     a GPU gpu_memory_utilization=F: the share F of the device's memory, less what the weights
     took and a reserve for a step's activations (gpu_memory.py). kv_cache_dtype: "auto" (the model
     dtype) or "fp8" (e4m3 K and V, one float32 scale per token and KV head: ~1.94x the tokens in the
-    same bytes at head_dim 128)."""
+    same bytes at head_dim 128).
+
+    check_weights=True scans every tensor of the checkpoint for NaN and infinity before loading and
+    raises CheckpointError naming the first (file, tensor, element). Off by default: it reads every
+    byte of the checkpoint, which a zero-copy load otherwise leaves on disk until it is used."""
     return Model(resolve_model(path), device=device, dtype=dtype, **options)
