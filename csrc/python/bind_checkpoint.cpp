@@ -106,7 +106,14 @@ void bind_files(py::module_& m) {
       .def("file_of", &shared_file, py::arg("name"))
       .def("info", &Checkpoint::info, py::arg("name"), py::return_value_policy::copy)
       .def("get", [](const Checkpoint& c, const std::string& name) { return to_python(c.get(name)); })
-      .def("has_vision_weights", [](const Checkpoint& c) { return has_vision_weights(c); });
+      .def("has_vision_weights", [](const Checkpoint& c) { return has_vision_weights(c); })
+      .def(
+          "check_finite",
+          [](const Checkpoint& c) {
+            py::gil_scoped_release nogil;
+            check_finite(c);
+          },
+          "CheckpointError naming the first tensor (in name order) that holds NaN or infinity");
 }
 
 void bind_loader(py::module_& m) {
@@ -162,20 +169,23 @@ void bind_loader(py::module_& m) {
   m.def(
       "load_checkpoint",
       [](const std::string& path, const std::string& dtype, const py::object& quantization, const py::object& ub,
-         const std::vector<int64_t>& skip, bool vision, const py::object& progress, int rank, int world_size) {
+         const std::vector<int64_t>& skip, bool vision, const py::object& progress, int rank, int world_size,
+         bool check_weights) {
         LoadOptions o;
         o.rank = rank;
         o.world_size = world_size;
         o.dtype = load_dtype(dtype);
         o.fp8 = fp8_request(quantization, ub, skip);
         o.vision = vision;
+        o.check_weights = check_weights;
         o.progress = progress_fn(progress);
         py::gil_scoped_release nogil;
         return load_checkpoint(path, o);
       },
       py::arg("path"), py::arg("dtype") = "bfloat16", py::arg("quantization") = py::none(),
       py::arg("activation_scale_ub") = py::none(), py::arg("fp8_skip_layers") = std::vector<int64_t>{},
-      py::arg("vision") = false, py::arg("progress") = py::none(), py::arg("rank") = 0, py::arg("world_size") = 1);
+      py::arg("vision") = false, py::arg("progress") = py::none(), py::arg("rank") = 0, py::arg("world_size") = 1,
+      py::arg("check_weights") = false);
 }
 
 }  // namespace

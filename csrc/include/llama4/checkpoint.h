@@ -126,11 +126,17 @@ struct LoadOptions {
   DType dtype = DType::BF16;  // F32 or BF16: the model dtype
   Fp8Request fp8;             // quantization "fp8", activation_scale_ub, fp8_skip_layers
   bool vision = false;        // also load the vision tower (when the checkpoint has one)
+  bool check_weights = false; // check_finite() first: reads every byte, so off by default
   LoadProgress progress;      // text weights (then vision weights) bytes read
   // Tensor + expert parallelism: load only rank `rank`'s part of the text weights (llama4/shard.h),
   // one tensor at a time (a converted tensor is sliced before the next is read).
   int rank = 0, world_size = 1;
 };
+
+// Scans every floating-point tensor of the checkpoint (F32, BF16, F16, F8_E4M3 as stored, in name
+// order) for NaN and infinity; the first one found is a CheckpointError naming the file, the
+// tensor, the value and its flat index. Reads the whole checkpoint (see the README for its GB/s).
+void check_finite(const Checkpoint& checkpoint, const LoadProgress& progress = {});
 
 struct LoadedCheckpoint {
   std::string path;

@@ -15,6 +15,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const LoadOptions& opt
   out.fp8 = make_fp8_plan(out.config, options.fp8, path);
   out.config.text.moe_fp8_activation_scale_ub = out.fp8 ? float(out.fp8->activation_scale_ub) : 0.f;
   out.checkpoint = std::make_shared<const Checkpoint>(path);
+  if (options.check_weights) check_finite(*out.checkpoint);
   if (options.world_size == 1) {
     out.text_weights = load_text_weights(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress);
   } else {
