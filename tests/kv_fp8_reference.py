@@ -31,12 +31,16 @@ def fake_quant(x: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def fake_quant_kv(hf_model):
+def fake_quant_kv(hf_model, capture: dict | None = None):
+    """capture: if given, capture[layer_idx] = (key, value) [B, KV, T, d] of each layer's last call,
+    before quantization."""
     import transformers.models.llama4.modeling_llama4 as M
 
     orig = M.eager_attention_forward
 
     def quantized(module, query, key, value, *args, **kwargs):  # key/value: [B, KV, T, d]
+        if capture is not None:
+            capture[module.layer_idx] = (key, value)
         return orig(module, query, fake_quant(key), fake_quant(value), *args, **kwargs)
 
     text = hf_model.config.get_text_config()

@@ -101,7 +101,22 @@ void register_model(py::module_& m) {
       .def("free_pages", [](PyEngine& e, int g) { return e.engine->cache().free_pages(g); }, py::arg("group"))
       .def("total_pages", [](PyEngine& e, int g) { return e.engine->cache().total_pages(g); }, py::arg("group"))
       // What the KV cache allocated, counted from its tensors (the planner's test compares).
-      .def("kv_cache_storage_bytes", [](PyEngine& e) { return e.engine->cache().storage_bytes(); });
+      .def("kv_cache_storage_bytes", [](PyEngine& e) { return e.engine->cache().storage_bytes(); })
+      .def("pages_of", [](PyEngine& e, int64_t s, int g) { return e.engine->cache().pages_of(s, g); },
+           py::arg("seq"), py::arg("group"))
+      // One layer's cache storage (zero-copy views sharing the storage): (k, v, k_scale, v_scale),
+      // the scales None unless FP8.
+      .def(
+          "kv_cache_layer",
+          [](PyEngine& e, int layer) {
+            const KVCache& c = e.engine->cache();
+            const Context ctx = e.engine->context();
+            const bool fp8 = c.config().dtype == DType::F8E4M3;
+            return py::make_tuple(to_python(c.k_tensor(layer), ctx), to_python(c.v_tensor(layer), ctx),
+                                  fp8 ? to_python(c.k_scale_tensor(layer), ctx) : py::object(py::none()),
+                                  fp8 ? to_python(c.v_scale_tensor(layer), ctx) : py::object(py::none()));
+          },
+          py::arg("layer"));
 }
 
 }  // namespace llama4::python
