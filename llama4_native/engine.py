@@ -192,6 +192,8 @@ class Model:
                 raise ValueError(f"{self.path}: this checkpoint has no vision tower "
                                  f"({self.config.architecture}); it cannot take images")
             weights = dict(_C.vision_weight_stream(ckpt, self.config.vision, self.dtype))
+            if self.device != "cpu":  # the tower runs where the text model runs
+                weights = _upload(weights, self.device)
             self._vision = _C.VisionModel(self.config.vision, self.dtype, weights)
         return self._vision
 
@@ -203,9 +205,7 @@ class Model:
         inputs = as_image_inputs(images, self._vision_config())
         if not inputs:
             return torch.empty(0, self.config.text.hidden_size, dtype=_TORCH_DTYPES[self.dtype])
-        # The vision tower runs on the CPU (its ops have no CUDA kernels yet); the features go to
-        # the text model's device.
-        return vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype]).to(self.device)
+        return vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype], self.device)
 
     def _vision_config(self):
         if self.config.vision is None:
@@ -223,7 +223,7 @@ class Model:
         ids = prompt_with_images(ids, inputs, self.image_tokens, c.tokens_per_tile)
         if not inputs:
             return ids, None
-        return ids, vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype])
+        return ids, vision_features(self.vision, inputs, _TORCH_DTYPES[self.dtype], self.device)
 
     # ---- public API --------------------------------------------------------------------------
     def logits(self, input_ids, images=None) -> torch.Tensor:

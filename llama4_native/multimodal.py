@@ -3,7 +3,7 @@ which each image's `<|patch|>` tokens receive those features (LLAMA4.md §3-§4)
 
     as_image_inputs(images, vision_config) -> list[ImageInput]     (pixel_values [tiles, 3, S, S])
     prompt_with_images(ids, inputs, tokens, tokens_per_tile) -> ids with every image expanded
-    vision_features(vision_model, inputs, dtype) -> [sum(tiles) * tokens_per_tile, D_text]
+    vision_features(vision_model, inputs, dtype, device) -> [sum(tiles) * tokens_per_tile, D_text]
 
 An image is a file path, encoded bytes, a PIL image or a numpy array (preprocessed here with the
 checkpoint's tile size, as HF's Llama4ImageProcessor does), an `ImageInput`, or preprocessed
@@ -100,9 +100,11 @@ def prompt_with_images(ids: list[int], inputs: Sequence[ImageInput], tokens: Ima
     return expand_image_tokens(ids, [x.aspect_ratio for x in inputs], tokens_per_tile, tokens)
 
 
-def vision_features(vision_model, inputs: Sequence[ImageInput], dtype: torch.dtype) -> torch.Tensor:
-    """All tiles of all images through the vision tower, in order: [tiles * tokens_per_tile, D]."""
-    pixels = torch.cat([x.pixel_values.to(dtype) for x in inputs], dim=0)
+def vision_features(vision_model, inputs: Sequence[ImageInput], dtype: torch.dtype,
+                    device: str = "cpu") -> torch.Tensor:
+    """All tiles of all images through the vision tower (on `device`, where its weights are), in
+    order: [tiles * tokens_per_tile, D]."""
+    pixels = torch.cat([x.pixel_values.to(dtype) for x in inputs], dim=0).to(device)
     return torch.from_dlpack(vision_model.encode(pixels))
 
 

@@ -60,8 +60,6 @@ VisionModel::VisionModel(VisionConfig config, DType dtype, WeightMap weights)
   }
   for (const auto& [name, view] : weights_)
     LLAMA4_CHECK_ARG(known.count(name), "unexpected vision weight '", name, "' for this config");
-  LLAMA4_CHECK_TYPE(device_.is_cpu(), "the vision tower runs on the CPU backend only for now; its "
-                    "weights are on ", device_.str());
 
   // cos/sin of the 2D RoPE angles, once: every layer and tile reuses them.
   const std::vector<float> angles = vision_rope_angles(config_);

@@ -1,10 +1,11 @@
 // Op entries of the vision encoder ops (layer_norm, gelu, add_bias, rope_table, attention_dense,
-// pixel_shuffle, patchify): validation, then device dispatch. CPU kernels only for now: the CUDA
-// branch raises a clear TypeError (the vision tower runs on the CPU backend).
+// pixel_shuffle, patchify): validation, then device dispatch (cpu/vision_ops.h, cpu/dense_attention.h,
+// cuda/vision_ops.h).
 #include <cmath>
 
 #include "cpu/dense_attention.h"
 #include "cpu/vision_ops.h"
+#include "cuda/vision_ops.h"
 #include "ops/checks.h"
 #include "ops/dispatch.h"
 
@@ -37,7 +38,7 @@ void layer_norm(const Context& ctx, const TensorView& out, const TensorView& x,
   const detail::ContiguousInput xc(ctx, x), wc(ctx, weight), bc(ctx, bias);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::layer_norm(out, xc, wc, bc, eps); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::layer_norm(ctx, out, xc, wc, bc, eps)); break;
   }
 }
 
@@ -49,7 +50,7 @@ void gelu(const Context& ctx, const TensorView& out, const TensorView& x) {
   const detail::ContiguousInput xc(ctx, x);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::gelu(out, xc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::gelu(ctx, out, xc)); break;
   }
 }
 
@@ -70,7 +71,7 @@ void add_bias(const Context& ctx, const TensorView& out, const TensorView& x,
   const detail::ContiguousInput xc(ctx, x), bc(ctx, bias);
   switch (out.device.type) {
     case DeviceType::CPU: cpu::add_bias(out, xc, bc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::add_bias(ctx, out, xc, bc)); break;
   }
 }
 
@@ -92,7 +93,7 @@ void rope_table(const Context& ctx, const TensorView& out, const TensorView& x,
   const detail::ContiguousInput cc(ctx, cos), sc(ctx, sin);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::rope_table(out, xc, cc, sc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::rope_table(ctx, out, xc, cc, sc)); break;
   }
 }
 
@@ -115,7 +116,7 @@ void attention_dense(const Context& ctx, const TensorView& out, const TensorView
   if (q.numel() == 0) return;
   switch (q.device.type) {
     case DeviceType::CPU: cpu::attention_dense(out, q, k, v, scale); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::attention_dense(ctx, out, q, k, v, scale)); break;
   }
 }
 
@@ -139,7 +140,7 @@ void pixel_shuffle(const Context& ctx, const TensorView& out, const TensorView& 
   const detail::LastDimContiguousInput xc(ctx, x);
   switch (x.device.type) {
     case DeviceType::CPU: cpu::pixel_shuffle(out, xc, factor); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::pixel_shuffle(ctx, out, xc, factor)); break;
   }
 }
 
@@ -160,7 +161,7 @@ void patchify(const Context& ctx, const TensorView& out, const TensorView& pixel
   if (out.numel() == 0) return;
   switch (pixels.device.type) {
     case DeviceType::CPU: cpu::patchify(out, pixels, patch); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: LLAMA4_CUDA_CALL(cuda::patchify(ctx, out, pixels, patch)); break;
   }
 }
 
