@@ -3,8 +3,8 @@
 
 fp32: prompt logits and 32 greedy decode steps (crossing chunk boundaries, temperature tuning on)
 agree with the CPU engine to 1e-4 with identical tokens; a batched mixed prefill/decode step too.
-bf16: the CUDA engine's error against the fp32 reference is at most 1.25x the CPU bf16 engine's
-(both engines round at the same points; only summation orders differ).
+bf16, and bf16 with FP8 routed experts: the CUDA engine's error against the fp32 reference is at
+most 1.25x the CPU engine's (both engines round at the same points; only summation orders differ).
 Marked `cuda` (skipped without a GPU).
 """
 from __future__ import annotations
@@ -84,6 +84,30 @@ def test_bf16_error_within_cpu_bf16_error(tiny_checkpoint, name):
         err_gpu.append((gpu16.logits(prompt).cpu() - ref).abs().amax(-1))
     g, c = torch.cat(err_gpu), torch.cat(err_cpu)
     print(f"{name}: bf16 |dlogit| vs fp32 over {g.numel()} positions: max CUDA {g.max():.3e}, "
+          f"CPU {c.max():.3e}; median {g.median():.3e} vs {c.median():.3e}")
+    assert g.max() <= 1.25 * c.max()
+    assert g.median() <= 1.25 * c.median()
+
+
+@pytest.mark.parametrize("name", ["scout", "maverick"])
+def test_fp8_experts_error_within_cpu_fp8_error(tiny_checkpoint, name):
+    """FP8 routed experts quantized at load (the CUTLASS grouped GEMMs on Hopper): the CUDA FP8
+    engine's errors against the fp32 reference within 1.25x the CPU FP8 engine's (max and median
+    over 16 prompts), as for bf16 above. Both quantize the same weights to the same e4m3 values and
+    the activations by the same rule; summation orders differ."""
+    folder, _ = tiny_checkpoint(name)
+    ref32 = l4.load(folder, dtype="float32")
+    cpu8 = l4.load(folder, dtype="bfloat16", quantization="fp8")
+    gpu8 = l4.load(folder, device="cuda", dtype="bfloat16", quantization="fp8")
+    assert gpu8.fp8_layers == cpu8.fp8_layers == list(ref32.config.text.moe_layers)
+    err_gpu, err_cpu = [], []
+    for seed in range(16):
+        prompt = _prompt(200 + seed, ref32.vocab_size)
+        ref = ref32.logits(prompt)
+        err_cpu.append((cpu8.logits(prompt) - ref).abs().amax(-1))
+        err_gpu.append((gpu8.logits(prompt).cpu() - ref).abs().amax(-1))
+    g, c = torch.cat(err_gpu), torch.cat(err_cpu)
+    print(f"{name}: FP8 experts |dlogit| vs fp32 over {g.numel()} positions: max CUDA {g.max():.3e}, "
           f"CPU {c.max():.3e}; median {g.median():.3e} vs {c.median():.3e}")
     assert g.max() <= 1.25 * c.max()
     assert g.median() <= 1.25 * c.median()
