@@ -165,11 +165,14 @@ class Model:
         return self._tokenizer
 
     def default_stop_ids(self) -> list[int]:
-        """generation_config.json's eos ids, else the config's, else Llama 4's stop tokens."""
-        eos = self.generation_config.get("eos_token_id", self.config.eos_token_id)
-        if eos is None:
-            return [200001, 200007, 200008] if self.vocab_size >= 200009 else []
-        return list(eos) if isinstance(eos, (list, tuple)) else [int(eos)]
+        """generation_config.json's eos ids, else the config's, else Llama 4's stop tokens
+        (llama4/generation_defaults.h, the rule the C++ generate example uses too)."""
+        return list(_C.default_stop_ids(self._checkpoint.generation_config, self.config))
+
+    def default_sampling(self) -> dict:
+        """Greedy, or generation_config.json's temperature / top_k / top_p when it says do_sample
+        (llama4/generation_defaults.h)."""
+        return dict(_C.default_sampling(self._checkpoint.generation_config))
 
     def _new_sequence(self) -> int:
         return self._engine.add_sequence()

@@ -109,13 +109,7 @@ def advance(scheduler, rid: int, s: _Sample, tokens, logprobs, logits, finish: s
 def _fallback(model, kwargs: dict) -> SamplingParams:
     """generate()'s keyword arguments, then generation_config.json (sampling only when it says
     do_sample), then the checkpoint's stop ids."""
-    gc = getattr(model, "generation_config", {}) or {}
-    sampled = bool(gc.get("do_sample", False))
-    from_config = SamplingParams(
-        temperature=float(gc.get("temperature", 1.0)) if sampled else 0.0,
-        top_k=int(gc.get("top_k", 0) or 0) if sampled else 0,
-        top_p=float(gc.get("top_p", 1.0) or 1.0) if sampled else 1.0,
-        stop_token_ids=tuple(model.default_stop_ids()))
+    from_config = SamplingParams(**model.default_sampling(), stop_token_ids=tuple(model.default_stop_ids()))
     return SamplingParams(**kwargs).merged(from_config)
 
 

@@ -10,6 +10,7 @@
 #include <pybind11/stl.h>
 
 #include "llama4/error.h"
+#include "llama4/generation_defaults.h"
 #include "llama4/model_config.h"
 #include "python/bindings.h"
 
@@ -322,6 +323,16 @@ void register_config(py::module_& m) {
   m.def("parse_model_config", &parse_model_config, py::arg("text"), py::arg("source") = "");
   m.def("load_generation_config", &load_generation_config, py::arg("path"));
   m.def("parse_generation_config", &parse_generation_config, py::arg("text"), py::arg("source") = "");
+  // llama4/generation_defaults.h: the defaults generate(), the server and the C++ example share.
+  m.def("default_sampling", [](const GenerationConfig& g) {
+    const SamplingParams p = default_sampling(g);
+    py::dict d;
+    d["temperature"] = p.temperature;
+    d["top_k"] = p.top_k;
+    d["top_p"] = p.top_p;
+    return d;
+  }, py::arg("generation_config"));
+  m.def("default_stop_ids", &default_stop_ids, py::arg("generation_config"), py::arg("config"));
 }
 
 }  // namespace llama4::python

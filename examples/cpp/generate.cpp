@@ -9,8 +9,8 @@
 // One prompt streams its text as it is generated. Several prompts are served together; each one's
 // text is printed when it finishes, under a "--- prompt i" line. A prompt is encoded as generate()
 // in Python does: BOS + the text, or with --chat one user turn in the Llama 4 chat format.
-// Sampling defaults follow Python's generate(): greedy unless generation_config.json says
-// do_sample (then its temperature / top_k / top_p); the flags override.
+// Sampling defaults and stop ids are Python's generate()'s (llama4/generation_defaults.h: greedy
+// unless generation_config.json says do_sample); the flags override.
 // --print-ids adds one line per prompt: "ids i: <the generated token ids>".
 #include <algorithm>
 #include <cstdio>
@@ -27,6 +27,7 @@
 #include "llama4/checkpoint.h"
 #include "llama4/engine.h"
 #include "llama4/error.h"
+#include "llama4/generation_defaults.h"
 #include "llama4/scheduler.h"
 #include "llama4/tokenizer.h"
 
@@ -90,27 +91,15 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// generate()'s defaults: the generation config's sampling when it says do_sample, then the flags.
+// generate()'s defaults (llama4/generation_defaults.h), then the flags.
 llama4::SamplingParams sampling_params(const Args& a, const llama4::GenerationConfig& gc) {
-  llama4::SamplingParams p;
-  if (gc.do_sample.value_or(false)) {
-    p.temperature = float(gc.temperature.value_or(1.0));
-    p.top_k = int32_t(gc.top_k.value_or(0));
-    p.top_p = float(gc.top_p.value_or(1.0));
-  }
+  llama4::SamplingParams p = llama4::default_sampling(gc);
   if (a.temperature) p.temperature = *a.temperature;
   if (a.top_p) p.top_p = *a.top_p;
   if (a.top_k) p.top_k = *a.top_k;
   p.seed = a.seed;
   p.validate();  // before the weights are read: a bad flag fails fast
   return p;
-}
-
-// The checkpoint's stop ids: generation_config.json's eos, else config.json's.
-std::vector<int32_t> stop_ids(const llama4::LoadedCheckpoint& ck) {
-  const llama4::IntOrList& eos =
-      ck.generation.eos_token_id.values.empty() ? ck.config.eos_token_id : ck.generation.eos_token_id;
-  return std::vector<int32_t>(eos.values.begin(), eos.values.end());
 }
 
 std::vector<int32_t> encode(const llama4::Tokenizer& tok, const std::string& prompt, bool chat) {
@@ -135,7 +124,7 @@ int run(const Args& a) {
   llama4::Engine engine(ck.config.text, load.dtype, ck.text_weights.views(), options);
   llama4::Scheduler scheduler(engine);
 
-  const std::vector<int32_t> stops = stop_ids(ck);
+  const std::vector<int32_t> stops = llama4::default_stop_ids(ck.generation, ck.config);
   std::map<int64_t, size_t> index_of;  // request id -> prompt index
   for (size_t i = 0; i < a.prompts.size(); ++i) {
     llama4::GenerationRequest r;
