@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import torch
@@ -80,8 +79,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--dir", default=DEFAULT_DIR)
     a = ap.parse_args()
-    sys.path.insert(0, os.path.join(HERE, ".."))
-    import llama4_native as l4
+    import llama4_native as l4  # the installed package (the source tree has no built _C)
     from transformers import Llama4ForConditionalGeneration
 
     torch.set_num_threads(a.threads)
