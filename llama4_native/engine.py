@@ -86,8 +86,10 @@ class Model:
         except BaseException:
             self.close()
             raise
+        self._store = store
         if torchrun and rank != 0:  # this process serves rank 0's model, then ends
             self._engine.follow()
+            parallel.leave_together(store, rank, tp)
             raise SystemExit(0)
 
     def _load(self, device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,

@@ -114,11 +114,25 @@ def _worker_main(path: str, rank: int, world_size: int, store_dir: str, load_kwa
 
         model = Model(path, tensor_parallel_size=world_size, _rank=rank, _store_dir=store_dir, **load_kwargs)
         model._engine.follow()
+        leave_together(model._store, rank, world_size)
     except BaseException:  # the parent names this rank; say why here
         sys.stderr.write(f"llama4_native rank {rank}: {traceback.format_exc()}")
         sys.stderr.flush()
         os._exit(1)
     os._exit(0)
+
+
+def leave_together(store, rank: int, world_size: int, timeout_s: float = 10.0) -> None:
+    """After rank 0's stop message: wait (bounded) until every worker has it. A worker that exits
+    closes its connections, and gloo fails a peer's pending collective on any closed connection,
+    even one that collective does not use, so nobody leaves while another still listens."""
+    store.set(f"llama4/done/{rank}", b"1")
+    deadline = time.monotonic() + timeout_s
+    for r in range(1, world_size):
+        try:
+            store.get(f"llama4/done/{r}", max(0.0, deadline - time.monotonic()))
+        except RankError:  # that worker is gone already: nothing to wait for
+            pass
 
 
 def torchrun_rank() -> tuple[int, int] | None:

@@ -253,55 +253,64 @@ def test_moe_localize_against_a_plain_loop():
         l4.ops.moe_localize(got, 0, 0)
 
 
-# ---- GPUs (NCCL) ------------------------------------------------------------------------------
+def test_serve_with_tensor_parallel_size_2(real_vocab_checkpoint, tmp_path):
+    """`llama4-native serve --tensor-parallel-size 2` starts its second rank itself and answers with
+    the tokens one rank gives."""
+    import httpx
+
+    from server_harness import free_port
+
+    single = l4.load(real_vocab_checkpoint, dtype="bfloat16", max_sequences=2)
+    prompt_ids = [200000] + single.tokenizer.encode("Hi there")  # <|begin_of_text|> first
+    want = single.generate(input_ids=prompt_ids, max_new_tokens=4, temperature=0.0, stop_token_ids=[]).token_ids
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    proc = subprocess.Popen([sys.executable, "-m", "llama4_native.cli", "serve", "--model", str(real_vocab_checkpoint),
+                             "--port", str(port), "--served-model-name", "tiny", "--max-model-len", "256",
+                             "--max-num-seqs", "2", "--tensor-parallel-size", "2", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the server did not start in 120 s"
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": prompt_ids, "max_tokens": 4,
+                                                      "temperature": 0, "ignore_eos": True},
+                       timeout=60)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["usage"]["completion_tokens"] == 4
+        text = single.tokenizer.decode(want)
+        assert body["choices"][0]["text"] == text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
-@pytest.mark.cuda
-def test_moe_localize_cuda_matches_cpu():
-    ids = torch.randint(0, 16, (37, 4), dtype=torch.int32, generator=torch.Generator().manual_seed(1))
-    cpu = ids.clone()
-    l4.ops.moe_localize(cpu, 4, 5)
-    gpu = ids.cuda()
-    l4.ops.moe_localize(gpu, 4, 5)
-    assert torch.equal(gpu.cpu(), cpu)
-
-
-@pytest.mark.cuda
-def test_nccl_collectives_world_of_one(tmp_path):
-    """One GPU is a world of one, still through NCCL (the path several GPUs take)."""
-    from llama4_native import parallel
-
-    parallel.nccl_library()
-    if not _C.nccl_available():
-        pytest.fail(f"NCCL does not load: {_C.nccl_library_error()}")
-    comm = _C.make_nccl_communicator(_C.FileStore(str(tmp_path)), 0, 1, 0, 30.0)
-    assert comm.backend == "nccl"
-    x = torch.randn(1031, device="cuda")
-    want = x.clone()
-    comm.all_reduce(x)
-    torch.testing.assert_close(x, want, rtol=0, atol=0)
-    b = torch.randn(64, device="cuda").to(torch.bfloat16)
-    bw = b.clone()
-    comm.all_reduce(b)
-    assert torch.equal(b, bw)
-    h = torch.arange(5, dtype=torch.int32)
-    comm.broadcast(h, 0)  # host metadata, staged through the GPU
-    assert h.tolist() == [0, 1, 2, 3, 4]
-    out = torch.empty(7, device="cuda")
-    src = torch.randn(7, device="cuda")
-    comm.all_gather(out, src)
-    assert torch.equal(out, src)
-
-
-@pytest.mark.cuda
-def test_tensor_parallel_on_every_gpu_equals_one_gpu(tiny_checkpoint):
-    n = torch.cuda.device_count()
-    if n < 2 or 4 % n:
-        pytest.skip(f"{n} GPU(s): world size 1 is covered by test_nccl_collectives_world_of_one")
-    folder, _ = tiny_checkpoint("maverick")
-    single = l4.load(folder, device="cuda", dtype="float32")
-    with l4.load(folder, device="cuda", dtype="float32", tensor_parallel_size=n) as tp:
-        prompt = _ids(0, 21)
-        assert _err(tp.logits(prompt).cpu(), single.logits(prompt).cpu()) <= 1e-4
-        kw = dict(max_new_tokens=12, temperature=0.0, stop_token_ids=[])
-        assert tp.generate(input_ids=prompt, **kw).token_ids == single.generate(input_ids=prompt, **kw).token_ids
+@pytest.mark.parametrize("layout", ["fused", "per_expert"])
+@pytest.mark.parametrize("quantization", [None, "fp8"])
+def test_loader_reads_only_each_ranks_experts(tiny_checkpoint, tmp_path, layout, quantization):
+    """A rank's routed experts (and FP8 scales), read from the file for its experts alone, equal
+    the whole load's rows for them; both checkpoint layouts, bf16 or quantized at load."""
+    folder, _ = tiny_checkpoint("scout_text")
+    if layout == "per_expert":
+        folder = tc.to_per_expert(folder, tmp_path / "per_expert")
+    full = _C.load_checkpoint(str(folder), "float32", quantization)
+    weights = full.text_weights
+    E = full.config.text.num_local_experts
+    bits = lambda t: torch.from_dlpack(t).view(torch.uint8)  # noqa: E731  (e4m3 has no torch.equal)
+    for n, r in ((2, 0), (2, 1), (4, 3)):
+        part = _C.load_checkpoint(str(folder), "float32", quantization, None, [], False, None, r, n).text_weights
+        assert part.keys() == weights.keys()
+        a, b = E * r // n, E * (r + 1) // n
+        experts = [k for k in part if k.split(".", 2)[-1] in ("moe.gate_up", "moe.down", "moe.gate_up_scale",
+                                                              "moe.down_scale")]
+        assert len(experts) == len(full.config.text.moe_layers) * (4 if quantization else 2)
+        for k in experts:
+            assert torch.equal(bits(part[k]), bits(weights[k])[a:b]), k

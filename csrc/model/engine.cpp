@@ -153,8 +153,7 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
     cache_->reserve(seqs, n_new);
     const KVCache::StepPlan plan = cache_->plan(seqs, n_new);
     if (group_) send_pass(ids, plan, rows, images.token_id);
-    const Tensor pass_logits = model_.forward(ctx_, ops::to_device(ctx_, ids, model_.device()), *cache_,
-                                              plan, rows, images.rows, images.token_id);
+    const Tensor pass_logits = forward_pass(ids, plan, rows, images.rows, images.token_id);
     cache_->commit(seqs, n_new);
     for (size_t j = 0; j < rows.size(); ++j)
       ops::copy(ctx_, logits.view().slice0(dest[j], dest[j] + 1),

@@ -44,6 +44,7 @@ struct Engine::Group {
   bool stop = false;
   std::chrono::steady_clock::time_point last_sent = std::chrono::steady_clock::now();
   std::exception_ptr keepalive_error;  // a failed keep-alive: the next step() raises it
+  std::string broken;                  // why the ranks are out of step (an error mid-pass on rank 0)
   std::thread keepalive;
 
   void send_header(const int64_t (&h)[kHeader]) {
@@ -87,7 +88,7 @@ Engine::~Engine() {
   {
     std::lock_guard<std::mutex> lock(group_->mutex);
     group_->stop = true;
-    if (!group_->keepalive_error) {
+    if (!group_->keepalive_error && group_->broken.empty()) {  // else the others are stuck or gone
       try {
         group_->send_header({kShutdown, 0, 0, 0, 0, 0, 0, 0});
       } catch (const std::exception&) {  // a follower is gone already: nothing to tell it
@@ -105,7 +106,24 @@ std::unique_lock<std::mutex> Engine::lock_group() {
   if (!group_) return {};
   std::unique_lock<std::mutex> lock(group_->mutex);
   if (group_->keepalive_error) std::rethrow_exception(group_->keepalive_error);
+  if (!group_->broken.empty())
+    throw RankError(-1, "Engine.step: an earlier step failed on rank 0 in the middle of a forward pass (" +
+                            group_->broken + "); the other ranks are out of step: load the model again");
   return lock;
+}
+
+Tensor Engine::forward_pass(const Tensor& ids, const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
+                            const TensorView& image_rows, int64_t image_token_id) {
+  try {
+    return model_.forward(ctx_, ops::to_device(ctx_, ids, model_.device()), *cache_, plan, rows, image_rows,
+                          image_token_id);
+  } catch (const std::exception& e) {
+    if (group_) {
+      group_->broken = e.what();
+      group_->stop = true;  // no keep-alive into the middle of a pass
+    }
+    throw;
+  }
 }
 
 void Engine::send_pass(const Tensor& ids, const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,

@@ -123,8 +123,10 @@ Tensor shard_text_weight(const std::string& name, const Tensor& full, const Text
     return pieces({{s.q_first * d, s.q_count * d}, {(H + s.kv_first) * d, s.kv_count * d},
                    {(H + KV + s.kv_first) * d, s.kv_count * d}});
   if (w == "attn.o") return copy_columns(f, s.q_first * d, s.q_count * d);
-  if (w == "moe.gate_up" || w == "moe.down" || w == "moe.gate_up_scale" || w == "moe.down_scale")
+  if (w == "moe.gate_up" || w == "moe.down" || w == "moe.gate_up_scale" || w == "moe.down_scale") {
+    if (f.size(0) == s.expert_count) return full;  // the loader read only this rank's experts
     return Tensor::wrap(f.slice0(s.expert_first, s.expert_first + s.expert_count), full.storage());
+  }
   if (w == "moe.shared_gate_up" || w == "mlp.gate_up") {
     const bool shared = w == "moe.shared_gate_up";
     const int64_t I = shared ? c.intermediate_size : c.intermediate_size_mlp;

@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
     p.add_argument("--quantization", default=None, choices=["fp8"])
     p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
                    help="fp8: e4m3 KV cache with a scale per token and head (~1.94x the tokens)")
+    p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1,
+                   help="ranks (processes; one GPU each with --device cuda) the model is split over; "
+                        "serve starts the others itself")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
     p.add_argument("--allowed-media-domains", nargs="*", default=[],
                    help="host names whose http(s) image URLs may be fetched")
@@ -80,6 +83,12 @@ def check_args(a) -> None:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     if a.max_num_seqs < 1:
         raise ValueError(f"--max-num-seqs must be >= 1, got {a.max_num_seqs}")
+    if a.tensor_parallel_size < 1:
+        raise ValueError(f"--tensor-parallel-size must be >= 1, got {a.tensor_parallel_size}")
+    if a.tensor_parallel_size > 1:  # a config that cannot be split fails before anything loads
+        from ..parallel import check_shardable
+
+        check_shardable(a.model_dir, a.tensor_parallel_size, a.dtype)
     if a.max_waiting < 0:
         raise ValueError(f"--max-waiting must be >= 0, got {a.max_waiting}")
     if not a.media_timeout > 0:
@@ -105,7 +114,8 @@ def cmd_serve(a) -> int:
 
     if a.threads:
         l4.set_cpu_threads(a.threads)
-    options = dict(max_sequences=a.max_num_seqs, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype)
+    options = dict(max_sequences=a.max_num_seqs, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype,
+                   tensor_parallel_size=a.tensor_parallel_size)
     if a.kv_cache_bytes:
         options["kv_cache_bytes"] = a.kv_cache_bytes
     if a.gpu_memory_utilization is not None:

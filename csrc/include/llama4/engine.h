@@ -90,6 +90,10 @@ class Engine {
   std::unique_lock<std::mutex> lock_group();  // empty unless rank 0 of several
   void send_pass(const Tensor& ids, const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
                  int64_t image_token_id);
+  // model_.forward; on rank 0 of several, an error that leaves the others inside the pass's
+  // collectives marks the group broken (later steps raise instead of mismatching collectives).
+  Tensor forward_pass(const Tensor& ids, const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
+                      const TensorView& image_rows, int64_t image_token_id);
 
   TextModel model_;
   EngineOptions options_;

@@ -20,7 +20,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const LoadOptions& opt
     out.text_weights = load_text_weights(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress);
   } else {
     const TextShard shard = TextShard::of(out.config.text, options.rank, options.world_size);
-    WeightStream stream = text_weight_stream(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress);
+    WeightStream stream =
+        text_weight_stream(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress, shard);
     std::string name;
     Tensor t;
     while (stream.next(name, t)) {

@@ -22,7 +22,14 @@ struct PlannedTensor {
   Layout layout = Layout::Concat;
   DType dtype = DType::BF16;          // engine dtype (F8E4M3 for stored FP8 experts)
   bool quantize = false;              // e4m3 at load: yields `name` and `name` + "_scale" [E, N] f32
+  // Routed experts of one rank (tensor + expert parallelism): a single [E, ...] source is read from
+  // expert `expert_first` on only (shape[0] experts); per-expert sources are already just those.
+  int64_t expert_first = -1;          // -1: the whole tensor
 };
+
+// Keeps, in every routed-expert tensor of `plan`, only experts [first, first + count): nothing
+// else of their data is read.
+void restrict_experts(std::vector<PlannedTensor>& plan, int64_t num_experts, int64_t first, int64_t count);
 
 constexpr const char* kFloatDTypes[] = {"F32", "F16", "BF16"};
 

@@ -111,6 +111,25 @@ std::string cache_key(const PlannedTensor& p) {
 
 }  // namespace
 
+void restrict_experts(std::vector<PlannedTensor>& plan, int64_t E, int64_t first, int64_t count) {
+  static const char* kExperts[] = {".moe.gate_up", ".moe.down", ".moe.gate_up_scale", ".moe.down_scale"};
+  for (PlannedTensor& p : plan) {
+    const bool expert = std::any_of(std::begin(kExperts), std::end(kExperts), [&](const char* s) {
+      const size_t n = std::strlen(s);
+      return p.name.size() > n && p.name.compare(p.name.size() - n, n, s) == 0;
+    });
+    if (!expert) continue;
+    LLAMA4_CHECK(p.shape[0] == E, "weight table bug: '", p.name, "' does not start with the experts");
+    p.shape[0] = count;
+    if (p.hf_names.size() == 1) {
+      p.expert_first = first;  // one fused [E, ...] tensor: read a slice of it
+    } else {                   // the experts' own tensors, expert after expert
+      const size_t per = p.hf_names.size() / size_t(E);
+      p.hf_names = std::vector<std::string>(p.hf_names.begin() + first * per, p.hf_names.begin() + (first + count) * per);
+    }
+  }
+}
+
 std::string shape_repr(const Shape& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
@@ -150,8 +169,14 @@ struct WeightStream::Impl {
     std::vector<Tensor> pieces;
     uint64_t bytes = 0;
     for (const std::string& n : p.hf_names) {
-      pieces.push_back(ckpt->get(n));
-      bytes += ckpt->info(n).nbytes();
+      Tensor piece = ckpt->get(n);
+      if (p.expert_first >= 0) {  // this rank's experts of a fused [E, ...] source (zero copy)
+        piece = Tensor::wrap(piece.view().slice0(p.expert_first, p.expert_first + p.shape[0]), piece.storage());
+        bytes += uint64_t(piece.numel()) * element_size(piece.dtype());
+      } else {
+        bytes += ckpt->info(n).nbytes();
+      }
+      pieces.push_back(std::move(piece));
     }
     if (p.quantize) {
       auto [q, scale] = checkpoint::quantize_experts(p, pieces);
@@ -200,7 +225,10 @@ WeightStream checkpoint::make_weight_stream(std::shared_ptr<const Checkpoint> ck
                                             LoadProgress progress) {
   auto impl = std::make_unique<WeightStream::Impl>();
   for (const PlannedTensor& p : plan) {
-    for (const std::string& n : p.hf_names) impl->total += ckpt->info(n).nbytes();
+    for (const std::string& n : p.hf_names) {
+      const TensorInfo& info = ckpt->info(n);
+      impl->total += p.expert_first >= 0 ? info.nbytes() / uint64_t(info.shape[0]) * uint64_t(p.shape[0]) : info.nbytes();
+    }
     impl->count += p.quantize ? 2 : 1;
     if (!p.quantize) ++impl->uses[cache_key(p)];
   }
