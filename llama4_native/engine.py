@@ -136,7 +136,10 @@ class Model:
     def close(self) -> None:
         """Frees the engine; with several ranks, tells the workers this process started to stop
         and waits for them. Idempotent."""
-        self._engine = None  # rank 0's engine sends the others their stop message as it goes
+        engine = getattr(self, "_engine", None)
+        if engine is not None and getattr(self, "_group", None) is not None:
+            engine.release_followers()  # now, even while a scheduler still holds the engine
+        self._engine = None
         if getattr(self, "_group", None) is not None:
             self._group.close()
             self._group = None

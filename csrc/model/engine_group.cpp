@@ -45,6 +45,7 @@ struct Engine::Group {
   std::chrono::steady_clock::time_point last_sent = std::chrono::steady_clock::now();
   std::exception_ptr keepalive_error;  // a failed keep-alive: the next step() raises it
   std::string broken;                  // why the ranks are out of step (an error mid-pass on rank 0)
+  bool released = false;               // the followers were told to stop
   std::thread keepalive;
 
   void send_header(const int64_t (&h)[kHeader]) {
@@ -83,11 +84,14 @@ void Engine::GroupDeleter::operator()(Group* g) const { delete g; }
 
 Engine::Engine(Engine&&) noexcept = default;
 
-Engine::~Engine() {
-  if (!group_) return;
+Engine::~Engine() { release_followers(); }
+
+void Engine::release_followers() {
+  if (!group_ || group_->released) return;
   {
     std::lock_guard<std::mutex> lock(group_->mutex);
     group_->stop = true;
+    group_->released = true;
     if (!group_->keepalive_error && group_->broken.empty()) {  // else the others are stuck or gone
       try {
         group_->send_header({kShutdown, 0, 0, 0, 0, 0, 0, 0});
@@ -105,6 +109,8 @@ int Engine::world_size() const { return ctx_.world_size(); }
 std::unique_lock<std::mutex> Engine::lock_group() {
   if (!group_) return {};
   std::unique_lock<std::mutex> lock(group_->mutex);
+  if (group_->released)
+    throw RankError(-1, "Engine.step: the other ranks were released (the model was closed)");
   if (group_->keepalive_error) std::rethrow_exception(group_->keepalive_error);
   if (!group_->broken.empty())
     throw RankError(-1, "Engine.step: an earlier step failed on rank 0 in the middle of a forward pass (" +

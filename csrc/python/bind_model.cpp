@@ -96,6 +96,10 @@ void register_model(py::module_& m) {
         py::gil_scoped_release nogil;
         e.engine->follow();
       }, "Ranks 1..N-1: run rank 0's forward passes until its engine goes away (RankError when a rank fails)")
+      .def("release_followers", [](PyEngine& e) {
+        py::gil_scoped_release nogil;
+        e.engine->release_followers();
+      }, "Rank 0: tells the other ranks to stop now (later steps raise RankError)")
       .def_property_readonly("rank", [](PyEngine& e) { return e.engine->rank(); })
       .def_property_readonly("world_size", [](PyEngine& e) { return e.engine->world_size(); })
       .def("free_pages", [](PyEngine& e, int g) { return e.engine->cache().free_pages(g); }, py::arg("group"))

@@ -69,6 +69,9 @@ class Engine {
   // (returns) or a rank fails (RankError). While idle, rank 0 sends a keep-alive every quarter of
   // the timeout, so only a dead or hung rank 0 makes this time out.
   void follow();
+  // Rank 0: tells the other ranks to leave follow() now (the destructor does it otherwise);
+  // later steps raise RankError. Idempotent; a no-op elsewhere.
+  void release_followers();
   int rank() const;
   int world_size() const;
 
