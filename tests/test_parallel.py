@@ -153,6 +153,8 @@ def test_preemption_and_shared_prefill_pages_equal_single_rank(tmp_path):
     want, want_pre = run(single)
     with l4.load(folder, dtype="float32", kv_cache_bytes=budget // 2, tensor_parallel_size=2) as tp:
         assert [tp._engine.total_pages(g) for g in (0, 1)] == [single._engine.total_pages(g) for g in (0, 1)]
+        # the same pages, each rank's holding only its one KV head of the two
+        assert 2 * tp._engine.kv_cache_storage_bytes() == single._engine.kv_cache_storage_bytes()
         got, got_pre = run(tp)
     assert want_pre > 0 and got_pre == want_pre
     assert got == want
