@@ -17,12 +17,12 @@ loaded engine to the byte.
 Chunked-attention (RoPE) layers keep only their current window (attention_chunk_size tokens) per
 sequence, so long contexts cost KV memory only on the global (NoPE) layers: one in four layers.
 
-Several GPUs (`gpus=N`) are answered per GPU, assuming tensor parallelism with expert parallelism
-inside the group (issue 15's layout, vLLM's --enable-expert-parallel): query heads split across
-ranks, KV heads split (each rank holds one, replicated, when there are fewer KV heads than ranks),
-routed experts split by expert, the shared expert and the dense MLP split along their intermediate
-width, embedding and lm_head split by vocabulary rows, norms and routers replicated, the vision
-tower replicated. A rank's share is rounded up (the largest rank is the one that must fit).
+Several GPUs (`gpus=N`) are answered per GPU for the parallel engine's tensor + expert parallelism
+(`load(..., tensor_parallel_size=N)`), from its own shard shapes (llama4/shard.h): query heads split
+across ranks, KV heads split (one per rank, replicated, when there are fewer KV heads than ranks),
+routed experts split by whole experts, the shared expert and the dense MLP along their intermediate
+width, embedding and lm_head by vocabulary rows, norms and routers replicated; the vision tower is
+counted whole on every rank. The rank holding the most is the one that must fit.
 
 The workspace is an estimate, not an allocation the engine makes up front: activations of one
 forward pass of `max_step_tokens` tokens (temporaries come from a stream-ordered pool on CUDA) plus,
@@ -84,40 +84,32 @@ def _part(name: str) -> str:
     return "norms"
 
 
-def _shard_bytes(name: str, shape: tuple, nbytes: int, text, n: int) -> int:
-    """Bytes of one rank's share of an engine weight under tensor + expert parallelism over n ranks
-    (the largest rank's, when a dimension does not divide)."""
-    if n == 1 or name == "norm":
-        return nbytes
-    share = lambda total: math.ceil(total / n) / total  # noqa: E731
-    if name in ("embed_tokens", "lm_head"):
-        return int(nbytes * share(shape[0]))  # vocabulary rows
-    what = name.split(".", 2)[2]
-    H, KV, d = text.num_attention_heads, text.num_key_value_heads, text.head_dim
-    if what == "attn.qkv":
-        per_row = nbytes // shape[0]
-        return per_row * (math.ceil(H / n) + 2 * _kv_heads_per_rank(KV, n)) * d
-    if what == "attn.o":
-        return int(nbytes * share(H))
-    if what in ("moe.gate_up", "moe.down", "moe.gate_up_scale", "moe.down_scale"):
-        return int(nbytes * share(shape[0]))  # whole experts per rank
-    if what in ("moe.shared_gate_up", "moe.shared_down", "mlp.gate_up", "mlp.down"):
-        return int(nbytes * share(text.intermediate_size if what.startswith("moe") else text.intermediate_size_mlp))
-    return nbytes  # norms, router
+def _rank_weights(text, dtype: str, fp8_layers: list, gpus: int) -> tuple[dict, int]:
+    """The weight bytes by part of the tensor-parallel rank holding the most (the parallel engine's
+    own shard shapes, llama4/shard.h: its ValueError names tensor_parallel_size when the config
+    cannot be split over `gpus` ranks) and the KV heads a rank holds."""
+    best, kv_heads = None, text.num_key_value_heads
+    for rank in range(gpus):
+        if gpus == 1:
+            specs = _C.text_weight_specs(text, dtype, fp8_layers)
+        else:
+            specs, kv_heads = _C.text_shard_specs(text, dtype, fp8_layers, rank, gpus)
+        parts = dict.fromkeys(PARTS, 0)
+        for name, _, _, nbytes in specs:
+            parts[_part(name)] += nbytes
+        if best is None or sum(parts.values()) > sum(best.values()):
+            best = parts
+    return best, kv_heads
 
 
-def _kv_heads_per_rank(kv_heads: int, n: int) -> int:
-    return max(1, math.ceil(kv_heads / n))
-
-
-def workspace_bytes(text, tokens: int, rows: int, dtype_size: int, n: int = 1) -> int:
+def workspace_bytes(text, tokens: int, rows: int, dtype_size: int, n: int = 1, kv_heads: int = 0) -> int:
     """Estimated activations of one forward pass of `tokens` tokens on one of n ranks, with `rows`
     logits rows (float32): the residual stream and its norm, the fused QKV and attention outputs,
     the feed-forward's widest intermediates (routed top-k + shared expert, or the dense MLP), each
     counted twice for the fp32 accumulators and quantized copies the kernels keep alongside."""
     D = text.hidden_size
     heads = math.ceil(text.num_attention_heads / n)
-    attn = (heads + 2 * _kv_heads_per_rank(text.num_key_value_heads, n) + heads) * text.head_dim
+    attn = (heads + 2 * (kv_heads or text.num_key_value_heads) + heads) * text.head_dim
     k = text.num_experts_per_tok
     moe = 3 * text.intermediate_size * (k + 1) if text.moe_layers else 0
     dense = 3 * math.ceil(text.intermediate_size_mlp / n) if len(text.moe_layers) < text.num_hidden_layers else 0
@@ -230,15 +222,13 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
     fp8 = _C.fp8_plan(config, quantization, None, list(fp8_skip_layers), name)
     root = "language_model." if config.architecture == "Llama4ForConditionalGeneration" else ""
     fp8_layers = list(_C.fp8_expert_layers(text, fp8, root)) if fp8 is not None else []
-    weights = dict.fromkeys(PARTS, 0)
-    for wname, shape, _, nbytes in _C.text_weight_specs(text, dtype, fp8_layers):
-        weights[_part(wname)] += _shard_bytes(wname, shape, nbytes, text, gpus)
+    weights, kv_heads = _rank_weights(text, dtype, fp8_layers, gpus)
     if vision and config.vision is not None:  # replicated on every rank
         weights["vision"] = sum(spec[3] for spec in _C.vision_weight_specs(config.vision, dtype))
 
     chunked = [1 if text.uses_rope(i) else 0 for i in range(text.num_hidden_layers)]
     kv_args = dict(num_layers=text.num_hidden_layers, layer_chunked=chunked,
-                   num_kv_heads=_kv_heads_per_rank(text.num_key_value_heads, gpus), head_dim=text.head_dim,
+                   num_kv_heads=kv_heads, head_dim=text.head_dim,
                    dtype=kv_dtype, page_size=int(page_size), chunk_size=text.attention_chunk_size)
     page0, page1 = _C.kv_page_bytes(**kv_args)
     n_chunked = sum(chunked)
@@ -248,7 +238,7 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
 
     rows = max_sequences or 16
     dsize = 2 if dtype == "bfloat16" else 4
-    workspace = workspace_bytes(text, step, rows, dsize, gpus)
+    workspace = workspace_bytes(text, step, rows, dsize, gpus, kv_heads)
     if kv_cache_bytes is not None:
         memory, budget = None, int(kv_cache_bytes)
     else:

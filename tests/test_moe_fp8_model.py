@@ -6,26 +6,32 @@ reads the same sequences (teacher forcing) and we count the positions whose argm
 token (128 per model). Free-running generations diverge for good after their first difference, so
 their common prefix lengths are printed too but not asserted.
 
-The bound, 3/4 of positions, and why: FP8 moves each expert output by a few percent
-(test_moe_fp8.py measures 6.6% relative error for the routed experts of one layer, 3% for the layer
-with its shared expert), so a position can change its argmax only where the bf16 model's two best
-logits are within that perturbation of each other. These random tiny models (hidden 64, experts
-of width 20: dot products of few terms, 4 layers) have such near ties at a few percent of
-positions; even bf16 against fp32 disagrees on up to ~6% (printed for reference). Requiring 3 of
-4 positions is loose for a working FP8 path yet fails when the experts stop contributing: the
-same test runs a control whose activation bound (1e-30) zeroes every expert output, and that model
-must fall below the bound, so the bound measures the experts, not just attention and the shared
-expert."""
+The bounds (MIN_AGREEMENT, MAX_CONTROL; measured values beside them) and why: FP8 moves each
+expert output by a few percent (test_moe_fp8.py measures 6.6% relative error for the routed experts
+of one layer, 3% for the layer with its shared expert), so a position can change its argmax only
+where the bf16 model's two best logits are within that perturbation of each other. These random
+tiny models (hidden 64, experts of width 20: dot products of few terms, 4 layers) have such near
+ties at a few percent of positions; even bf16 against fp32 disagrees on up to ~5% (printed for
+reference). The FP8 models agree on 91-95%: the bound sits 8 positions of 128 below the worst. A
+control whose activation bound (1e-30) zeroes every expert output agrees on 20-36% and must stay
+at most 0.5, so the bound measures the experts, not just attention and the shared expert, and an
+FP8 path that is off by a scale lands between the two and fails."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 import llama4_native as l4
+import tiny_checkpoints as tc
 
 STEPS = 32
 PROMPTS = 4
-MIN_AGREEMENT = 0.75
+# Measured (scout, maverick, scout_text): FP8 0.938, 0.953, 0.914; control without experts 0.266,
+# 0.359, 0.195; fp32 vs bf16 0.977, 0.953, 0.953. Bounds: 8 positions of 128 below the worst FP8
+# measurement, and the control at most 0.5 (0.14 above its worst), so that a scaling bug between
+# the two fails.
+MIN_AGREEMENT = 0.85
+MAX_CONTROL = 0.5
 
 
 def _greedy_and_forced(ref_model, models, vocab):
@@ -34,7 +40,8 @@ def _greedy_and_forced(ref_model, models, vocab):
     prefixes = []
     for seed in range(PROMPTS):
         g = torch.Generator().manual_seed(100 + seed)
-        prompt = torch.randint(3, vocab, (12,), generator=g).tolist()
+        # text ids: generate() refuses the image placeholder ids without images
+        prompt = torch.randint(3, min(vocab, tc.IMAGE_IDS["boi_token_index"]), (12,), generator=g).tolist()
         ref = ref_model.generate(input_ids=prompt, max_new_tokens=STEPS, temperature=0.0,
                                  stop_token_ids=[]).token_ids
         seq = prompt + ref
@@ -60,4 +67,4 @@ def test_tiny_model_fp8_greedy_agreement(tiny_checkpoint, name):
           f"(free-running common prefixes {prefixes}); control without experts {a_none:.3f}; "
           f"fp32 vs bf16 {a_fp32:.3f}")
     assert a_fp8 >= MIN_AGREEMENT
-    assert a_none < MIN_AGREEMENT
+    assert a_none <= MAX_CONTROL

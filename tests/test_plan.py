@@ -76,6 +76,21 @@ def test_long_context_uses_only_global_layers(tiny_checkpoint):
     model._free_sequence(seq)
 
 
+@pytest.mark.parametrize("name", ["scout_text", "maverick_text"])
+def test_planner_per_gpu_matches_parallel_engine(tiny_checkpoint, name):
+    """gpus=2 against rank 0 of load(..., tensor_parallel_size=2): its weights and KV pool, to the
+    byte (scout_text: 2 KV heads, one per rank; vocabulary rows padded with the two zero rows)."""
+    folder, _ = tiny_checkpoint(name)
+    model = l4.load(folder, dtype="float32", tensor_parallel_size=2, kv_cache_bytes=1 << 20, max_sequences=2)
+    try:
+        weights, kv = _engine_bytes(model)
+        p = l4.plan(folder, kv_cache_bytes=1 << 20, max_sequences=2, dtype="float32", gpus=2, vision=False)
+        assert p.weight_bytes == weights
+        assert p.kv_pool(2)["pool_bytes"] == kv
+    finally:
+        model.close()
+
+
 def _gib(x):
     return x / 2**30
 
@@ -114,9 +129,9 @@ def test_maverick_per_gpu_sharding():
     assert eight.weights["attention"] == 48 * ((5 + 2) * d * D + D * 5 * d) * 2
     assert eight.weights["vision"] == one.weights["vision"]  # replicated
     assert not one.fits and eight.fits
-    # 16 ranks: 8 KV heads -> one per rank (replicated), so KV per token stops shrinking
-    sixteen = l4.plan(preset="maverick", gpu_memory="h100", quantization="fp8", gpus=16)
-    assert sixteen.kv_bytes_per_token == eight.kv_bytes_per_token
+    # the parallel engine's rules: 40 query heads do not split over 16 ranks
+    with pytest.raises(ValueError, match="tensor_parallel_size 16 must divide num_attention_heads"):
+        l4.plan(preset="maverick", gpu_memory="h100", quantization="fp8", gpus=16)
 
 
 def test_sequences_monotone_and_bounded():

@@ -4,6 +4,8 @@
 //   _C.fp8_expert_layers(text_config, fp8_plan, root)      -> [layer]
 //   _C.kv_cache_layout(..., budget_bytes, max_seqs, ...)   -> dict: the pools from_budget sizes
 //   _C.kv_page_bytes(...)                                  -> (chunked, global) bytes of one page
+//   _C.text_shard_specs(config, dtype, fp8, rank, size)    -> text_weight_specs of one tensor-parallel
+//                                                             rank's share (llama4/shard.h), and its KV heads
 // llama4_native/plan.py builds its answers from these, so it counts what the engine allocates.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -11,6 +13,7 @@
 #include "llama4/error.h"
 #include "llama4/kv_cache.h"
 #include "llama4/memory_plan.h"
+#include "llama4/shard.h"
 #include "python/bindings.h"
 #include "python/tensor_bridge.h"
 
@@ -69,6 +72,16 @@ void register_plan(py::module_& m) {
         return spec_list(vision_weight_specs(config, weight_dtype(dtype)));
       },
       py::arg("config"), py::arg("dtype") = "bfloat16");
+  m.def(
+      "text_shard_specs",
+      [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8, int rank, int size) {
+        const TextConfig c = text_config_from_py(config);
+        const TextShard shard = TextShard::of(c, rank, size);
+        std::vector<WeightSpec> specs = text_weight_specs(c, weight_dtype(dtype), fp8);
+        for (WeightSpec& w : specs) w.shape = shard_weight_shape(w.name, w.shape, c, shard);
+        return py::make_tuple(spec_list(specs), shard.kv_count);
+      },
+      py::arg("config"), py::arg("dtype"), py::arg("fp8_moe_layers"), py::arg("rank"), py::arg("size"));
   m.def("fp8_expert_layers", &fp8_expert_layers, py::arg("config"), py::arg("plan"), py::arg("root"));
   m.def(
       "kv_page_bytes",
