@@ -26,8 +26,8 @@ std::vector<WeightSpec> text_weight_specs(const TextConfig& config, DType dtype,
   out.reserve(table.size());
   for (const auto& [name, shape] : table) {
     // Only FP8 layers list scales: a weight with a scale is e4m3, a scale is float32.
-    const bool has_scale = std::any_of(table.begin(), table.end(),
-                                       [&](const auto& e) { return e.first == name + "_scale"; });
+    const std::string scale = name + "_scale";  // (a C++17 lambda cannot capture a structured binding)
+    const bool has_scale = std::any_of(table.begin(), table.end(), [&](const auto& e) { return e.first == scale; });
     const DType d = has_scale ? DType::F8E4M3 : ends_with(name, "_scale") ? DType::F32 : dtype;
     out.push_back({name, shape, d});
   }

@@ -134,7 +134,7 @@ class NcclCommunicator : public Communicator {
     LLAMA4_CHECK_ARG(t.is_contiguous(), "broadcast: the tensor must be contiguous, got shape ", t.shape_str());
     if (t.nbytes() == 0) return;
     if (t.device.is_cpu()) {  // host metadata: staged through the GPU
-      Tensor staged = ctx.empty({t.nbytes()}, DType::U8);
+      Tensor staged = ctx.empty({int64_t(t.nbytes())}, DType::U8);
       cuda::memcpy(staged.data(), t.data, size_t(t.nbytes()), 0, device_, ctx.stream());
       broadcast(ctx, staged.view(), root);
       wait(ctx);
@@ -148,7 +148,7 @@ class NcclCommunicator : public Communicator {
 
   void all_gather(const Context& ctx, const TensorView& out, const TensorView& in) override {
     if (in.device.is_cpu() && out.device.is_cpu() && in.is_contiguous() && out.is_contiguous()) {  // host metadata
-      Tensor a = ctx.empty({in.nbytes()}, DType::U8), b = ctx.empty({out.nbytes()}, DType::U8);
+      Tensor a = ctx.empty({int64_t(in.nbytes())}, DType::U8), b = ctx.empty({int64_t(out.nbytes())}, DType::U8);
       cuda::memcpy(a.data(), in.data, size_t(in.nbytes()), 0, device_, ctx.stream());
       all_gather(ctx, b.view(), a.view());
       wait(ctx);
