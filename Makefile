@@ -2,6 +2,8 @@
 # hand-installed packages):
 #   make demo   set up, then generate with the small built-in checkpoint
 #   make test   set up, then run every test (Python, kernels, C++ via CTest, the CMake package)
+#   make sanitize  the C++ core under ASan + UBSan (clang, build-asan/): C++ tests, example, Python subset
+#   make fuzz      sanitize, then every fuzz target for FUZZ_SECONDS each on its seed corpus (fuzz/)
 PY       ?= python3
 VENV     ?= .venv
 VPY      := $(VENV)/bin/python
@@ -9,7 +11,10 @@ VPY      := $(VENV)/bin/python
 LLAMA4_CUDA ?= AUTO
 export LLAMA4_CUDA
 
-.PHONY: setup demo test bench clean
+ASAN_BUILD   ?= build-asan
+FUZZ_SECONDS ?= 15
+
+.PHONY: setup demo test sanitize fuzz bench clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -24,6 +29,7 @@ setup: $(VPY)
 	    "numpy>=1.24" "safetensors>=0.4" tiktoken pillow "torch==2.13.0" "transformers==5.23.0" "pytest>=8"
 	$(VPY) -m pip install -q "fastapi==0.163.2" "uvicorn==0.54.0" "prometheus-client==0.26.0" "httpx==0.28.1" \
 	    "openai==3.51.0" "selenium==4.45.0"
+	$(VPY) -m pip install -q "atheris==3.0.0"  # the Python fuzz targets (fuzz/python)
 	$(VPY) -m pip install -q --no-deps nvidia-cutlass==4.2.0.0 llama-models==0.3.0 nlohmann-json==3.12.0
 	$(VPY) -m pip install -q --no-build-isolation --no-deps .
 
@@ -35,8 +41,15 @@ demo: setup
 test: setup
 	$(VENV)/bin/pytest -q tests
 
+# clang, libFuzzer and the sanitizer runtimes come from .ci/system-packages.
+sanitize: setup
+	.ci/sanitize.sh $(ASAN_BUILD)
+
+fuzz: sanitize
+	fuzz/run.sh $(ASAN_BUILD) $(FUZZ_SECONDS)
+
 bench: setup
 	$(VPY) benchmarks/bench_text.py
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(ASAN_BUILD) $(VENV)
