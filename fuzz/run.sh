@@ -54,4 +54,4 @@ for target in fuzz_image fuzz_chat_py fuzz_http; do
   run_target "$target" "$PY" "fuzz/python/$target.py"
 done
 printf 'fuzz: %s\n' "${summary[@]}"
-echo "fuzz: ${#summary[@]} targets, 0 failures"
+echo "fuzz: ${#summary[@]} passed, 0 failed"  # one line per target above
