@@ -84,14 +84,6 @@ void Scheduler::check_request(const GenerationRequest& r) const {
   r.sampling.validate();
   const StepRequest whole{0, r.prompt, LogitRows::None, r.image_features.view()};
   check_image_features(whole, engine_.options().image_token_id, engine_.model());
-  // Without images the placeholder would embed as the text token <|patch|> (right for a token the
-  // model sampled, wrong for a prompt that expected an image there).
-  const int64_t image_id = engine_.options().image_token_id;
-  if (image_id >= 0 && !(r.image_features.defined() && r.image_features.view().ndim > 0)) {
-    const auto n = std::count(r.prompt.begin(), r.prompt.end(), int32_t(image_id));
-    LLAMA4_CHECK_ARG(n == 0, "the prompt holds ", n, " image placeholder tokens (<|patch|>, id ", image_id,
-                     ") but no image was given: pass the images, or use <|image|> placeholders that they expand");
-  }
 
   // One sample alone must fit; its last token never enters the cache.
   const KVCache& cache = engine_.cache();
