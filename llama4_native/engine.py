@@ -242,6 +242,9 @@ class Model:
         features = None
         if images is not None:
             ids, features = self._with_images(ids, images)
+        elif self.config.vision is not None and self.image_tokens.patch in ids:
+            raise ValueError(f"input_ids hold {ids.count(self.image_tokens.patch)} image placeholder tokens "
+                             f"(<|patch|>, id {self.image_tokens.patch}) but no images were given")
         seq = self._new_sequence()
         try:
             return self._step([(seq, ids, True, features)])

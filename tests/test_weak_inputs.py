@@ -76,17 +76,18 @@ def scout(tmp_path_factory):
     return l4.load(folder, dtype="float32", max_sequences=2)
 
 
-def test_patch_tokens_in_raw_ids_without_images_embed_as_text(scout):
-    """Accepted on purpose: token ids are the caller's, and <|patch|> without image features embeds
-    as its text token, exactly as when the model samples it (decode, or the recompute of a
-    preempted sequence). Chat messages and string prompts cannot produce it (special-token text in
-    them is plain text), and with images the count must match (test_multimodal). Refusing it in
-    raw ids broke every test that draws random ids over a tiny vocabulary holding the image id."""
+def test_patch_tokens_without_images(scout):
+    """Model.logits (a prompt's logits, the parity tool) refuses <|patch|> ids without images. In
+    generate() raw ids are the caller's and <|patch|> embeds as its text token, exactly as when the
+    model samples it (decode, or the recompute of a preempted sequence): refusing it there broke
+    tests that draw random ids over a tiny vocabulary holding the image id. Chat messages and string
+    prompts cannot produce it (special-token text in them is plain text)."""
     patch = scout.image_tokens.patch
-    with_patch = scout.logits([1, 5, patch, 6])
-    as_text = scout.generate(input_ids=[1, 5, patch, 6], max_new_tokens=2, temperature=0.0, stop_token_ids=[])
-    assert with_patch.shape[0] == 4 and len(as_text.token_ids) == 2
-    assert int(with_patch[-1].argmax()) == as_text.token_ids[0]  # the same rows either way
+    with pytest.raises(ValueError, match=r"^input_ids hold 1 image placeholder tokens \(<\|patch\|>, id \d+\) but "
+                                         r"no images were given$"):
+        scout.logits([1, 5, patch, 6])
+    out = scout.generate(input_ids=[1, 5, patch, 6], max_new_tokens=2, temperature=0.0, stop_token_ids=[])
+    assert len(out.token_ids) == 2
 
 
 def test_an_empty_stop_string_is_refused(scout):
