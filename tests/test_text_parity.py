@@ -18,8 +18,9 @@ DECODE_STEPS = 48
 
 
 def _prompt(seed: int, vocab: int) -> list[int]:
+    """Text ids: below the tiny vocabulary's image tokens (a <|patch|> without an image is refused)."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(3, vocab, (PROMPT_LEN,), generator=g).tolist()
+    return torch.randint(3, min(vocab, tc.IMAGE_IDS["boi_token_index"]), (PROMPT_LEN,), generator=g).tolist()
 
 
 def _hf_greedy(model, prompt: list[int], steps: int):
@@ -59,7 +60,7 @@ def test_fp32_greedy_decode_matches_transformers(tiny_checkpoint, name):
     model = l4.load(folder, dtype="float32")
     prompt = _prompt(1, model.vocab_size)
     res = model.generate(input_ids=prompt, max_new_tokens=DECODE_STEPS, temperature=0.0,
-                         return_logits=True)
+                         return_logits=True, stop_token_ids=[])  # transformers' loop never stops early
     ref_tokens, ref_logits = _hf_greedy(hf, prompt, DECODE_STEPS)
     err = (res.logits - ref_logits).abs().max().item()
     print(f"{name}: {DECODE_STEPS} decode steps max|dlogit| = {err:.2e}, "
