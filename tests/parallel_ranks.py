@@ -7,6 +7,8 @@ import multiprocessing as mp
 import os
 import traceback
 
+STARTUP_TIMEOUT_S = 120.0
+
 
 def _child(fn, rank, world_size, store_dir, timeout_s, args, queue):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -15,6 +17,11 @@ def _child(fn, rank, world_size, store_dir, timeout_s, args, queue):
 
         l4._C.set_cpu_threads(1)
         store = l4._C.FileStore(store_dir)
+        # Every rank has started (spawn + imports take seconds on a loaded machine) before the
+        # rendezvous, whose timeout is the tests' short collective timeout.
+        store.set(f"test/started/{rank}", b"1")
+        for r in range(world_size):
+            store.get(f"test/started/{r}", STARTUP_TIMEOUT_S)
         comm = l4._C.make_gloo_communicator(store, rank, world_size, timeout_s)
         queue.put((rank, "ok", fn(comm, *args)))
     except BaseException as e:  # report, never hang the parent
