@@ -69,50 +69,43 @@ def test_batched_mixed_step_matches_cpu(tiny_checkpoint):
     assert (outs[0] - outs[1]).abs().max().item() <= 1e-4
 
 
-@pytest.mark.parametrize("name", ["scout", "maverick", "scout_text"])
-def test_bf16_error_within_cpu_bf16_error(tiny_checkpoint, name):
-    """Errors against the fp32 reference (the CPU fp32 engine) over 16 prompts: the CUDA bf16
-    engine's max and median within 1.25x the CPU bf16 engine's. (A bf16 run occasionally routes a
-    token to another expert; over many positions both engines see such flips alike.)"""
-    folder, _ = tiny_checkpoint(name)
-    ref32 = l4.load(folder, dtype="float32")
-    cpu16 = l4.load(folder, dtype="bfloat16")
-    gpu16 = l4.load(folder, device="cuda", dtype="bfloat16")
+def _assert_cuda_error_within_cpu_error(label, ref32, cpu, gpu, first_seed):
+    """Errors against the fp32 reference (the CPU fp32 engine) over 16 prompts: the CUDA engine's
+    max and median within 1.25x the CPU engine's."""
     err_gpu, err_cpu = [], []
     for seed in range(16):
-        prompt = _prompt(100 + seed, ref32.vocab_size)
+        prompt = _prompt(first_seed + seed, ref32.vocab_size)
         ref = ref32.logits(prompt)
-        err_cpu.append((cpu16.logits(prompt) - ref).abs().amax(-1))
-        err_gpu.append((gpu16.logits(prompt).cpu() - ref).abs().amax(-1))
+        err_cpu.append((cpu.logits(prompt) - ref).abs().amax(-1))
+        err_gpu.append((gpu.logits(prompt).cpu() - ref).abs().amax(-1))
     g, c = torch.cat(err_gpu), torch.cat(err_cpu)
-    print(f"{name}: bf16 |dlogit| vs fp32 over {g.numel()} positions: max CUDA {g.max():.3e}, "
+    print(f"{label} |dlogit| vs fp32 over {g.numel()} positions: max CUDA {g.max():.3e}, "
           f"CPU {c.max():.3e}; median {g.median():.3e} vs {c.median():.3e}")
     assert g.max() <= 1.25 * c.max()
     assert g.median() <= 1.25 * c.median()
 
 
+@pytest.mark.parametrize("name", ["scout", "maverick", "scout_text"])
+def test_bf16_error_within_cpu_bf16_error(tiny_checkpoint, name):
+    """bf16: a bf16 run occasionally routes a token to another expert; over many positions both
+    engines see such flips alike."""
+    folder, _ = tiny_checkpoint(name)
+    ref32 = l4.load(folder, dtype="float32")
+    _assert_cuda_error_within_cpu_error(f"{name}: bf16", ref32, l4.load(folder, dtype="bfloat16"),
+                                        l4.load(folder, device="cuda", dtype="bfloat16"), 100)
+
+
 @pytest.mark.parametrize("name", ["scout", "maverick"])
 def test_fp8_experts_error_within_cpu_fp8_error(tiny_checkpoint, name):
-    """FP8 routed experts quantized at load (the CUTLASS grouped GEMMs on Hopper): the CUDA FP8
-    engine's errors against the fp32 reference within 1.25x the CPU FP8 engine's (max and median
-    over 16 prompts), as for bf16 above. Both quantize the same weights to the same e4m3 values and
-    the activations by the same rule; summation orders differ."""
+    """FP8 routed experts quantized at load (the CUTLASS grouped GEMMs on Hopper): both engines
+    quantize the same weights to the same e4m3 values and the activations by the same rule;
+    summation orders differ."""
     folder, _ = tiny_checkpoint(name)
     ref32 = l4.load(folder, dtype="float32")
     cpu8 = l4.load(folder, dtype="bfloat16", quantization="fp8")
     gpu8 = l4.load(folder, device="cuda", dtype="bfloat16", quantization="fp8")
     assert gpu8.fp8_layers == cpu8.fp8_layers == list(ref32.config.text.moe_layers)
-    err_gpu, err_cpu = [], []
-    for seed in range(16):
-        prompt = _prompt(200 + seed, ref32.vocab_size)
-        ref = ref32.logits(prompt)
-        err_cpu.append((cpu8.logits(prompt) - ref).abs().amax(-1))
-        err_gpu.append((gpu8.logits(prompt).cpu() - ref).abs().amax(-1))
-    g, c = torch.cat(err_gpu), torch.cat(err_cpu)
-    print(f"{name}: FP8 experts |dlogit| vs fp32 over {g.numel()} positions: max CUDA {g.max():.3e}, "
-          f"CPU {c.max():.3e}; median {g.median():.3e} vs {c.median():.3e}")
-    assert g.max() <= 1.25 * c.max()
-    assert g.median() <= 1.25 * c.median()
+    _assert_cuda_error_within_cpu_error(f"{name}: FP8 experts", ref32, cpu8, gpu8, 200)
 
 
 def test_load_rejects_bad_devices(tiny_checkpoint):
