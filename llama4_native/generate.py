@@ -16,7 +16,7 @@ import torch
 
 from . import _C
 from .processor_inputs import images_from_pixel_values, unpad, warn_if_padded
-from .prompts import as_id_list, encode_with_images, prompt_images, split_batch
+from .prompts import as_id_list, encode_with_images, is_messages, prompt_images, split_batch
 from .sampling_params import SamplingParams
 from .text_stream import TextStream
 
@@ -192,7 +192,7 @@ def _images_from_pixel_values(model, prompts: list, pixel_values) -> list:
     processor's token ids, whose expanded images give the tile grids)."""
     ids = []
     for i, p in enumerate(prompts):
-        if isinstance(p, str) or (isinstance(p, (list, tuple)) and p and isinstance(p[0], dict)):
+        if isinstance(p, str) or is_messages(p):
             raise ValueError(f"prompt {i}: pixel_values go with the processor's input_ids (images already "
                              f"expanded into <|patch|> tokens); with text or chat messages pass images=")
         ids.append(as_id_list(p, f"input_ids[{i}]"))

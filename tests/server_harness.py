@@ -2,7 +2,11 @@
 thread, on 127.0.0.1 and a free port. Loopback only: nothing here opens a connection elsewhere."""
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -16,6 +20,34 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_process(model_dir, *args: str, cwd, start_timeout_s: float = 120.0):
+    """`llama4-native serve --model model_dir --port P ARGS` as a real process on 127.0.0.1, yielding
+    (process, url) once /health answers; terminated on exit. cwd: a neutral folder, so that `-m`
+    does not import the source tree's (unbuilt) package. OMP_WAIT_POLICY is left unset, so the
+    server restarts itself with passive OpenMP threads (same pid)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    proc = subprocess.Popen([sys.executable, "-m", "llama4_native.cli", "serve", "--model", str(model_dir),
+                             "--port", str(port), "--log-level", "warning", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, f"the server did not start in {start_timeout_s:.0f} s"
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield proc, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 class ServerThread:

@@ -260,28 +260,13 @@ def test_serve_with_tensor_parallel_size_2(real_vocab_checkpoint, tmp_path):
     the tokens one rank gives."""
     import httpx
 
-    from server_harness import free_port
+    from server_harness import serve_process
 
     single = l4.load(real_vocab_checkpoint, dtype="bfloat16", max_sequences=2)
     prompt_ids = [200000] + single.tokenizer.encode("Hi there")  # <|begin_of_text|> first
     want = single.generate(input_ids=prompt_ids, max_new_tokens=4, temperature=0.0, stop_token_ids=[]).token_ids
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    proc = subprocess.Popen([sys.executable, "-m", "llama4_native.cli", "serve", "--model", str(real_vocab_checkpoint),
-                             "--port", str(port), "--served-model-name", "tiny", "--max-model-len", "256",
-                             "--max-num-seqs", "2", "--tensor-parallel-size", "2", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the server did not start in 120 s"
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with serve_process(real_vocab_checkpoint, "--served-model-name", "tiny", "--max-model-len", "256",
+                       "--max-num-seqs", "2", "--tensor-parallel-size", "2", cwd=tmp_path) as (_, url):
         r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": prompt_ids, "max_tokens": 4,
                                                       "temperature": 0, "ignore_eos": True},
                        timeout=60)
@@ -290,9 +275,6 @@ def test_serve_with_tensor_parallel_size_2(real_vocab_checkpoint, tmp_path):
         assert body["usage"]["completion_tokens"] == 4
         text = single.tokenizer.decode(want)
         assert body["choices"][0]["text"] == text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 @pytest.mark.parametrize("layout", ["fused", "per_expert"])

@@ -2,17 +2,13 @@
 real process serves on 127.0.0.1 (a free port) until it is terminated."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from llama4_native.cli import main
-from server_harness import free_port
+from server_harness import serve_process
 
 
 @pytest.mark.parametrize("args, message", [
@@ -44,32 +40,13 @@ def test_missing_model_folder(capsys):
 
 
 def test_serve_process_answers_on_loopback(real_vocab_checkpoint, tmp_path):
-    port = free_port()
-    # cwd: a neutral folder, so that `-m` does not import the source tree's (unbuilt) package.
-    # Without OMP_WAIT_POLICY the server restarts itself with passive OpenMP threads (same pid).
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    proc = subprocess.Popen([sys.executable, "-m", "llama4_native.cli", "serve", "--model", str(real_vocab_checkpoint),
-                             "--port", str(port), "--served-model-name", "tiny", "--max-model-len", "256",
-                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=tmp_path, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the server did not start in 120 s"
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with serve_process(real_vocab_checkpoint, "--served-model-name", "tiny", "--max-model-len", "256",
+                       cwd=tmp_path) as (proc, url):
         models = httpx.get(url + "/v1/models").json()["data"]
         assert models[0]["id"] == "tiny" and models[0]["max_model_len"] == 256
         r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "Hi", "max_tokens": 3,
                                                       "ignore_eos": True}, timeout=60)
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+        # without OMP_WAIT_POLICY the server restarted itself with passive OpenMP threads (same pid)
         environ = (Path("/proc") / str(proc.pid) / "environ").read_bytes().split(b"\0")
         assert b"OMP_WAIT_POLICY=PASSIVE" in environ
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
