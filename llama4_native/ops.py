@@ -166,6 +166,25 @@ def moe_fp8_workspace_bytes(device: str, tokens: int, hidden: int, intermediate:
                                           int(experts), int(top_k)))
 
 
+# ---- INT4 MoE (llama4/moe_int4.h) ------------------------------------------------------------------
+
+def moe_grouped_gemm_int4(x, w, w_scale, expert_offsets, out=None, workspace=None):
+    """bf16 [R, N]: row r of expert e = bf16(sum_g w_scale[e, n, g] * sum_{k in g} x[r, k] * q[e, n, k]).
+
+    x [R, K] bfloat16; w [E, N, K/2] uint8 (k = 2j in the low nibble of byte j, 2j + 1 in the high
+    one, signed int4); w_scale [E, N, K/G] bfloat16 (G: the group size); expert_offsets [E + 1]
+    int32 (expert e owns rows [off[e], off[e+1]); rows from off[E] on are not written)."""
+    res = _C.moe_grouped_gemm_int4(x, w, w_scale, expert_offsets, out, workspace)
+    return out if out is not None else _like(res, x)
+
+
+def quantize_int4_grouped(w, group: int = 128):
+    """(q [..., N, K/2] uint8, scale [..., N, K/group] bfloat16): symmetric int4 per group of
+    `group` along K, scale = bf16(amax / 7), q = clamp(round_half_even(w / scale), -8, 7)."""
+    q, s = _C.quantize_int4_grouped(w, int(group))
+    return _like(q, w), _like(s, w)
+
+
 # ---- early fusion and the vision encoder's ops ----------------------------------------------------
 
 
