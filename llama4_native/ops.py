@@ -185,6 +185,26 @@ def quantize_int4_grouped(w, group: int = 128):
     return _like(q, w), _like(s, w)
 
 
+# ---- the CUDA INT4 grouped GEMM's two kernels (llama4/moe_int4_config.h) ------------------------
+
+def moe_int4_gemm_config(rows: int, experts: int, n: int, group_size: int) -> dict:
+    """The CUDA INT4 grouped GEMM's kernel for `rows` rows over `experts` experts, N output
+    channels and group size `group_size`: {"name", "kernel"}, "gemv" (decode) or "cutlass"."""
+    return dict(_C.moe_int4_gemm_config(int(rows), int(experts), int(n), int(group_size)))
+
+
+def moe_grouped_gemm_int4_kernel(x, w, w_scale, expert_offsets, kernel: str, out=None, workspace=None):
+    """moe_grouped_gemm_int4 with the CUDA kernel named ("gemv" or "cutlass") instead of the one
+    moe_int4_gemm_config picks (tests and benchmarks); CPU tensors run the CPU op."""
+    res = _C.moe_grouped_gemm_int4_kernel(x, w, w_scale, expert_offsets, str(kernel), out, workspace)
+    return out if out is not None else _like(res, x)
+
+
+def moe_grouped_gemm_int4_workspace_bytes(device: str, experts: int) -> int:
+    """Scratch bytes moe_grouped_gemm_int4 needs on `device` for `experts` experts (0 on CPU)."""
+    return int(_C.moe_grouped_gemm_int4_workspace_bytes(str(device), int(experts)))
+
+
 # ---- early fusion and the vision encoder's ops ----------------------------------------------------
 
 

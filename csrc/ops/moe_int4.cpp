@@ -1,7 +1,9 @@
 // Op entries for the INT4 routed experts (llama4/moe_int4.h): argument validation, then device
 // dispatch.
 #include "cpu/moe_int4.h"
+#include "cuda/moe_int4.h"
 #include "llama4/moe_int4.h"
+#include "llama4/moe_int4_config.h"
 #include "ops/checks.h"
 #include "ops/dispatch.h"
 
@@ -28,12 +30,23 @@ int64_t group_size(const char* op, int64_t K, int64_t groups) {
   return G;
 }
 
-}  // namespace
+// A caller's CUDA workspace (nullptr: none given, the CUDA op takes a stream-ordered temporary).
+[[maybe_unused]] void* cuda_workspace(const char* op, const TensorView& ws, const TensorView& ref,
+                                      int64_t experts) {
+  if (!defined(ws)) return nullptr;
+  const int64_t need = moe_grouped_gemm_int4_workspace_bytes(ref.device, experts);
+  LLAMA4_CHECK_ARG(ws.is_contiguous() && ws.numel() >= need, op, ": 'workspace' must be a contiguous "
+                   "uint8 tensor of at least ", need, " bytes, got shape ", ws.shape_str());
+  LLAMA4_CHECK_ARG(reinterpret_cast<uintptr_t>(ws.data) % 256 == 0, op,
+                   ": 'workspace' must be 256-byte aligned");
+  return ws.data;
+}
 
-void moe_grouped_gemm_int4(const Context& ctx, const TensorView& out, const TensorView& x,
-                           const TensorView& w, const TensorView& w_scale,
-                           const TensorView& expert_offsets, const TensorView& workspace) {
-  constexpr const char* op = "moe_grouped_gemm_int4";
+// The op with the CUDA kernel `forced` names, or (nullptr) the one moe_int4_gemm_config picks.
+void grouped_gemm_int4(const char* op, const Context& ctx, const TensorView& out, const TensorView& x,
+                       const TensorView& w, const TensorView& w_scale,
+                       const TensorView& expert_offsets, const TensorView& workspace,
+                       const MoeInt4Kernel* forced) {
   detail::check_dtype(op, "x", x, DType::BF16);
   detail::check_ndim(op, "x", x, 2);
   detail::check_dtype(op, "w", w, DType::U8);
@@ -45,7 +58,7 @@ void moe_grouped_gemm_int4(const Context& ctx, const TensorView& out, const Tens
   detail::check_ndim(op, "w_scale", w_scale, 3);
   LLAMA4_CHECK_ARG(w_scale.size(0) == E && w_scale.size(1) == N, op, ": 'w_scale' must have shape [", E, ", ", N,
                    ", K / G], got ", w_scale.shape_str());
-  group_size(op, K, w_scale.size(2));
+  const int64_t G = group_size(op, K, w_scale.size(2));
   detail::check_dtype(op, "expert_offsets", expert_offsets, DType::I32);
   detail::check_shape(op, "expert_offsets", expert_offsets, {E + 1});
   detail::check_dtype(op, "out", out, DType::BF16);
@@ -70,14 +83,37 @@ void moe_grouped_gemm_int4(const Context& ctx, const TensorView& out, const Tens
   if (R == 0 || N == 0) return;
   switch (x.device.type) {
     case DeviceType::CPU: cpu::moe_grouped_gemm_int4(out, xc, w, w_scale, oc); break;
-    case DeviceType::CUDA: detail::throw_cuda_not_implemented(op);
+    case DeviceType::CUDA: {
+      const MoeInt4Kernel kernel = forced ? *forced : moe_int4_gemm_config(R, E, N, G).kernel;
+      LLAMA4_CUDA_CALL(cuda::moe_grouped_gemm_int4(ctx, out, xc, w, w_scale, oc,
+                                                   cuda_workspace(op, workspace, x, E), kernel));
+      break;
+    }
   }
+}
+
+}  // namespace
+
+void moe_grouped_gemm_int4(const Context& ctx, const TensorView& out, const TensorView& x,
+                           const TensorView& w, const TensorView& w_scale,
+                           const TensorView& expert_offsets, const TensorView& workspace) {
+  grouped_gemm_int4("moe_grouped_gemm_int4", ctx, out, x, w, w_scale, expert_offsets, workspace, nullptr);
+}
+
+void moe_grouped_gemm_int4_kernel(const Context& ctx, const TensorView& out, const TensorView& x,
+                                  const TensorView& w, const TensorView& w_scale,
+                                  const TensorView& expert_offsets, MoeInt4Kernel kernel,
+                                  const TensorView& workspace) {
+  grouped_gemm_int4("moe_grouped_gemm_int4_kernel", ctx, out, x, w, w_scale, expert_offsets, workspace,
+                    &kernel);
 }
 
 int64_t moe_grouped_gemm_int4_workspace_bytes(Device device, int64_t experts) {
   LLAMA4_CHECK_ARG(experts >= 1, "moe_grouped_gemm_int4_workspace_bytes: experts must be >= 1");
   if (device.is_cpu()) return 0;
-  detail::throw_cuda_not_implemented("moe_grouped_gemm_int4_workspace_bytes");
+  int64_t n = 0;
+  LLAMA4_CUDA_CALL(n = int64_t(cuda::moe_grouped_gemm_int4_workspace_bytes(device.index, experts)));
+  return n;
 }
 
 void quantize_int4_grouped(const Context& ctx, const TensorView& q_out, const TensorView& scale_out,

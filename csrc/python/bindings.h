@@ -11,6 +11,7 @@ void register_model(pybind11::module_& m);  // bind_model.cpp
 void register_attention(pybind11::module_& m);  // bind_attention.cpp (KV cache, paged attention)
 void register_moe(pybind11::module_& m);        // bind_moe.cpp (FP8 MoE ops)
 void register_moe_int4(pybind11::module_& m);   // bind_moe_int4.cpp (INT4 MoE ops)
+void register_moe_int4_kernels(pybind11::module_& m);  // bind_moe_int4_kernels.cpp (its CUDA kernels)
 void register_vision(pybind11::module_& m);  // bind_vision.cpp (vision tower, its ops, early fusion)
 void register_sampling(pybind11::module_& m);  // bind_sampling.cpp (SamplingParams, sample, Philox)
 void register_scheduler(pybind11::module_& m);  // bind_scheduler.cpp (continuous batching, sampling)

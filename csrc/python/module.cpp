@@ -105,6 +105,7 @@ PYBIND11_MODULE(_C, m) {
   llama4::python::register_attention(m);
   llama4::python::register_moe(m);
   llama4::python::register_moe_int4(m);
+  llama4::python::register_moe_int4_kernels(m);
   llama4::python::register_vision(m);
   llama4::python::register_sampling(m);
   llama4::python::register_scheduler(m);
