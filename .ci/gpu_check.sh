@@ -113,6 +113,10 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.c
   section "Benchmark: FP8 MoE grouped GEMM (TFLOP/s vs measured FP8 peak, decode GB/s vs copy)"
   timeout "$(budget 120)" python3 "$repo/benchmarks/bench_moe_fp8.py" --quick 2>&1 | tee -a "$log"
   ((PIPESTATUS[0] == 0)) || failed+=(bench_moe_fp8)
+
+  section "Benchmark: INT4 MoE grouped GEMM (decode GB/s vs copy, prefill TFLOP/s vs bf16 matmul)"
+  timeout "$(budget 90)" python3 "$repo/benchmarks/bench_cuda_int4.py" --quick 2>&1 | tee -a "$log"
+  ((PIPESTATUS[0] == 0)) || failed+=(bench_cuda_int4)
   cd "$repo"
 fi
 

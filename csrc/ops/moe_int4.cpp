@@ -84,7 +84,8 @@ void grouped_gemm_int4(const char* op, const Context& ctx, const TensorView& out
   switch (x.device.type) {
     case DeviceType::CPU: cpu::moe_grouped_gemm_int4(out, xc, w, w_scale, oc); break;
     case DeviceType::CUDA: {
-      const MoeInt4Kernel kernel = forced ? *forced : moe_int4_gemm_config(R, E, N, G).kernel;
+      [[maybe_unused]] const MoeInt4Kernel kernel =
+          forced ? *forced : moe_int4_gemm_config(R, E, N, G).kernel;
       LLAMA4_CUDA_CALL(cuda::moe_grouped_gemm_int4(ctx, out, xc, w, w_scale, oc,
                                                    cuda_workspace(op, workspace, x, E), kernel));
       break;
