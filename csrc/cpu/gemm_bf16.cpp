@@ -1,17 +1,34 @@
-// AVX512-BF16 GEMM. vdpbf16ps multiplies 32 bf16 pairs exactly and adds them into 16 fp32 lanes,
-// so bf16 weights and activations are used as stored (no widening pass) at twice the fp32 FMA
-// rate. Register blocking: MR rows of x times NR rows of w, MR * NR accumulators each holding
-// lanes along K, reduced horizontally at the end. Parallel over blocks of w rows, so each thread
-// streams its own slice of the weights once per MR-row block of x (x stays in L2).
+// Packed AVX512-BF16 GEMM for prefill (cpu/gemm_bf16.h): out[M, N] = x[M, K] . w[N, K]^T.
+//
+// vdpbf16ps multiplies 16 pairs of bf16 exactly and adds each pair's two products into one fp32
+// lane. With weights packed as K-pair interleaved panels -- for 16 output columns, the dword of
+// lane j at pair step p holds (w[n0 + j, 2p], w[n0 + j, 2p + 1]) -- one instruction adds a
+// broadcast activation pair x[m, 2p..2p+1] times 16 columns' weight pairs into 16 outputs of row
+// m: the lanes run along N, so no reduction across lanes is left at the end and every output is
+// one fp32 chain over K in order (pair by pair), the same bits whatever the blocking, the thread
+// count or the other rows of the batch.
+//
+// Blocking (Zen 4 here: 32 KB L1d and 1 MB L2 per core, 32 MB L3):
+//  - register tile kMR rows x kNV vectors (6 x 64 columns): 24 accumulators, 4 weight vectors and
+//    one broadcast of the 32 zmm; per pair step 4 vector loads + 6 broadcasts feed 24 vdpbf16ps;
+//  - kKC columns of K (128 pairs) per block: a 64-column micro-panel is 32 KB, re-read for every
+//    row tile from L1/L2; the outputs are reloaded once per K block (fp32 chains continue);
+//  - kNC columns of N packed at once per thread (256 KB at kKC), reused by all rows in kMC-row
+//    blocks (a kMC x kKC block of x is 120 KB), so packing is paid once per weight per call;
+//  - threads split N in 64-column groups (each packs only its own columns), or M when N is
+//    narrower than one group per thread.
+// Weights are packed per call (a 16 x 16 dword transpose per 16 columns x 32 K): the weight
+// layout stays the checkpoint's [N, K], which the decode GEMV streams as is.
 #include "cpu/gemm_bf16.h"
 
-// GCC 12's _mm512_reduce_add_ps reads an intentionally undefined register (header bug 105593).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "cpu/avx512.h"
 
 namespace llama4::cpu {
 
@@ -28,49 +45,240 @@ bool has_avx512_bf16() {
 
 namespace {
 
-#define LLAMA4_TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+constexpr int kMR = 6;            // rows of x per register tile
+constexpr int kNV = 4;            // 16-column vectors per register tile
+constexpr int64_t kGroup = 16 * kNV;  // columns per register tile (a packed group)
+constexpr int64_t kKC = 256;      // K per block (even: blocks start on a pair)
+constexpr int64_t kNC = 512;      // columns packed at once per thread
+constexpr int64_t kMC = 120;      // rows per block of x (a multiple of kMR)
 
-template <int MR, int NR>
-LLAMA4_TARGET_BF16 void micro(float* out, int64_t ldo, const bf16* x, int64_t lda, const bf16* w,
-                              int64_t K) {
-  __m512 acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
-  int64_t k = 0;
-  for (; k + 32 <= K; k += 32) {
-    __m512bh wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = (__m512bh)_mm512_loadu_si512(w + j * K + k);
-    for (int i = 0; i < MR; ++i) {
-      const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + i * lda + k);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv, wv[j]);
-    }
+// _mm512_shuffle_i32x4 with a run-time selector (its immediate must be a constant).
+LLAMA4_AVX512 inline __m512i shuffle_lanes(__m512i a, __m512i b, int sel) {
+  switch (sel) {
+    case 0x00: return _mm512_shuffle_i32x4(a, b, 0x00);
+    case 0x55: return _mm512_shuffle_i32x4(a, b, 0x55);
+    case 0xAA: return _mm512_shuffle_i32x4(a, b, 0xAA);
+    default: return _mm512_shuffle_i32x4(a, b, 0xFF);
   }
-  if (k < K) {  // tail: masked loads read zeros past K, which add nothing
-    const __mmask32 m = (__mmask32)((1ull << (K - k)) - 1);
-    __m512bh wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + j * K + k);
-    for (int i = 0; i < MR; ++i) {
-      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, x + i * lda + k);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv, wv[j]);
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) out[i * ldo + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-constexpr int kMR = 4, kNR = 6;  // 24 accumulators + 6 weight vectors + 1 activation: 31 of 32 zmm
+inline uint32_t load_pair(const uint16_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
 
-// All rows of x against w rows [n0, n0 + nr) (nr <= kNR).
-template <int NR>
-LLAMA4_TARGET_BF16 void row_block(float* out, const bf16* x, int64_t lda, const bf16* w, int64_t M,
-                                  int64_t N, int64_t K, int64_t n0) {
-  int64_t m = 0;
-  for (; m + kMR <= M; m += kMR) micro<kMR, NR>(out + m * N + n0, N, x + m * lda, lda, w + n0 * K, K);
-  switch (M - m) {
-    case 1: micro<1, NR>(out + m * N + n0, N, x + m * lda, lda, w + n0 * K, K); break;
-    case 2: micro<2, NR>(out + m * N + n0, N, x + m * lda, lda, w + n0 * K, K); break;
-    case 3: micro<3, NR>(out + m * N + n0, N, x + m * lda, lda, w + n0 * K, K); break;
-    default: break;
+// Pack w rows [n0, n0 + cols) x K [k0, k0 + klen) into groups of kGroup columns: group g holds
+// [pairs][gw] dwords (gw = its columns rounded up to 16), at dst + g * kGroup * pairs. Columns past
+// `cols` and the half pair of an odd klen are zeros.
+LLAMA4_AVX512 void pack(uint32_t* dst, const uint16_t* w, int64_t K, int64_t n0, int64_t cols,
+                        int64_t k0, int64_t klen) {
+  const int64_t pairs = (klen + 1) / 2;
+  for (int64_t g0 = 0; g0 < cols; g0 += kGroup) {
+    const int64_t gcols = std::min(kGroup, cols - g0), gw = (gcols + 15) / 16 * 16;
+    uint32_t* gd = dst + g0 * pairs;
+    for (int64_t v0 = 0; v0 < gcols; v0 += 16) {  // 16 columns: lanes v0 .. v0 + 15 of each row
+      const int64_t vc = std::min<int64_t>(16, gcols - v0);
+      for (int64_t p0 = 0; p0 < pairs; p0 += 16) {  // 16 pairs = 32 K at a time
+        const __mmask32 km = avx512::mask32(klen - 2 * p0);
+        __m512i r[16];
+        #pragma GCC unroll 16
+        for (int j = 0; j < 16; ++j)
+          r[j] = j < vc ? _mm512_maskz_loadu_epi16(km, w + (n0 + g0 + v0 + j) * K + k0 + 2 * p0)
+                        : _mm512_setzero_si512();
+        // 16 x 16 dword transpose: r[j] dword p -> t[p] dword j.
+        __m512i t[16];
+        #pragma GCC unroll 16
+        for (int j = 0; j < 16; j += 2) {
+          t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
+          t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
+        }
+        #pragma GCC unroll 16
+        for (int j = 0; j < 16; j += 4) {
+          r[j] = _mm512_unpacklo_epi64(t[j], t[j + 2]);
+          r[j + 1] = _mm512_unpackhi_epi64(t[j], t[j + 2]);
+          r[j + 2] = _mm512_unpacklo_epi64(t[j + 1], t[j + 3]);
+          r[j + 3] = _mm512_unpackhi_epi64(t[j + 1], t[j + 3]);
+        }
+        // r[4q + b], 128-bit lane L: rows 4q..4q+3 at pair 4L + b. Pair 4L + b wants lane L of
+        // r[b], r[4 + b], r[8 + b], r[12 + b] side by side.
+        #pragma GCC unroll 16
+        for (int L = 0; L < 4; ++L) {
+          #pragma GCC unroll 16
+          for (int b = 0; b < 4; ++b) {
+            const int sel = L * 0x55;  // lane L in all four 2-bit fields
+            const __m512i lo = shuffle_lanes(r[b], r[4 + b], sel), hi = shuffle_lanes(r[8 + b], r[12 + b], sel);
+            t[L * 4 + b] = _mm512_shuffle_i32x4(lo, hi, 0x88);  // lanes 0, 2 of each
+          }
+        }
+        const int64_t np = std::min<int64_t>(16, pairs - p0);
+        for (int64_t p = 0; p < np; ++p) {
+          _mm512_storeu_si512(gd + (p0 + p) * gw + v0, t[p]);  // rows past vc are zeros
+        }
+      }
+    }
+  }
+}
+
+// Where a register tile's sums come from and go: `in` (fp32 partial sums of earlier K blocks;
+// nullptr: start from zero), then `f` (fp32: results or partial sums) or, when `h` is set, `h`
+// (final results rounded once to bf16 exactly as f32_to_bf16 does). Row strides in elements.
+struct Io {
+  const float* in;
+  int64_t ld_in;
+  float* f;
+  int64_t ld_f;
+  uint16_t* h;
+  int64_t ld_h;
+  Io at(int64_t row, int64_t col) const {  // the same, moved by row rows and col columns
+    return Io{in ? in + row * ld_in + col : nullptr, ld_in, f ? f + row * ld_f + col : nullptr, ld_f,
+              h ? h + row * ld_h + col : nullptr, ld_h};
+  }
+};
+
+// 16 fp32 -> 16 bf16 with f32_to_bf16's arithmetic (nearest even; NaN -> 0x7FC0).
+LLAMA4_AVX512 inline __m256i to_bf16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb)), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)),
+                                                 _mm512_set1_epi32(0x7F800000));
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7FC0));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+// Register tile: io[MR, NV * 16] (the last vector masked by `last`) gets its sums plus
+// x[MR, pairs] . panel. x rows have stride lda (elements); `half`: the last pair has only its
+// first element in x (odd K), the second is taken as zero.
+template <int MR, int NV>
+LLAMA4_AVX512 void micro(const Io& io, const uint16_t* x, int64_t lda, const uint32_t* wp, int64_t pairs,
+                         bool half, __mmask16 last) {
+  __m512 acc[MR][NV];
+  #pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j)
+      acc[i][j] = io.in == nullptr ? _mm512_setzero_ps()
+                                   : _mm512_maskz_loadu_ps(j == NV - 1 ? last : __mmask16(0xFFFF),
+                                                           io.in + i * io.ld_in + j * 16);
+  const int64_t full = half ? pairs - 1 : pairs;
+  for (int64_t p = 0; p < full; ++p) {
+    __m512bh wv[NV];
+    #pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) wv[j] = (__m512bh)_mm512_loadu_si512(wp + p * NV * 16 + j * 16);
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(int(load_pair(x + i * lda + 2 * p)));
+      #pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xb, wv[j]);
+    }
+  }
+  if (half) {
+    const int64_t p = full;
+    __m512bh wv[NV];
+    #pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) wv[j] = (__m512bh)_mm512_loadu_si512(wp + p * NV * 16 + j * 16);
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(int(x[i * lda + 2 * p]));
+      #pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xb, wv[j]);
+    }
+  }
+  if (io.h != nullptr) {
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+      #pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j)
+        _mm256_mask_storeu_epi16(io.h + i * io.ld_h + j * 16, j == NV - 1 ? last : __mmask16(0xFFFF),
+                                 to_bf16(acc[i][j]));
+  } else {
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+      #pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j)
+        _mm512_mask_storeu_ps(io.f + i * io.ld_f + j * 16, j == NV - 1 ? last : __mmask16(0xFFFF), acc[i][j]);
+  }
+}
+
+using MicroFn = void (*)(const Io&, const uint16_t*, int64_t, const uint32_t*, int64_t, bool, __mmask16);
+
+template <int MR>
+constexpr MicroFn micro_for(int nv) {
+  return nv == 1 ? micro<MR, 1> : nv == 2 ? micro<MR, 2> : nv == 3 ? micro<MR, 3> : micro<MR, 4>;
+}
+MicroFn pick(int mr, int nv) {
+  static_assert(kMR == 6 && kNV == 4, "the dispatch table below lists 1..6 x 1..4");
+  switch (mr) {
+    case 1: return micro_for<1>(nv);
+    case 2: return micro_for<2>(nv);
+    case 3: return micro_for<3>(nv);
+    case 4: return micro_for<4>(nv);
+    case 5: return micro_for<5>(nv);
+    default: return micro_for<6>(nv);
+  }
+}
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<void, FreeDeleter>;
+Buffer aligned_buffer(size_t bytes) { return Buffer(std::aligned_alloc(64, (bytes + 63) / 64 * 64)); }
+
+// Rows [m0, m1) x columns [n0, n1) of out (fp32 `outf` or bf16 `outh`, [M, N]), one thread.
+void tile(float* outf, uint16_t* outh, const uint16_t* x, int64_t lda, const uint16_t* w, int64_t N,
+          int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const Buffer packed = aligned_buffer(size_t(std::min(kNC, n1 - n0) + kGroup) * size_t(kKC / 2) * 4);
+  uint32_t* buf = static_cast<uint32_t*>(packed.get());
+  // bf16 results over several K blocks keep their fp32 partial sums here, [m1 - m0, kNC].
+  const Buffer partial = aligned_buffer(outh != nullptr && K > kKC ? size_t(m1 - m0) * size_t(kNC) * 4 : 0);
+  float* part = static_cast<float*>(partial.get());
+  for (int64_t nc0 = n0; nc0 < n1; nc0 += kNC) {
+    const int64_t cols = std::min(kNC, n1 - nc0);
+    // this chunk's fp32 sums between K blocks: in the output itself, or in `part`
+    float* sums = outh == nullptr ? outf + m0 * N + nc0 : part;
+    const int64_t ld_sums = outh == nullptr ? N : kNC;
+    for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+      const int64_t klen = std::min(kKC, K - k0), pairs = (klen + 1) / 2;
+      const bool half = klen % 2 != 0, last_k = k0 + klen == K;
+      const Io io{k0 == 0 ? nullptr : sums, ld_sums, last_k && outh ? nullptr : sums, ld_sums,
+                  last_k && outh ? outh + m0 * N + nc0 : nullptr, N};
+      pack(buf, w, K, nc0, cols, k0, klen);
+      for (int64_t mc0 = m0; mc0 < m1; mc0 += kMC) {
+        const int64_t mc1 = std::min(m1, mc0 + kMC);
+        for (int64_t g0 = 0; g0 < cols; g0 += kGroup) {
+          const int64_t gcols = std::min(kGroup, cols - g0);
+          const int nv = int((gcols + 15) / 16);
+          const __mmask16 last = avx512::mask16(gcols - (nv - 1) * 16);
+          const uint32_t* wp = buf + g0 * pairs;
+          const MicroFn full = pick(kMR, nv);
+          int64_t m = mc0;
+          for (; m + kMR <= mc1; m += kMR) full(io.at(m - m0, g0), x + m * lda + k0, lda, wp, pairs, half, last);
+          if (m < mc1) pick(int(mc1 - m), nv)(io.at(m - m0, g0), x + m * lda + k0, lda, wp, pairs, half, last);
+        }
+      }
+    }
+  }
+}
+
+void gemm(float* outf, uint16_t* outh, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
+          int64_t K) {
+  if (M <= 0 || N <= 0) return;
+  const uint16_t* xs = &x->bits;
+  const uint16_t* ws = &w->bits;
+  const int64_t groups = (N + kGroup - 1) / kGroup;
+  const bool parallel = M * N * K > 262144;
+#pragma omp parallel if (parallel)
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    // Split N by groups when there are enough of them, else M; threads past tn * tm idle.
+    const int tn = int(std::min<int64_t>(nt, groups)), tm = nt / tn;
+    const int tj = t % tn, ti = t / tn;
+    if (ti < tm) {
+      const int64_t n0 = std::min(N, groups * tj / tn * kGroup), n1 = std::min(N, groups * (tj + 1) / tn * kGroup);
+      const int64_t m0 = M * ti / tm, m1 = M * (ti + 1) / tm;
+      if (m0 < m1 && n0 < n1) tile(outf, outh, xs, lda, ws, N, K, m0, m1, n0, n1);
+    }
   }
 }
 
@@ -78,19 +286,11 @@ LLAMA4_TARGET_BF16 void row_block(float* out, const bf16* x, int64_t lda, const 
 
 void gemm_bf16_avx512(float* out, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
                       int64_t K) {
-  const int64_t blocks = (N + kNR - 1) / kNR;
-#pragma omp parallel for schedule(static) if (M * N * K > 262144)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t n0 = b * kNR;
-    switch (std::min<int64_t>(kNR, N - n0)) {
-      case 6: row_block<6>(out, x, lda, w, M, N, K, n0); break;
-      case 5: row_block<5>(out, x, lda, w, M, N, K, n0); break;
-      case 4: row_block<4>(out, x, lda, w, M, N, K, n0); break;
-      case 3: row_block<3>(out, x, lda, w, M, N, K, n0); break;
-      case 2: row_block<2>(out, x, lda, w, M, N, K, n0); break;
-      default: row_block<1>(out, x, lda, w, M, N, K, n0); break;
-    }
-  }
+  gemm(out, nullptr, x, lda, w, M, N, K);
+}
+void gemm_bf16_avx512(bf16* out, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
+                      int64_t K) {
+  gemm(nullptr, &out->bits, x, lda, w, M, N, K);
 }
 
 }  // namespace llama4::cpu

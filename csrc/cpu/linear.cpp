@@ -1,6 +1,6 @@
 // CPU linear layer. On CPUs with AVX512-BF16: few rows (decode, M <= kGemvMaxRows) through the
 // AVX-512 weight-streaming GEMV of cpu/gemv.cpp (bf16 x bf16 and fp32 x fp32), bf16 x bf16 with
-// many rows through cpu/gemm_bf16.cpp. Otherwise (and fp32 x fp32 with many rows) two paths:
+// many rows through the packed GEMM of cpu/gemm_bf16.cpp (writing fp32 or bf16 out directly). Otherwise (and fp32 x fp32 with many rows) two paths:
 //  - few rows (decode, M <= kSmallM): a weight-streaming kernel. Each weight row is read once,
 //    converted to fp32 in registers (bf16 -> fp32 is a 16-bit shift) and dotted with all M
 //    activation rows. Decode is bound by weight bandwidth, so bf16 weights halve its cost.
@@ -125,14 +125,14 @@ void linear(const TensorView& out, const TensorView& x, const TensorView& w) {
       return;
     }
   }
+  if (x.dtype == DType::BF16 && w.dtype == DType::BF16 && has_avx512_bf16()) {
+    if (out.dtype == DType::F32) gemm_bf16_avx512(out.ptr<float>(), x.ptr<bf16>(), x.stride(0), w.ptr<bf16>(), M, N, K);
+    else gemm_bf16_avx512(out.ptr<bf16>(), x.ptr<bf16>(), x.stride(0), w.ptr<bf16>(), M, N, K);
+    return;
+  }
   const bool direct = out.dtype == DType::F32;  // write fp32 results straight into out
   std::vector<float> scratch(direct ? 0 : size_t(M * N));
   float* outf = direct ? out.ptr<float>() : scratch.data();
-  if (x.dtype == DType::BF16 && w.dtype == DType::BF16 && has_avx512_bf16()) {
-    gemm_bf16_avx512(outf, x.ptr<bf16>(), x.stride(0), w.ptr<bf16>(), M, N, K);
-    store_out(out, outf, M * N);
-    return;
-  }
   const bool x_plain_f32 = x.dtype == DType::F32;
   std::vector<float> xf_buf;
   if (!x_plain_f32 || M <= kSmallM) xf_buf = widen_rows(x);
