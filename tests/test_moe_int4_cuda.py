@@ -114,6 +114,7 @@ def _check(name, got, x, q, s, off, kernel, formula="op"):
 # token tiles, the second of one row.
 CASES = [
     ([0, 1, 0, 1, 1, 0], 256, 512, 128),
+    ([2, 0, 3, 1, 0, 2], 256, 512, 128),  # 2 rows per busy expert on average: gemv's 2-row tile
     ([0, 2, 0, 3, 1, 0, 2, 0], 200, 1024, 128),
     ([0, 7, 0, 1, 0, 0, 5, 0], 200, 512, 64),
     ([0, 300, 0, 257, 130, 0], 256, 512, 128),
@@ -156,14 +157,15 @@ def test_op_runs_the_configured_kernel(counts, N, K, G):
     assert torch.equal(_gpu(None, x, w, s, off).view(torch.int16), _gpu(name, x, w, s, off).view(torch.int16))
 
 
-def test_group_of_32_takes_gemv_and_refuses_cutlass():
-    """G = 32 is legal for the op but not a multiple of CUTLASS's 64-deep K tile: prefill-sized
-    groups still run (on gemv), and forcing cutlass is a clear error."""
-    counts, N, K, G = [100, 50], 64, 256, 32
-    x, q, w, s, off = _case(counts, N, K, G, seed=32)
+@pytest.mark.parametrize("N,G", [(64, 32), (100, 128)])
+def test_shapes_only_gemv_takes(N, G):
+    """G = 32 (not a multiple of CUTLASS's 64-deep K tile) and N % 8 != 0 (misaligned TMA rows) are
+    legal for the op: prefill-sized groups still run (on gemv), and forcing cutlass is a clear error."""
+    counts, K = [100, 50], 256
+    x, q, w, s, off = _case(counts, N, K, G, seed=N + G)
     assert ops.moe_int4_gemm_config(150, 2, N, G)["name"] == "gemv"
-    _check("auto, G = 32", _gpu(None, x, w, s, off), x, q, s, off, "gemv")
-    with pytest.raises(ValueError, match="multiple of 64"):
+    _check(f"auto, N = {N}, G = {G}", _gpu(None, x, w, s, off), x, q, s, off, "gemv")
+    with pytest.raises(ValueError, match="the cutlass kernel needs N % 8 == 0"):
         _gpu("cutlass", x, w, s, off)
 
 
