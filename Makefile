@@ -30,6 +30,7 @@ setup: $(VPY)
 	$(VPY) -m pip install -q "fastapi==0.163.2" "uvicorn==0.54.0" "prometheus-client==0.26.0" "httpx==0.28.1" \
 	    "openai==3.51.0" "selenium==4.45.0"
 	$(VPY) -m pip install -q "atheris==3.0.0"  # the Python fuzz targets (fuzz/python)
+	$(VPY) -m pip install -q "compressed-tensors==0.20.1"  # the INT4 tests' pack-quantized checkpoints
 	$(VPY) -m pip install -q --no-deps nvidia-cutlass==4.2.0.0 llama-models==0.3.0 nlohmann-json==3.12.0
 	$(VPY) -m pip install -q --no-build-isolation --no-deps .
 

@@ -16,7 +16,7 @@ from .generate import generate
 from .gpu_memory import check_utilization, kv_bytes_from_gpu_memory
 from .hf_cache import resolve_model
 from .prompts import as_id_list
-from .quantization import QUANTIZATIONS, _layers
+from .quantization import QUANTIZATIONS, _group_size, _layers
 from .weights import ProgressBar
 
 _DTYPES = ("float32", "bfloat16")
@@ -31,7 +31,7 @@ class Model:
     def __init__(self, path: str, device: str = "cpu", dtype: str = "bfloat16", *,
                  kv_cache_bytes: int | None = None, max_sequences: int = 16, page_size: int = 16,
                  progress: bool | None = None, quantization: str | None = None,
-                 activation_scale_ub: float | None = None, fp8_skip_layers=(),
+                 activation_scale_ub: float | None = None, fp8_skip_layers=(), int4_group_size: int | None = None,
                  gpu_memory_utilization: float | None = None, kv_cache_dtype: str = "auto",
                  tensor_parallel_size: int = 1, check_weights: bool = False,
                  collective_timeout_s: float = 60.0, _rank: int = 0, _store_dir: str | None = None):
@@ -76,13 +76,13 @@ class Model:
                 device=device, dtype=dtype, kv_cache_bytes=kv_cache_bytes, max_sequences=max_sequences,
                 page_size=page_size, progress=False, quantization=quantization,
                 activation_scale_ub=activation_scale_ub, fp8_skip_layers=tuple(fp8_skip_layers),
-                gpu_memory_utilization=gpu_memory_utilization, kv_cache_dtype=kv_cache_dtype,
+                int4_group_size=int4_group_size, gpu_memory_utilization=gpu_memory_utilization, kv_cache_dtype=kv_cache_dtype,
                 collective_timeout_s=collective_timeout_s))
             store = _C.FileStore(self._group.store_dir)
         try:
             self._load(device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,
                        activation_scale_ub, fp8_skip_layers, gpu_memory_utilization, rank, store,
-                       collective_timeout_s, check_weights)
+                       collective_timeout_s, check_weights, int4_group_size)
         except BaseException:
             self.close()
             raise
@@ -94,7 +94,7 @@ class Model:
 
     def _load(self, device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,
               activation_scale_ub, fp8_skip_layers, gpu_memory_utilization, rank, store, timeout_s,
-              check_weights=False):
+              check_weights=False, int4_group_size=None):
         tp = self.tensor_parallel_size
         if not isinstance(check_weights, bool):
             raise TypeError(f"check_weights must be a bool, got {type(check_weights).__name__}")
@@ -102,11 +102,13 @@ class Model:
         # check_weights: rank 0 scans the whole checkpoint (the other ranks read shards of it)
         self._checkpoint = _C.load_checkpoint(self.path, dtype, quantization, activation_scale_ub,
                                               _layers(fp8_skip_layers), False, bar.update, rank, tp,
-                                              check_weights=check_weights and rank == 0)
+                                              check_weights=check_weights and rank == 0,
+                                              int4_group_size=_group_size(int4_group_size))
         bar.close()
         self.config: ModelConfig = self._checkpoint.config
         text = self.config.text
         self.fp8_layers = list(self._checkpoint.fp8_layers)
+        self.int4_layers = list(self._checkpoint.int4_layers)
         weights = self._checkpoint.text_weights
         if device != "cpu":
             weights = _upload(weights, device)
@@ -324,6 +326,11 @@ def load(path, device: str = "cpu", dtype: str = "bfloat16", **options) -> Model
     at load (per output channel), except the layers in fp8_skip_layers (Meta's recipe skips the first
     and the last: (0, -1)). activation_scale_ub bounds each activation row's amax before FP8
     quantization (default: the checkpoint's, 1200 when quantizing at load; 0: no bound).
+
+    INT4 routed experts (W4A16: int4 weights, one bf16 scale per group of int4_group_size along the
+    input, bf16 activations; llama4/moe_int4.h): compressed-tensors "pack-quantized" checkpoints
+    load as INT4; quantization="int4" quantizes at load (symmetric, round to nearest, group 128
+    unless int4_group_size says otherwise), except the layers in fp8_skip_layers (same rule as FP8).
 
     KV cache: kv_cache_bytes (default: the full context for a few sequences, at most 1 GiB), or on
     a GPU gpu_memory_utilization=F: the share F of the device's memory, less what the weights

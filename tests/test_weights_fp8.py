@@ -155,7 +155,7 @@ def _bad_cases():
         "quant_method": (lambda f: _edit_config(f, lambda q: q.update(quant_method="gptq")),
                          "quant_method 'gptq' is not supported"),
         "per_tensor": (lambda f: _edit_config(f, lambda q: q["config_groups"]["group_0"]["weights"].update(
-            strategy="tensor")), "supported: 8-bit float, strategy 'channel'"),
+            strategy="tensor")), "supported: 8-bit float with strategy 'channel'"),
         "static_activations": (lambda f: _edit_config(f, lambda q: q["config_groups"]["group_0"][
             "input_activations"].update(dynamic=False)), "must be dynamic per token"),
     }
@@ -175,13 +175,13 @@ def test_bad_fp8_checkpoint(tiny_checkpoint, tmp_path, case):
 def test_load_arguments(tiny_checkpoint, tmp_path):
     folder, _ = tiny_checkpoint("scout_text")
     with pytest.raises(ValueError, match="quantization must be one of"):
-        l4.load(folder, quantization="int4")
+        l4.load(folder, quantization="int8")
     with pytest.raises(ValueError, match="not a layer index"):
         l4.load(folder, quantization="fp8", fp8_skip_layers=(4,))
     with pytest.raises(ValueError, match="activation_scale_ub"):
         l4.load(folder, quantization="fp8", activation_scale_ub=-1.0)
     fb = fc.to_fbgemm_fp8(folder, tmp_path / "fb")
-    with pytest.raises(ValueError, match="already FP8"):
+    with pytest.raises(ValueError, match="already quantized"):
         l4.load(fb, fp8_skip_layers=(0,))
 
 

@@ -74,11 +74,23 @@ TINY_CONFIGS: dict[str, dict] = {
 }
 
 
+# INT4 (W4A16) tests need reduction sizes that whole groups of 32 divide (llama4/moe_int4.h): the
+# same configs with intermediate_size 32 (D 64 = 2 groups, I 32 = 1 group), named "<name>_i32".
+# Kept out of TINY_CONFIGS so the suites that run every tiny config do not run these too.
+INT4_CONFIGS: dict[str, dict] = {
+    f"{n}_i32": dict(TINY_CONFIGS[n], text=dict(TINY_CONFIGS[n]["text"], intermediate_size=32))
+    for n in ("scout", "maverick", "scout_text")}
+
+
+def _spec(name: str) -> dict:
+    return copy.deepcopy(TINY_CONFIGS[name] if name in TINY_CONFIGS else INT4_CONFIGS[name])
+
+
 def hf_config(name: str):
     """The transformers config object for a TINY_CONFIGS entry."""
     from transformers import Llama4Config, Llama4TextConfig
 
-    spec = copy.deepcopy(TINY_CONFIGS[name])
+    spec = _spec(name)
     if spec["arch"] == "causal":
         return Llama4TextConfig(**spec["text"])
     return Llama4Config(text_config=spec["text"], vision_config=spec["vision"], **IMAGE_IDS)
@@ -88,7 +100,7 @@ def build_model(name: str, seed: int = 0):
     """A tiny fp32 transformers model with non-degenerate random weights, in eval mode."""
     from transformers import Llama4ForCausalLM, Llama4ForConditionalGeneration
 
-    cls = Llama4ForCausalLM if TINY_CONFIGS[name]["arch"] == "causal" else Llama4ForConditionalGeneration
+    cls = Llama4ForCausalLM if _spec(name)["arch"] == "causal" else Llama4ForConditionalGeneration
     torch.manual_seed(seed)
     model = cls(hf_config(name)).float().eval()  # fp32 params; .float() keeps complex buffers intact
     _randomize(model, seed)

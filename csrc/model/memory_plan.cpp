@@ -25,10 +25,14 @@ std::vector<WeightSpec> text_weight_specs(const TextConfig& config, DType dtype,
   std::vector<WeightSpec> out;
   out.reserve(table.size());
   for (const auto& [name, shape] : table) {
-    // Only FP8 layers list scales: a weight with a scale is e4m3, a scale is float32.
+    // Only quantized layers list scales: a weight with a scale is e4m3 (FP8) or packed uint8 (INT4),
+    // a scale is float32 (FP8) or bfloat16 (INT4).
     const std::string scale = name + "_scale";  // (a C++17 lambda cannot capture a structured binding)
     const bool has_scale = std::any_of(table.begin(), table.end(), [&](const auto& e) { return e.first == scale; });
-    const DType d = has_scale ? DType::F8E4M3 : ends_with(name, "_scale") ? DType::F32 : dtype;
+    const bool int4 = config.moe_int4_group_size > 0;
+    const DType d = has_scale                  ? (int4 ? DType::U8 : DType::F8E4M3)
+                    : ends_with(name, "_scale") ? (int4 ? DType::BF16 : DType::F32)
+                                                : dtype;
     out.push_back({name, shape, d});
   }
   return out;

@@ -12,6 +12,7 @@
 #include "llama4/model.h"
 #include "llama4/moe_fp8.h"
 #include "llama4/ops.h"
+#include "model/moe_int4_experts.h"
 
 namespace llama4 {
 
@@ -30,14 +31,23 @@ TensorView heads_view(const TensorView& fused, int64_t first, int64_t count, int
   return v;
 }
 
-// The layers whose routed experts are FP8: a MoE layer is FP8 iff its moe.gate_up is e4m3.
-std::vector<int> fp8_moe_layers(const TextConfig& c, const WeightMap& w) {
+// The layers whose routed experts are quantized: a MoE layer is FP8 iff its moe.gate_up is e4m3,
+// INT4 iff it is uint8 (then the config must say the group size; a model is all FP8 or all INT4).
+std::vector<int> quantized_moe_layers(const TextConfig& c, const WeightMap& w) {
   std::vector<int> out;
+  int fp8 = -1, int4 = -1;  // a layer of each kind
   for (int i = 0; i < int(c.num_hidden_layers); ++i) {
     if (!c.is_moe_layer(i)) continue;
     auto it = w.find(layer_name(i, "moe.gate_up"));
-    if (it != w.end() && it->second.dtype == DType::F8E4M3) out.push_back(i);
+    if (it == w.end()) continue;
+    if (it->second.dtype == DType::F8E4M3) fp8 = i;
+    if (it->second.dtype == DType::U8) int4 = i;
+    if (it->second.dtype == DType::F8E4M3 || it->second.dtype == DType::U8) out.push_back(i);
   }
+  LLAMA4_CHECK_TYPE(fp8 < 0 || int4 < 0, "weight '", layer_name(fp8, "moe.gate_up"), "' is FP8 but '",
+                    layer_name(int4, "moe.gate_up"), "' is INT4 (uint8); a model's quantized experts share one format");
+  LLAMA4_CHECK_ARG(int4 < 0 || c.moe_int4_group_size > 0, "weight '", layer_name(int4, "moe.gate_up"),
+                   "' is uint8 (INT4 experts), but the config's moe_int4_group_size is 0 (set it to the scales' group size)");
   return out;
 }
 
@@ -63,7 +73,8 @@ TextWeights resolve_weights(const TextConfig& c, const WeightMap& w) {
       l.shared_gate_up = get("moe.shared_gate_up");
       l.shared_down = get("moe.shared_down");
       l.fp8 = l.gate_up.dtype == DType::F8E4M3;
-      if (l.fp8) {
+      l.int4 = l.gate_up.dtype == DType::U8;
+      if (l.fp8 || l.int4) {
         l.gate_up_scale = get("moe.gate_up_scale");
         l.down_scale = get("moe.down_scale");
       }
@@ -90,9 +101,9 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights, const Te
   shard_ = TextShard::of(config_, shard.rank, shard.size);
   LLAMA4_CHECK_TYPE(dtype == DType::F32 || dtype == DType::BF16,
                     "model dtype must be float32 or bfloat16, got ", dtype_name(dtype));
-  const std::vector<int> fp8 = fp8_moe_layers(config_, weights_);
+  const std::vector<int> quantized = quantized_moe_layers(config_, weights_);
   // The same table the memory planner counts (llama4/memory_plan.h).
-  const std::vector<WeightSpec> expected = text_weight_specs(config_, dtype, fp8);
+  const std::vector<WeightSpec> expected = text_weight_specs(config_, dtype, quantized);
   std::unordered_set<std::string> known;
   for (const WeightSpec& e : expected) known.insert(e.name);
   bool first = true;
@@ -228,7 +239,8 @@ Tensor TextModel::mlp(const Context& ctx, const TensorView& x, const TensorView&
 // Route -> permute by expert (inputs scaled by the router score) -> the experts' SwiGLU as two
 // grouped linears over the permuted rows -> un-permute, summed per token and added to the shared
 // expert's output. The expert offsets stay where they were computed (no host read on a GPU). FP8
-// experts run the same steps in one op (ops::moe_fp8, llama4/moe_fp8.h).
+// experts run the same steps in one op (ops::moe_fp8, llama4/moe_fp8.h); INT4 experts the same
+// steps with the INT4 grouped GEMM (model/moe_int4_experts.h).
 Tensor TextModel::moe(const Context& ctx, const LayerWeights& w, const TensorView& x) const {
   const TextConfig& c = config_;
   const int64_t T = x.size(0), D = c.hidden_size, E = c.num_local_experts, k = c.num_experts_per_tok;
@@ -258,6 +270,12 @@ Tensor TextModel::moe(const Context& ctx, const LayerWeights& w, const TensorVie
   Tensor offsets = ctx.empty({E + 1}, DType::I32);
   ops::moe_permute(ctx, x_perm, perm_token, perm_slot, offsets, x, ids, scores);
 
+  if (w.int4) {
+    const Tensor y_perm = detail::moe_int4_experts(ctx, w, x_perm, offsets, dtype_);
+    Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);
+    ops::moe_unpermute(ctx, out, y_perm, perm_slot, out);
+    return out;
+  }
   const int64_t I = w.gate_up.size(1) / 2;
   Tensor gu = ctx.empty({T * k, 2 * I}, dtype_);
   ops::grouped_linear(ctx, gu, x_perm, w.gate_up, offsets);

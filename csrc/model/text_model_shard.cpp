@@ -6,6 +6,7 @@
 #include "llama4/model.h"
 #include "llama4/moe_fp8.h"
 #include "llama4/ops.h"
+#include "model/moe_int4_experts.h"
 
 namespace llama4 {
 
@@ -56,7 +57,8 @@ Tensor TextModel::embed_shard(const Context& ctx, const TensorView& token_ids, c
 // Expert parallelism: every rank routes every token (the router is replicated), keeps the choices
 // of its own experts (moe_localize: the others go to a group no GEMM computes, whose rows stay zero)
 // and adds their outputs to `out`, its partial of the shared expert. The FP8 experts run
-// llama4/moe_fp8.h's steps one op at a time (same roundings as ops::moe_fp8, row by row).
+// llama4/moe_fp8.h's steps one op at a time (same roundings as ops::moe_fp8, row by row); the INT4
+// experts the shared steps of model/moe_int4_experts.h on the rank's experts.
 void TextModel::moe_shard(const Context& ctx, const LayerWeights& w, const TensorView& x, const TensorView& logits,
                           const TensorView& out) const {
   const int64_t T = x.size(0), D = config_.hidden_size, k = config_.num_experts_per_tok;
@@ -71,6 +73,11 @@ void TextModel::moe_shard(const Context& ctx, const LayerWeights& w, const Tenso
   ops::moe_permute(ctx, x_perm, perm_token, perm_slot, offsets, x, ids, scores);
   const TensorView own = offsets.view().slice0(0, El + 1);  // group El (other ranks' experts) is left out
 
+  if (w.int4) {
+    const Tensor y_perm = detail::moe_int4_experts(ctx, w, x_perm, own, dtype_);
+    ops::moe_unpermute(ctx, out, y_perm, perm_slot, out);
+    return;
+  }
   Tensor y_perm = ctx.zeros({R, D}, dtype_);
   if (!w.fp8) {
     Tensor gu = ctx.zeros({R, 2 * I}, dtype_);

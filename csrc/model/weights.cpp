@@ -20,11 +20,20 @@ std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfi
     w.push_back({p + "attn.o", {D, H * d}});
     if (c.is_moe_layer(i)) {
       w.push_back({p + "moe.router", {E, D}});
-      w.push_back({p + "moe.gate_up", {E, 2 * I, D}});
-      w.push_back({p + "moe.down", {E, D, I}});
-      if (std::find(fp8_moe_layers.begin(), fp8_moe_layers.end(), i) != fp8_moe_layers.end()) {
-        w.push_back({p + "moe.gate_up_scale", {E, 2 * I}});
-        w.push_back({p + "moe.down_scale", {E, D}});
+      const bool quantized = std::find(fp8_moe_layers.begin(), fp8_moe_layers.end(), i) != fp8_moe_layers.end();
+      const int64_t G = c.moe_int4_group_size;
+      if (quantized && G > 0) {  // INT4 (llama4/moe_int4.h): two int4 per byte, bf16 scales per group
+        w.push_back({p + "moe.gate_up", {E, 2 * I, D / 2}});
+        w.push_back({p + "moe.down", {E, D, I / 2}});
+        w.push_back({p + "moe.gate_up_scale", {E, 2 * I, D / G}});
+        w.push_back({p + "moe.down_scale", {E, D, I / G}});
+      } else {
+        w.push_back({p + "moe.gate_up", {E, 2 * I, D}});
+        w.push_back({p + "moe.down", {E, D, I}});
+        if (quantized) {
+          w.push_back({p + "moe.gate_up_scale", {E, 2 * I}});
+          w.push_back({p + "moe.down_scale", {E, D}});
+        }
       }
       w.push_back({p + "moe.shared_gate_up", {2 * I, D}});
       w.push_back({p + "moe.shared_down", {D, I}});

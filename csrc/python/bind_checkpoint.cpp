@@ -46,8 +46,10 @@ py::dict weight_dict(const WeightSet& w) {
   return d;
 }
 
-Fp8Request fp8_request(const py::object& quantization, const py::object& ub, const std::vector<int64_t>& skip) {
+Fp8Request fp8_request(const py::object& quantization, const py::object& ub, const std::vector<int64_t>& skip,
+                       int64_t int4_group_size = 0) {
   Fp8Request r;
+  r.int4_group_size = int4_group_size;
   if (!quantization.is_none()) r.quantization = py::str(quantization).cast<std::string>();
   if (!ub.is_none()) r.activation_scale_ub = ub.cast<double>();
   r.skip_layers = skip;
@@ -117,9 +119,11 @@ void bind_files(py::module_& m) {
 }
 
 void bind_loader(py::module_& m) {
-  py::class_<Fp8Plan>(m, "Fp8Plan", "How a load gets FP8 experts (stored in the checkpoint, or quantized at load)")
+  py::class_<Fp8Plan>(m, "Fp8Plan", "How a load gets quantized experts, FP8 or INT4 (stored in the checkpoint, or "
+                                    "quantized at load)")
       .def_readonly("stored", &Fp8Plan::stored)
       .def_readonly("method", &Fp8Plan::method)
+      .def_readonly("int4_group_size", &Fp8Plan::int4_group_size)
       .def_readonly("activation_scale_ub", &Fp8Plan::activation_scale_ub)
       .def_property_readonly("ignore", [](const Fp8Plan& p) { return py::tuple(py::cast(p.ignore)); })
       .def_property_readonly("skip_layers", [](const Fp8Plan& p) { return py::frozenset(py::cast(p.skip_layers)); })
@@ -127,9 +131,11 @@ void bind_loader(py::module_& m) {
   m.def(
       "fp8_plan",
       [](const ModelConfig& c, const py::object& quantization, const py::object& ub, const std::vector<int64_t>& skip,
-         const std::string& where) { return make_fp8_plan(c, fp8_request(quantization, ub, skip), where); },
+         const std::string& where, int64_t int4_group_size) {
+        return make_fp8_plan(c, fp8_request(quantization, ub, skip, int4_group_size), where);
+      },
       py::arg("config"), py::arg("quantization") = py::none(), py::arg("activation_scale_ub") = py::none(),
-      py::arg("fp8_skip_layers") = std::vector<int64_t>{}, py::arg("where") = "");
+      py::arg("fp8_skip_layers") = std::vector<int64_t>{}, py::arg("where") = "", py::arg("int4_group_size") = 0);
 
   py::class_<PyWeightStream>(m, "WeightStream", "(engine name, tensor) pairs, converted one at a time")
       .def("__iter__", [](py::object self) { return self; })
@@ -165,17 +171,18 @@ void bind_loader(py::module_& m) {
                              [](const LoadedCheckpoint& l) { return std::const_pointer_cast<Checkpoint>(l.checkpoint); })
       .def_property_readonly("text_weights", [](const LoadedCheckpoint& l) { return weight_dict(l.text_weights); })
       .def_property_readonly("vision_weights", [](const LoadedCheckpoint& l) { return weight_dict(l.vision_weights); })
-      .def_property_readonly("fp8_layers", [](const LoadedCheckpoint& l) { return l.text_weights.fp8_layers(); });
+      .def_property_readonly("fp8_layers", [](const LoadedCheckpoint& l) { return l.text_weights.fp8_layers(); })
+      .def_property_readonly("int4_layers", [](const LoadedCheckpoint& l) { return l.text_weights.int4_layers(); });
   m.def(
       "load_checkpoint",
       [](const std::string& path, const std::string& dtype, const py::object& quantization, const py::object& ub,
          const std::vector<int64_t>& skip, bool vision, const py::object& progress, int rank, int world_size,
-         bool check_weights) {
+         bool check_weights, int64_t int4_group_size) {
         LoadOptions o;
         o.rank = rank;
         o.world_size = world_size;
         o.dtype = load_dtype(dtype);
-        o.fp8 = fp8_request(quantization, ub, skip);
+        o.fp8 = fp8_request(quantization, ub, skip, int4_group_size);
         o.vision = vision;
         o.check_weights = check_weights;
         o.progress = progress_fn(progress);
@@ -185,7 +192,7 @@ void bind_loader(py::module_& m) {
       py::arg("path"), py::arg("dtype") = "bfloat16", py::arg("quantization") = py::none(),
       py::arg("activation_scale_ub") = py::none(), py::arg("fp8_skip_layers") = std::vector<int64_t>{},
       py::arg("vision") = false, py::arg("progress") = py::none(), py::arg("rank") = 0, py::arg("world_size") = 1,
-      py::arg("check_weights") = false);
+      py::arg("check_weights") = false, py::arg("int4_group_size") = 0);
 }
 
 }  // namespace

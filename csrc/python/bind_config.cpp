@@ -149,6 +149,8 @@ TextConfig text_config_from_dict(const py::dict& d) {
   c.max_position_embeddings = get<int64_t>(d, "max_position_embeddings", w);
   if (d.contains("moe_fp8_activation_scale_ub"))  // optional: only FP8 models set it
     c.moe_fp8_activation_scale_ub = get<float>(d, "moe_fp8_activation_scale_ub", w);
+  if (d.contains("moe_int4_group_size"))  // optional: only INT4 models set it
+    c.moe_int4_group_size = get<int64_t>(d, "moe_int4_group_size", w);
   return c;
 }
 
@@ -212,6 +214,7 @@ void bind_text_config(py::module_& m) {
       .def_property_readonly("eos_token_id", [](const TextConfig& t) { return int_or_list(t.eos_token_id); })
       .def_property_readonly("pad_token_id", [](const TextConfig& t) { return int_or_list(t.pad_token_id); })
       .def_readonly("moe_fp8_activation_scale_ub", &TextConfig::moe_fp8_activation_scale_ub)
+      .def_readonly("moe_int4_group_size", &TextConfig::moe_int4_group_size)
       .def("is_moe_layer", &TextConfig::is_moe_layer, py::arg("layer"))
       .def("uses_rope", &TextConfig::uses_rope, py::arg("layer"))
       .def("to_engine_dict", &to_engine_dict, "The engine's plain-dict spelling (ints, floats, bools, lists)")

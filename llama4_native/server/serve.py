@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
                    help="fraction of GPU memory for the model and KV cache (--device cuda)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    p.add_argument("--quantization", default=None, choices=["fp8"])
+    p.add_argument("--quantization", default=None, choices=["fp8", "int4"])
     p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
                    help="fp8: e4m3 KV cache with a scale per token and head (~1.94x the tokens)")
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1,

@@ -149,7 +149,7 @@ TEST_CASE(fp8_plan_checks) {
   CHECK_THROWS(make_fp8_plan(c, at_load), ValueError, "fp8_skip_layers", "4");
   c.quantization_config = R"({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights":
       {"num_bits": 8, "type": "float", "strategy": "tensor"}}}})";
-  CHECK_THROWS(make_fp8_plan(c, {}, "ckpt"), CheckpointError, "ckpt: quantization_config.config_groups.g.weights",
+  CHECK_THROWS(make_fp8_plan(c, {}, "ckpt"), CheckpointError, "ckpt/config.json: quantization_config.config_groups.g.weights",
                "strategy 'tensor'");
 }
 

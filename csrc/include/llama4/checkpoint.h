@@ -26,6 +26,17 @@
 //  * quantized at load (LoadOptions::quantization = "fp8" on a checkpoint without
 //    quantization_config): every MoE layer's routed experts except fp8_skip_layers, per output
 //    channel with ops::quantize_fp8_rowwise on the stored values, activation_scale_ub 1200 unless given.
+//
+// INT4 routed experts (W4A16, llama4/moe_int4.h: uint8 [E, N, K/2] + bf16 scales [E, N, K/G]) come
+// through the same plan (Fp8Plan::int4_group_size > 0), with the same skip_layers and ignore rules:
+//  * stored: compressed-tensors "pack-quantized" with weights num_bits 4, type int, symmetric,
+//    strategy "group" (group_size G: a multiple of 32 dividing hidden_size and intermediate_size), no
+//    input_activations: per-expert `experts.{e}.{gate,up,down}_proj.weight_packed` I32 [out, in/8]
+//    (element k at bits 4(k%8) of word k/8, stored as q + 8), `.weight_scale` BF16 [out, in/G],
+//    `.weight_shape` I64 [2] = [out, in]. The words' little-endian bytes are our packing up to the
+//    +8 offset: byte ^ 0x88.
+//  * quantized at load (quantization = "int4"): the rule of llama4/moe_int4.h on the stored values,
+//    group size Fp8Request::int4_group_size (default kMoeInt4DefaultGroup), skip_layers as for FP8.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -47,10 +58,11 @@ namespace llama4 {
 // Bytes of checkpoint tensors read so far, and in all.
 using LoadProgress = std::function<void(uint64_t done, uint64_t total)>;
 
-// How a load gets FP8 experts.
+// How a load gets quantized experts: FP8, or INT4 when int4_group_size > 0 (the name is historical).
 struct Fp8Plan {
-  bool stored = false;                  // the checkpoint holds FP8 experts (else: quantize at load)
-  std::string method;                   // "compressed-tensors" | "fbgemm_fp8" | "fp8" (at load)
+  bool stored = false;                  // the checkpoint holds quantized experts (else: quantize at load)
+  std::string method;                   // "compressed-tensors" | "fbgemm_fp8" | "fp8" | "int4" (at load)
+  int64_t int4_group_size = 0;          // > 0: INT4 experts with this group size along K (else FP8)
   double activation_scale_ub = 0.0;     // per-row amax bound of the activation quantization; 0: none
   std::vector<std::string> ignore;      // stored: modules the checkpoint left unquantized
   std::set<int64_t> skip_layers;        // at load: MoE layers kept in the model dtype
@@ -61,9 +73,10 @@ struct Fp8Plan {
 
 // What the caller asks for (LoadOptions carries the same fields).
 struct Fp8Request {
-  std::string quantization;                    // "" or "fp8"
-  std::optional<double> activation_scale_ub;   // overrides the default / the checkpoint's bound
+  std::string quantization;                    // "", "fp8" or "int4"
+  std::optional<double> activation_scale_ub;   // overrides the default / the checkpoint's bound (FP8)
   std::vector<int64_t> skip_layers;            // quantization at load only; negative: from the end
+  int64_t int4_group_size = 0;                 // "int4" at load: 0 -> kMoeInt4DefaultGroup
 };
 // The FP8 plan of a checkpoint (none: no FP8 experts). Throws ValueError for bad arguments and
 // CheckpointError for a quantization_config the engine cannot run; `where` names the checkpoint.
@@ -79,8 +92,10 @@ struct WeightSet {
   bool contains(const std::string& name) const;
   const Tensor& at(const std::string& name) const;  // std::out_of_range if absent
   size_t size() const { return tensors.size(); }
-  // MoE layers whose experts are FP8 (those with layers.{i}.moe.gate_up_scale), ascending.
+  // MoE layers whose experts are FP8 (e4m3 layers.{i}.moe.gate_up), ascending.
   std::vector<int> fp8_layers() const;
+  // MoE layers whose experts are INT4 (uint8 layers.{i}.moe.gate_up), ascending.
+  std::vector<int> int4_layers() const;
 };
 
 // The engine tensors one at a time, in load order: a consumer that copies each tensor elsewhere
@@ -143,7 +158,7 @@ void check_finite(const Checkpoint& checkpoint, const LoadProgress& progress = {
 
 struct LoadedCheckpoint {
   std::string path;
-  ModelConfig config;  // config.text.moe_fp8_activation_scale_ub is set from the FP8 plan
+  ModelConfig config;  // config.text.moe_fp8_activation_scale_ub / moe_int4_group_size: from the plan
   GenerationConfig generation;
   std::optional<Fp8Plan> fp8;
   std::shared_ptr<const Checkpoint> checkpoint;  // the open files (load the vision tower later)

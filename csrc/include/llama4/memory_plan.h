@@ -25,8 +25,8 @@ struct WeightSpec {
 };
 
 // The tensors TextModel(config, dtype, ...) requires, in expected_text_weights order, with the
-// dtype each must have: routed experts of `fp8_moe_layers` are e4m3 with float32 scales, the rest
-// `dtype`.
+// dtype each must have: routed experts of `fp8_moe_layers` are e4m3 with float32 scales (or, when
+// config.moe_int4_group_size > 0, packed INT4 uint8 with bfloat16 scales), the rest `dtype`.
 std::vector<WeightSpec> text_weight_specs(const TextConfig& config, DType dtype,
                                           const std::vector<int>& fp8_moe_layers = {});
 std::vector<WeightSpec> vision_weight_specs(const VisionConfig& config, DType dtype);

@@ -12,6 +12,10 @@
 // layer is FP8 iff its moe.gate_up is float8_e4m3fn; then moe.gate_up and moe.down are e4m3 and
 // come with float32 per-output-channel scales (llama4/moe_fp8.h):
 //          layers.{i}.moe.gate_up_scale [E, 2I]   layers.{i}.moe.down_scale [E, D]
+// or INT4 experts (W4A16, llama4/moe_int4.h; config.moe_int4_group_size = G > 0): moe.gate_up is
+// uint8 [E, 2I, D/2], moe.down uint8 [E, D, I/2], with bfloat16 scales per group of G along K:
+//          layers.{i}.moe.gate_up_scale [E, 2I, D/G]   layers.{i}.moe.down_scale [E, D, I/G]
+// A model's quantized layers are all FP8 or all INT4.
 #pragma once
 #include <string>
 #include <unordered_map>
@@ -33,8 +37,9 @@ struct LayerWeights {
   TensorView input_layernorm, post_attention_layernorm;  // [D]
   TensorView qkv, o;                                      // attn.qkv, attn.o
   bool is_moe = false;
-  // MoE layers: the router, the routed experts (e4m3 + scales when fp8) and the shared expert.
-  bool fp8 = false;
+  // MoE layers: the router, the routed experts (e4m3 + scales when fp8, packed int4 + scales when
+  // int4) and the shared expert.
+  bool fp8 = false, int4 = false;
   TensorView router, gate_up, down, gate_up_scale, down_scale, shared_gate_up, shared_down;
   // Dense layers: the SwiGLU MLP.
   TensorView mlp_gate_up, mlp_down;
@@ -98,7 +103,8 @@ class TextModel {
 };
 
 // The weight names and shapes a config needs (used for validation and by loaders), with the
-// FP8 experts' scales for the MoE layers listed in fp8_moe_layers.
+// quantized experts' scales for the MoE layers listed in fp8_moe_layers: FP8, or INT4 (packed
+// shapes) when config.moe_int4_group_size > 0.
 std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfig& config,
                                                                  const std::vector<int>& fp8_moe_layers = {});
 

@@ -14,6 +14,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const LoadOptions& opt
   out.generation = load_generation_config(path);
   out.fp8 = make_fp8_plan(out.config, options.fp8, path);
   out.config.text.moe_fp8_activation_scale_ub = out.fp8 ? float(out.fp8->activation_scale_ub) : 0.f;
+  out.config.text.moe_int4_group_size = out.fp8 ? out.fp8->int4_group_size : 0;
   out.checkpoint = std::make_shared<const Checkpoint>(path);
   if (options.check_weights) check_finite(*out.checkpoint);
   if (options.world_size == 1) {

@@ -28,6 +28,11 @@ std::vector<EntrySpec> build() {
       src({X + "{e}.gate_proj.weight", X + "{e}.up_proj.weight"}, {{"I", "D"}, {"I", "D"}}).each_expert();
   const SourceSpec fused_down = src({X + "down_proj"}, {{"E", "I", "D"}}).transposed();
   const SourceSpec split_down = src({X + "{e}.down_proj.weight"}, {{"D", "I"}}).each_expert();
+  // compressed-tensors pack-quantized INT4: int32 words of 8 nibbles along the input, bf16 scales
+  // per group of G inputs (D8 = D / 8, DG = D / G, ...).
+  const SourceSpec int4_gate_up = src({X + "{e}.gate_proj.weight_packed", X + "{e}.up_proj.weight_packed"},
+                                      {{"I", "D8"}, {"I", "D8"}}).each_expert().in_int4();
+  const SourceSpec int4_down = src({X + "{e}.down_proj.weight_packed"}, {{"D", "I8"}}).each_expert().in_int4();
   return {
       entry("embed_tokens", Scope::Model, {"V", "D"}, {src({"model.embed_tokens.weight"}, {{"V", "D"}})}),
       entry("norm", Scope::Model, {"D"}, {src({"model.norm.weight"}, {{"D"}})}),
@@ -44,17 +49,23 @@ std::vector<EntrySpec> build() {
       // bf16/fp32 layouts first; the FP8 twins share their names (fbgemm_fp8: fused,
       // compressed-tensors: per expert) and are told apart by dtype.
       entry(kExpertGateUp, Scope::Moe, {"E", "2I", "D"},
-            {fused_gate_up, split_gate_up, fused_gate_up.in_fp8(), split_gate_up.in_fp8()}),
-      entry(kExpertDown, Scope::Moe, {"E", "D", "I"}, {fused_down, split_down, fused_down.in_fp8(), split_down.in_fp8()}),
-      // Scales: fused [E, 1, 2I] / [E, D, 1], or per expert [rows, 1] each; all flatten to [E, N].
-      entry("layers.{i}.moe.gate_up_scale", Scope::MoeFp8, {"E", "2I"},
+            {fused_gate_up, split_gate_up, fused_gate_up.in_fp8(), split_gate_up.in_fp8(), int4_gate_up}),
+      entry(kExpertDown, Scope::Moe, {"E", "D", "I"},
+            {fused_down, split_down, fused_down.in_fp8(), split_down.in_fp8(), int4_down}),
+      // FP8 scales: fused [E, 1, 2I] / [E, D, 1], or per expert [rows, 1] each; all flatten to [E, N]
+      // float32. INT4 scales (the layer's experts decide which): per expert [rows, K / G] bf16, to
+      // [E, N, K / G] (text_weights.cpp adds the last dimension).
+      entry("layers.{i}.moe.gate_up_scale", Scope::MoeQuant, {"E", "2I"},
             {src({X + "gate_up_proj_scale"}, {{"E", "1", "2I"}}),
              src({X + "{e}.gate_proj.weight_scale", X + "{e}.up_proj.weight_scale"}, {{"I", "1"}, {"I", "1"}})
-                 .each_expert()},
+                 .each_expert(),
+             src({X + "{e}.gate_proj.weight_scale", X + "{e}.up_proj.weight_scale"}, {{"I", "DG"}, {"I", "DG"}})
+                 .each_expert().in_int4()},
             true),
-      entry("layers.{i}.moe.down_scale", Scope::MoeFp8, {"E", "D"},
+      entry("layers.{i}.moe.down_scale", Scope::MoeQuant, {"E", "D"},
             {src({X + "down_proj_scale"}, {{"E", "D", "1"}}),
-             src({X + "{e}.down_proj.weight_scale"}, {{"D", "1"}}).each_expert()},
+             src({X + "{e}.down_proj.weight_scale"}, {{"D", "1"}}).each_expert(),
+             src({X + "{e}.down_proj.weight_scale"}, {{"D", "IG"}}).each_expert().in_int4()},
             true),
       entry("layers.{i}.moe.shared_gate_up", Scope::Moe, {"2I", "D"},
             {src({FF + "shared_expert.gate_proj.weight", FF + "shared_expert.up_proj.weight"}, {{"I", "D"}, {"I", "D"}})}),

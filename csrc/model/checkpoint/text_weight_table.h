@@ -16,7 +16,7 @@ enum class Scope : uint8_t {
   Layer,   // every layer
   Moe,     // moe_layers
   Dense,   // the other layers
-  MoeFp8,  // MoE layers whose experts the checkpoint stores in FP8 (their scales)
+  MoeQuant,  // MoE layers whose experts the checkpoint stores quantized, FP8 or INT4 (their scales)
 };
 
 struct SourceSpec {
@@ -28,11 +28,13 @@ struct SourceSpec {
   Layout layout = Layout::Concat;
   bool per_expert = false;
   bool fp8 = false;        // F8_E4M3 tensors whose bytes the engine keeps (else F32/F16/BF16)
+  bool int4 = false;       // INT4 pack-quantized: I32 packed weights or their BF16 scales
   bool tied_only = false;  // only when tie_word_embeddings (lm_head read from the embedding)
 
   SourceSpec transposed() const { SourceSpec s = *this; s.layout = Layout::TransposeExperts; return s; }
   SourceSpec each_expert() const { SourceSpec s = *this; s.per_expert = true; return s; }
   SourceSpec in_fp8() const { SourceSpec s = *this; s.fp8 = true; return s; }
+  SourceSpec in_int4() const { SourceSpec s = *this; s.int4 = true; return s; }
   SourceSpec if_tied() const { SourceSpec s = *this; s.tied_only = true; return s; }
 };
 
@@ -45,7 +47,7 @@ struct EntrySpec {
 };
 
 const std::vector<EntrySpec>& text_weight_table();
-// The engine's expert weights: FP8 or quantizable, and consistent within a layer.
+// The engine's expert weights: FP8, INT4 or quantizable, and consistent within a layer.
 constexpr const char* kExpertGateUp = "layers.{i}.moe.gate_up";
 constexpr const char* kExpertDown = "layers.{i}.moe.down";
 

@@ -1,6 +1,7 @@
 // Resolves the text weight table against a checkpoint: picks each entry's source layout, expands
-// layer / expert names, decides FP8 per MoE layer (stored, quantized at load, or neither) and
-// validates names, shapes and dtypes from the headers. Then the WeightStream reads the data.
+// layer / expert names, decides the experts' format per MoE layer (FP8 or INT4: stored, quantized at
+// load, or neither) and validates names, shapes and dtypes from the headers (and the INT4 experts'
+// weight_shape values). Then the WeightStream reads the data.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -32,12 +33,21 @@ std::string at_layer(const std::string& name, int layer) {
   return layer < 0 ? name : replace_all(name, "{i}", std::to_string(layer));
 }
 
-// Values of the dimension symbols the table's shapes are written in.
-std::map<std::string, int64_t> dims(const TextConfig& c) {
-  const int64_t d = c.head_dim, I = c.intermediate_size, Im = c.intermediate_size_mlp;
-  return {{"1", 1}, {"V", c.vocab_size}, {"D", c.hidden_size}, {"E", c.num_local_experts}, {"I", I},
+// Values of the dimension symbols the table's shapes are written in; G: the INT4 group size (0: none).
+std::map<std::string, int64_t> dims(const TextConfig& c, int64_t G) {
+  const int64_t d = c.head_dim, D = c.hidden_size, I = c.intermediate_size, Im = c.intermediate_size_mlp;
+  return {{"1", 1}, {"V", c.vocab_size}, {"D", D}, {"E", c.num_local_experts}, {"I", I},
           {"2I", 2 * I}, {"Imlp", Im}, {"2Imlp", 2 * Im}, {"Hd", c.num_attention_heads * d},
-          {"KVd", c.num_key_value_heads * d}, {"QKV", (c.num_attention_heads + 2 * c.num_key_value_heads) * d}};
+          {"KVd", c.num_key_value_heads * d}, {"QKV", (c.num_attention_heads + 2 * c.num_key_value_heads) * d},
+          {"D8", D / 8}, {"I8", I / 8}, {"DG", G ? D / G : 0}, {"IG", G ? I / G : 0}};
+}
+
+bool is_scale_entry(const EntrySpec& e) { return e.scope == Scope::MoeQuant; }
+
+Stored stored_as(const SourceSpec& s, bool scale) {
+  if (s.fp8) return Stored::Fp8;
+  if (s.int4) return scale ? Stored::Int4Scale : Stored::Int4Words;
+  return Stored::Float;
 }
 
 Shape resolve_shape(const std::vector<std::string>& symbols, const std::map<std::string, int64_t>& dim) {
@@ -65,17 +75,22 @@ struct Planner {
     return out;
   }
 
+  int64_t int4_group() const { return fp8 ? fp8->int4_group_size : 0; }
+
   bool accepts(const SourceSpec& s, const std::string& dtype_name) const {
     if (s.fp8) return dtype_name == "F8_E4M3";
+    if (s.int4) return true;  // its own names (weight_packed, or a scale of an INT4 layer); dtype checked later
     return std::find(std::begin(kFloatDTypes), std::end(kFloatDTypes), dtype_name) != std::end(kFloatDTypes);
   }
 
   // The first source whose first tensor exists (with an accepted dtype, if any does); every one of
-  // its tensors must then exist. Returns the chosen source.
-  const SourceSpec& resolve(const EntrySpec& e, int layer, PlannedTensor& out) const {
+  // its tensors must then exist. Returns the chosen source. Scales (Scope::MoeQuant) come from the
+  // sources of the layer's expert format (`int4_scales`).
+  const SourceSpec& resolve(const EntrySpec& e, int layer, PlannedTensor& out, bool int4_scales = false) const {
     std::vector<const SourceSpec*> candidates, present, fits;
     for (const SourceSpec& s : e.sources)
-      if (!s.tied_only || c.tie_word_embeddings) candidates.push_back(&s);
+      if ((!s.tied_only || c.tie_word_embeddings) && (!is_scale_entry(e) || s.int4 == int4_scales))
+        candidates.push_back(&s);
     for (const SourceSpec* s : candidates) {
       const std::string first = expand(*s, layer)[0];
       if (!ckpt.contains(first)) continue;
@@ -94,6 +109,15 @@ struct Planner {
     out.hf_names = expand(s, layer);
     out.layout = s.layout;
     out.dtype = s.fp8 ? DType::F8E4M3 : e.float32 ? DType::F32 : dtype;
+    if (s.int4 && is_scale_entry(e)) {  // [E, N] -> [E, N, K / G]: K is D for gate_up, I for down
+      out.shape.push_back((e.name == "layers.{i}.moe.gate_up_scale" ? c.hidden_size : c.intermediate_size) /
+                          int4_group());
+      out.dtype = DType::BF16;
+    } else if (s.int4) {  // [E, N, K] -> two int4 per byte
+      out.shape.back() /= 2;
+      out.dtype = DType::U8;
+      out.int4_words = true;
+    }
     std::vector<std::string> missing;
     for (const std::string& n : out.hf_names)
       if (!ckpt.contains(n)) missing.push_back(n);
@@ -106,8 +130,27 @@ struct Planner {
   void check_shapes(const PlannedTensor& p, const SourceSpec& s) const {
     std::vector<Shape> shapes;
     for (const auto& sym : s.shapes) shapes.push_back(resolve_shape(sym, dim));
+    const Stored stored = stored_as(s, p.name.size() > 6 && p.name.compare(p.name.size() - 6, 6, "_scale") == 0);
     for (size_t k = 0; k < p.hf_names.size(); ++k)
-      check_tensor(ckpt.info(p.hf_names[k]), shapes[k % shapes.size()], s.fp8);
+      check_tensor(ckpt.info(p.hf_names[k]), shapes[k % shapes.size()], stored);
+  }
+
+  // A pack-quantized module's weight_shape: I64 [2] holding [out, in] (its unpacked nn.Linear
+  // shape, which the packed shape only bounds). Returns its name.
+  std::string check_weight_shape(const std::string& packed, const Shape& want) const {
+    const std::string name = packed.substr(0, packed.size() - std::string("weight_packed").size()) + "weight_shape";
+    if (!ckpt.contains(name))
+      throw CheckpointError(ckpt.path() + ": missing tensor '" + name + "' (the shape of '" + packed + "')");
+    const TensorInfo& info = ckpt.info(name);
+    if (info.dtype != "I64" || info.shape != Shape{2})
+      throw CheckpointError(info.file + ": tensor '" + name + "' must be I64 [2], got " + info.dtype + " " +
+                            shape_repr(info.shape));
+    const Tensor t = ckpt.get(name);
+    const int64_t* v = static_cast<const int64_t*>(t.data());
+    if (v[0] != want[0] || v[1] != want[1])
+      throw CheckpointError(info.file + ": tensor '" + name + "' says [" + std::to_string(v[0]) + ", " +
+                            std::to_string(v[1]) + "], expected " + shape_repr(want) + " from config.json");
+    return name;
   }
 
   // A stored-FP8 checkpoint's quantization_config must agree with its tensors: a MoE layer's
@@ -155,8 +198,9 @@ std::string text_root(const Checkpoint& ckpt) {
   return cond ? "language_model." : "";
 }
 
-void check_unexpected(const Checkpoint& ckpt, const std::vector<PlannedTensor>& plan) {
-  std::set<std::string> used;
+void check_unexpected(const Checkpoint& ckpt, const std::vector<PlannedTensor>& plan,
+                      const std::vector<std::string>& also_used) {
+  std::set<std::string> used(also_used.begin(), also_used.end());
   for (const PlannedTensor& p : plan) used.insert(p.hf_names.begin(), p.hf_names.end());
   json unexpected = json::array();
   for (const std::string& n : ckpt.names())
@@ -176,23 +220,51 @@ void check_unexpected(const Checkpoint& ckpt, const std::vector<PlannedTensor>& 
 // Every engine tensor of the text decoder, resolved and validated (no data read).
 std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextConfig& c, DType dtype,
                                              const std::optional<Fp8Plan>& fp8) {
-  Planner pl{ckpt, c, fp8, dtype, text_root(ckpt), dims(c)};
+  const int64_t G = fp8 ? fp8->int4_group_size : 0;
+  Planner pl{ckpt, c, fp8, dtype, text_root(ckpt), dims(c, G)};
   std::vector<PlannedTensor> plan;
   std::vector<const SourceSpec*> sources;
-  std::map<int, std::pair<std::string, bool>> stored_fp8;  // MoE layer -> (first expert tensor, per expert)
+  std::vector<std::string> shape_tensors;  // INT4 modules' weight_shape (checked, not loaded)
+  struct StoredExperts {
+    std::string first;  // the first expert tensor
+    bool per_expert, int4;
+  };
+  std::map<int, StoredExperts> stored;  // MoE layers whose experts the checkpoint stores quantized
+  const auto kind = [](bool int4) { return int4 ? "INT4" : "FP8"; };
   const auto add = [&](const EntrySpec& e, int layer) {
-    if (e.scope == Scope::MoeFp8 && !stored_fp8.count(layer)) return;
+    if (e.scope == Scope::MoeQuant && !stored.count(layer)) return;
     PlannedTensor p;
-    const SourceSpec& s = pl.resolve(e, layer, p);
-    if (e.name == kExpertGateUp && s.fp8) {
-      stored_fp8[layer] = {p.hf_names[0], s.per_expert};
-    } else if (e.name == kExpertDown && s.fp8 != (stored_fp8.count(layer) != 0)) {
-      throw CheckpointError(ckpt.path() + ": layer " + std::to_string(layer) + " mixes FP8 and unquantized expert weights ('" +
-                            p.hf_names[0] + "' is " + ckpt.info(p.hf_names[0]).dtype +
-                            "); the engine runs a layer's experts all in FP8 or all unquantized");
+    const SourceSpec& s = pl.resolve(e, layer, p, e.scope == Scope::MoeQuant && stored.at(layer).int4);
+    const bool quantized = s.fp8 || s.int4;
+    if (quantized && (e.name == kExpertGateUp || e.name == kExpertDown)) {
+      const std::string& first = p.hf_names[0];
+      if (s.int4 && G == 0)
+        throw CheckpointError(ckpt.info(first).file + ": tensor '" + first + "' is pack-quantized INT4, but config.json "
+                              "has no INT4 quantization_config (compressed-tensors, num_bits 4, strategy 'group')");
+      if (s.fp8 && G > 0)
+        throw CheckpointError(ckpt.info(first).file + ": tensor '" + first + "' is F8_E4M3, but config.json's "
+                              "quantization_config says INT4 (pack-quantized)");
+      if (s.int4) {
+        const int64_t per = int64_t(s.names.size()), N = p.shape[1] / per, K = p.shape[2] * 2;
+        for (const std::string& n : p.hf_names) shape_tensors.push_back(pl.check_weight_shape(n, {N, K}));
+      }
     }
-    if (e.name == kExpertGateUp || e.name == kExpertDown)
-      p.quantize = fp8 && !fp8->stored && !s.fp8 && !fp8->skip_layers.count(layer);
+    if (e.name == kExpertGateUp && quantized) {
+      stored[layer] = {p.hf_names[0], s.per_expert, s.int4};
+    } else if (e.name == kExpertDown && (quantized != (stored.count(layer) != 0) ||
+                                         (quantized && s.int4 != stored.at(layer).int4))) {
+      const bool gate_up_int4 = stored.count(layer) && stored.at(layer).int4;
+      throw CheckpointError(ckpt.path() + ": layer " + std::to_string(layer) + " mixes " +
+                            (quantized && stored.count(layer) ? "FP8 and INT4"
+                                                              : std::string(kind(s.int4 || gate_up_int4)) + " and unquantized") +
+                            " expert weights ('" + p.hf_names[0] + "' is " + ckpt.info(p.hf_names[0]).dtype +
+                            "); the engine runs a layer's experts all in one format");
+    }
+    if ((e.name == kExpertGateUp || e.name == kExpertDown) && fp8 && !fp8->stored && !quantized &&
+        !fp8->skip_layers.count(layer)) {
+      p.quantize = G > 0 ? Quantize::Int4 : Quantize::Fp8;
+      p.int4_group = G;
+    }
     plan.push_back(std::move(p));
     sources.push_back(&s);
   };
@@ -202,7 +274,7 @@ std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextC
   for (int i = 0; i < int(c.num_hidden_layers); ++i) {
     const bool moe = c.is_moe_layer(i);
     for (const EntrySpec& e : table) {
-      const bool in_layer = e.scope == Scope::Layer || (moe && (e.scope == Scope::Moe || e.scope == Scope::MoeFp8)) ||
+      const bool in_layer = e.scope == Scope::Layer || (moe && (e.scope == Scope::Moe || e.scope == Scope::MoeQuant)) ||
                             (!moe && e.scope == Scope::Dense);
       if (in_layer) add(e, i);
     }
@@ -212,11 +284,11 @@ std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextC
       const std::string& n = plan[k].name;
       if (n.size() < 12 || n.compare(n.size() - 12, 12, ".moe.gate_up") != 0) continue;
       const int layer = std::stoi(n.substr(7));
-      pl.check_ignore_list(layer, sources[k]->per_expert, stored_fp8.count(layer) != 0, plan[k].hf_names[0]);
+      pl.check_ignore_list(layer, sources[k]->per_expert, stored.count(layer) != 0, plan[k].hf_names[0]);
     }
   }
   for (size_t k = 0; k < plan.size(); ++k) pl.check_shapes(plan[k], *sources[k]);
-  check_unexpected(ckpt, plan);
+  check_unexpected(ckpt, plan, shape_tensors);
   return plan;
 }
 

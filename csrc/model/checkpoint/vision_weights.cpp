@@ -89,7 +89,7 @@ std::vector<PlannedTensor> plan_vision_weights(const Checkpoint& ckpt, const Vis
         const std::string n = at_layer(hf, layer);
         if (!ckpt.contains(n))
           throw CheckpointError(ckpt.path() + ": missing vision tensor '" + n + "' (needed for '" + p.name + "')");
-        check_tensor(ckpt.info(n), shape, false);
+        check_tensor(ckpt.info(n), shape, Stored::Float);
         p.hf_names.push_back(n);
         used.insert(n);
       }

@@ -9,6 +9,16 @@
 
 namespace llama4::checkpoint {
 
+enum class Quantize : uint8_t { None, Fp8, Int4 };
+
+// What a checkpoint tensor must hold (check_tensor).
+enum class Stored : uint8_t {
+  Float,       // F32, F16 or BF16
+  Fp8,         // F8_E4M3 (FP8 experts)
+  Int4Words,   // I32 packed int4 (pack-quantized weight_packed)
+  Int4Scale,   // BF16 (pack-quantized weight_scale: kept as stored)
+};
+
 // How the source tensors become the engine tensor.
 enum class Layout : uint8_t {
   Concat,            // the pieces' elements back to back, in order (one piece: a reshape)
@@ -20,8 +30,14 @@ struct PlannedTensor {
   Shape shape;                        // engine shape
   std::vector<std::string> hf_names;  // checkpoint tensors, in order
   Layout layout = Layout::Concat;
-  DType dtype = DType::BF16;          // engine dtype (F8E4M3 for stored FP8 experts)
-  bool quantize = false;              // e4m3 at load: yields `name` and `name` + "_scale" [E, N] f32
+  DType dtype = DType::BF16;          // engine dtype (F8E4M3 / U8 for stored FP8 / INT4 experts)
+  // Quantized at load: yields `name` and `name` + "_scale": e4m3 + f32 [E, N] (Fp8), or packed
+  // uint8 [E, N, K/2] + bf16 [E, N, K/int4_group] (Int4, llama4/moe_int4.h).
+  Quantize quantize = Quantize::None;
+  int64_t int4_group = 0;
+  // Stored INT4 (compressed-tensors pack-quantized): the pieces are int32 words of q + 8 nibbles,
+  // copied as bytes and turned into two's complement nibbles (byte ^ 0x88).
+  bool int4_words = false;
   // Routed experts of one rank (tensor + expert parallelism): a single [E, ...] source is read from
   // expert `expert_first` on only (shape[0] experts); per-expert sources are already just those.
   int64_t expert_first = -1;          // -1: the whole tensor
@@ -34,7 +50,7 @@ void restrict_experts(std::vector<PlannedTensor>& plan, int64_t num_experts, int
 constexpr const char* kFloatDTypes[] = {"F32", "F16", "BF16"};
 
 // dtype and shape of a checkpoint tensor against the table (CheckpointError naming it).
-void check_tensor(const TensorInfo& info, const Shape& expected, bool fp8);
+void check_tensor(const TensorInfo& info, const Shape& expected, Stored stored);
 std::string shape_repr(const Shape& s);  // "[4, 64]"
 
 WeightStream make_weight_stream(std::shared_ptr<const Checkpoint> checkpoint, std::vector<PlannedTensor> plan,

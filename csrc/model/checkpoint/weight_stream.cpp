@@ -9,6 +9,7 @@
 
 #include "llama4/context.h"
 #include "llama4/error.h"
+#include "llama4/moe_int4.h"
 #include "llama4/ops.h"
 #include "model/checkpoint/json_util.h"
 #include "model/checkpoint/weight_plan.h"
@@ -59,7 +60,23 @@ Tensor transposed_expert(const TensorView& fused, int64_t e) {
   return t;
 }
 
+// Stored INT4: the int32 words' little-endian bytes hold k = 2j (low nibble) and 2j + 1 (high) as
+// q + 8; our nibbles are q in two's complement, i.e. (q + 8) ^ 8 per nibble.
+Tensor assemble_int4_words(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
+  Tensor out = Tensor::empty(p.shape, DType::U8);
+  uint8_t* at = out.ptr<uint8_t>();
+  for (const Tensor& piece : pieces) {
+    const int64_t n = piece.numel() * int64_t(element_size(piece.dtype()));
+    const uint8_t* src = static_cast<const uint8_t*>(piece.data());
+    for (int64_t i = 0; i < n; ++i) at[i] = uint8_t(src[i] ^ 0x88u);
+    at += n;
+  }
+  LLAMA4_CHECK(at - out.ptr<uint8_t>() == out.numel(), "weight table bug: the pieces of '", p.name, "' do not fill it");
+  return out;
+}
+
 Tensor assemble(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
+  if (p.int4_words) return assemble_int4_words(p, pieces);
   if (p.layout == Layout::Concat && pieces.size() == 1 && pieces[0].dtype() == p.dtype)
     return Tensor::wrap(pieces[0].view().reshape(p.shape), pieces[0].storage());  // zero-copy
   Tensor out = Tensor::empty(p.shape, p.dtype);
@@ -103,6 +120,38 @@ std::pair<Tensor, Tensor> quantize_experts(const PlannedTensor& p, const std::ve
   return {std::move(q), std::move(scale)};
 }
 
+// Expert weights [E, N, K] -> (uint8 [E, N, K/2], bfloat16 [E, N, K/G]): llama4/moe_int4.h's rule
+// on the stored values (before any model-dtype conversion), one expert at a time.
+std::pair<Tensor, Tensor> quantize_experts_int4(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
+  const int64_t E = p.shape[0], N = p.shape[1], K = p.shape[2], G = p.int4_group;
+  Tensor q = Tensor::empty({E, N, K / 2}, DType::U8), scale = Tensor::empty({E, N, K / G}, DType::BF16);
+  const TensorView q_rows = q.view().reshape({E * N, K / 2}), s_rows = scale.view().reshape({E * N, K / G});
+  int64_t r = 0;
+  const auto put = [&](const TensorView& block) {  // block: [rows, K]
+    TensorView src = block;
+    Tensor widened;
+    if (block.dtype == DType::F16) {  // the quantizer takes f32/bf16: f16 widens exactly
+      widened = Tensor::empty(block.sizes(), DType::F32);
+      ops::cast(Context::cpu(), widened.view(), block);
+      src = widened.view();
+    }
+    ops::quantize_int4_grouped(Context::cpu(), q_rows.slice0(r, r + block.size(0)),
+                               s_rows.slice0(r, r + block.size(0)), src, G);
+    r += block.size(0);
+  };
+  try {
+    if (p.layout == Layout::TransposeExperts) {
+      for (int64_t e = 0; e < E; ++e) put(transposed_expert(pieces[0].view(), e).view());
+    } else {
+      for (const Tensor& piece : pieces) put(piece.view().reshape({piece.numel() / K, K}));
+    }
+  } catch (const ValueError& err) {  // a non-finite weight: name the tensor
+    throw CheckpointError("'" + p.hf_names[0] + "' (quantized to INT4 at load): " + err.what());
+  }
+  LLAMA4_CHECK(r == E * N, "weight table bug: the pieces of '", p.name, "' do not fill it");
+  return {std::move(q), std::move(scale)};
+}
+
 std::string cache_key(const PlannedTensor& p) {
   std::string k = std::to_string(int(p.layout)) + "|" + dtype_name(p.dtype) + "|" + shape_repr(p.shape);
   for (const std::string& n : p.hf_names) k += "|" + n;
@@ -136,14 +185,22 @@ std::string shape_repr(const Shape& s) {
   return out + "]";
 }
 
-void check_tensor(const TensorInfo& info, const Shape& expected, bool fp8) {
-  if (info.dtype == "F8_E4M3" && !fp8)
+void check_tensor(const TensorInfo& info, const Shape& expected, Stored stored) {
+  if (info.dtype == "F8_E4M3" && stored != Stored::Fp8)
     throw CheckpointError(info.file + ": tensor '" + info.name +
                           "' is F8_E4M3, but FP8 is supported for the routed experts only");
   const bool float_ok = std::find(std::begin(kFloatDTypes), std::end(kFloatDTypes), info.dtype) != std::end(kFloatDTypes);
-  if (fp8 ? info.dtype != "F8_E4M3" : !float_ok)
-    throw CheckpointError(info.file + ": tensor '" + info.name + "' has dtype " + info.dtype + "; expected one of " +
-                          (fp8 ? "F8_E4M3" : "F32, F16, BF16"));
+  const char* want = "F32, F16, BF16";
+  bool ok = float_ok;
+  switch (stored) {
+    case Stored::Float: break;
+    case Stored::Fp8: ok = info.dtype == "F8_E4M3"; want = "F8_E4M3"; break;
+    case Stored::Int4Words: ok = info.dtype == "I32"; want = "I32 (packed int4)"; break;
+    case Stored::Int4Scale: ok = info.dtype == "BF16"; want = "BF16 (the engine keeps INT4 scales as stored)"; break;
+  }
+  if (!ok)
+    throw CheckpointError(info.file + ": tensor '" + info.name + "' has dtype " + info.dtype + "; expected " +
+                          (stored == Stored::Float ? "one of " : "") + want);
   if (info.shape != expected)
     throw CheckpointError(info.file + ": tensor '" + info.name + "' has shape " + shape_repr(info.shape) + ", expected " +
                           shape_repr(expected) + " from config.json");
@@ -178,8 +235,9 @@ struct WeightStream::Impl {
       }
       pieces.push_back(std::move(piece));
     }
-    if (p.quantize) {
-      auto [q, scale] = checkpoint::quantize_experts(p, pieces);
+    if (p.quantize != checkpoint::Quantize::None) {
+      auto [q, scale] = p.quantize == checkpoint::Quantize::Int4 ? checkpoint::quantize_experts_int4(p, pieces)
+                                                                 : checkpoint::quantize_experts(p, pieces);
       pending.emplace_back(p.name, std::move(q));
       pending.emplace_back(p.name + "_scale", std::move(scale));
     } else {
@@ -229,8 +287,9 @@ WeightStream checkpoint::make_weight_stream(std::shared_ptr<const Checkpoint> ck
       const TensorInfo& info = ckpt->info(n);
       impl->total += p.expert_first >= 0 ? info.nbytes() / uint64_t(info.shape[0]) * uint64_t(p.shape[0]) : info.nbytes();
     }
-    impl->count += p.quantize ? 2 : 1;
-    if (!p.quantize) ++impl->uses[cache_key(p)];
+    const bool quantize = p.quantize != Quantize::None;
+    impl->count += quantize ? 2 : 1;
+    if (!quantize) ++impl->uses[cache_key(p)];
   }
   impl->ckpt = std::move(ckpt);
   impl->plan = std::move(plan);
@@ -254,14 +313,21 @@ const Tensor& WeightSet::at(const std::string& name) const {
   throw std::out_of_range("no weight '" + name + "'");
 }
 
-std::vector<int> WeightSet::fp8_layers() const {
+namespace {
+// The MoE layers whose routed experts (layers.{i}.moe.gate_up) have dtype `dtype`, ascending.
+std::vector<int> expert_layers_of(const WeightSet& w, DType dtype) {
   std::vector<int> out;
-  const std::string suffix = ".moe.gate_up_scale";
-  for (const auto& [n, t] : tensors)
-    if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+  const std::string suffix = ".moe.gate_up";
+  for (const auto& [n, t] : w.tensors)
+    if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        t.dtype() == dtype)
       out.push_back(std::stoi(n.substr(7)));
   std::sort(out.begin(), out.end());
   return out;
 }
+}  // namespace
+
+std::vector<int> WeightSet::fp8_layers() const { return expert_layers_of(*this, DType::F8E4M3); }
+std::vector<int> WeightSet::int4_layers() const { return expert_layers_of(*this, DType::U8); }
 
 }  // namespace llama4
