@@ -2,14 +2,17 @@
 
 1. Experts: decode tokens/s of an expert-heavy random model (4 layers, hidden 1024, 8 experts of
    width 4096, top-6 + the shared expert, vocabulary 8192: the routed experts are >= 80% of the
-   bytes a decode token reads) with bf16 experts and with FP8 experts (quantized at load), each as
-   bytes read per second against the AVX-512 read probe of a 1 GiB buffer (benchmarks/roofline.py)
-   timed in the same rounds, and the FP8 speed-up over bf16. (INT4 experts are not built yet.)
+   bytes a decode token reads) with bf16 experts, FP8 experts and INT4 (W4A16, group 128) experts
+   (both quantized at load), each as bytes read per second against the AVX-512 read probe of a 1 GiB
+   buffer (benchmarks/roofline.py) timed in the same rounds, and the FP8 and INT4 speed-ups over
+   bf16 (INT4 target: >= 3x). The models take turns for --rounds rounds (so load from other
+   processes hits all of them alike); each number is the median over rounds of the median step,
+   printed with the load average.
 2. KV cache: one decode step of paged attention over a long context (Scout's head shapes: 40 query
    / 8 KV heads of 128, global layer) from a bf16 and from an FP8 cache: K/V bytes read per second
    against the probe, and the FP8 speed-up (it reads 132 / 256 of the bytes).
 
-    python benchmarks/bench_quant.py [--threads 1 2] [--new 16] [--context 32768]
+    python benchmarks/bench_quant.py [--threads 1 2] [--new 16] [--rounds 5] [--context 32768]
 """
 from __future__ import annotations
 
@@ -108,6 +111,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--new", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--context", type=int, default=32768)
     ap.add_argument("--dir", default=DEFAULT_DIR)
     args = ap.parse_args()
@@ -116,21 +120,31 @@ def main():
 
     path = os.path.abspath(args.dir)
     make_checkpoint(path)
-    models = {"bf16": l4.load(path, dtype="bfloat16"), "fp8": l4.load(path, dtype="bfloat16", quantization="fp8")}
+    models = {"bf16": l4.load(path, dtype="bfloat16"), "fp8": l4.load(path, dtype="bfloat16", quantization="fp8"),
+              "int4": l4.load(path, dtype="bfloat16", quantization="int4")}
     for threads in args.threads:
         l4.set_cpu_threads(threads)
         probe = roofline.read_probe_fn()
-        print(f"--- {threads} thread(s) ---")
+        print(f"--- {threads} thread(s), load average before {os.getloadavg()[0]:.2f} ---")
+        steps = {name: [] for name in models}
+        probes = {name: [] for name in models}
+        for _ in range(args.rounds):
+            for name, model in models.items():
+                step, probe_s = bench_decode(model, args.new, probe)
+                steps[name].append(step)
+                probes[name].append(probe_s)
         tok_s = {}
         for name, model in models.items():
             total, experts = decode_bytes(model)
-            step, probe_s = bench_decode(model, args.new, probe)
+            step, probe_s = statistics.median(steps[name]), statistics.median(probes[name])
             tok_s[name] = 1 / step
             frac = (total / step) / (roofline.READ_BYTES / probe_s)
             print(f"experts {name:>4}: decode {1 / step:6.1f} tok/s, {total / 2**20:6.1f} MiB/token "
                   f"(routed experts {experts / total:.0%}), {total / step / 1e9:5.2f} GB/s = {frac:.2f} x read probe "
-                  f"({roofline.READ_BYTES / probe_s / 1e9:.2f} GB/s)")
+                  f"({roofline.READ_BYTES / probe_s / 1e9:.2f} GB/s); rounds {' '.join(f'{1 / s:.1f}' for s in steps[name])} tok/s")
         print(f"FP8 experts / bf16 experts decode speed-up: {tok_s['fp8'] / tok_s['bf16']:.2f}x")
+        print(f"INT4 experts / bf16 experts decode speed-up: {tok_s['int4'] / tok_s['bf16']:.2f}x (target >= 3x); "
+              f"load average after {os.getloadavg()[0]:.2f}")
         kv, t_probe = bench_kv(args.context, probe)
         probe_gbs = roofline.READ_BYTES / t_probe / 1e9
         for name, (nbytes, t) in kv.items():

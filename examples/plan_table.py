@@ -1,5 +1,5 @@
 """Prints the README's table of what fits (llama4_native.plan): Scout and Maverick, bf16 and FP8
-experts, bf16 and FP8 KV cache, on 1, 2, 4 and 8 H100 80 GB / H200 141 GB, per GPU, 90% of the memory used."""
+experts (and INT4 W4A16 experts, group 128), bf16 and FP8 KV cache, on 1, 2, 4 and 8 H100 80 GB / H200 141 GB, per GPU, 90% of the memory used."""
 from __future__ import annotations
 
 import llama4_native as l4
@@ -18,7 +18,7 @@ def main() -> None:
     print("| model | experts | KV | GPUs | H100 80 GB (per GPU) | H200 141 GB (per GPU) |")
     print("|---|---|---|---|---|---|")
     for preset in ("scout", "maverick"):
-        for quant in (None, "fp8"):
+        for quant in (None, "fp8", "int4"):
             for kv in kv_dtypes:
                 for gpus in (1, 2, 4, 8):
                     cells = [cell(l4.plan(preset=preset, gpu_memory=g, gpus=gpus, quantization=quant,

@@ -84,16 +84,16 @@ def _part(name: str) -> str:
     return "norms"
 
 
-def _rank_weights(text, dtype: str, fp8_layers: list, gpus: int) -> tuple[dict, int]:
+def _rank_weights(text, dtype: str, fp8_layers: list, gpus: int, int4_group_size: int = 0) -> tuple[dict, int]:
     """The weight bytes by part of the tensor-parallel rank holding the most (the parallel engine's
     own shard shapes, llama4/shard.h: its ValueError names tensor_parallel_size when the config
     cannot be split over `gpus` ranks) and the KV heads a rank holds."""
     best, kv_heads = None, text.num_key_value_heads
     for rank in range(gpus):
         if gpus == 1:
-            specs = _C.text_weight_specs(text, dtype, fp8_layers)
+            specs = _C.text_weight_specs(text, dtype, fp8_layers, int4_group_size)
         else:
-            specs, kv_heads = _C.text_shard_specs(text, dtype, fp8_layers, rank, gpus)
+            specs, kv_heads = _C.text_shard_specs(text, dtype, fp8_layers, rank, gpus, int4_group_size)
         parts = dict.fromkeys(PARTS, 0)
         for name, _, _, nbytes in specs:
             parts[_part(name)] += nbytes
@@ -127,7 +127,7 @@ class MemoryPlan:
     quantization: str | None
     kv_cache_dtype: str
     weights: dict                  # part -> bytes on one GPU (PARTS)
-    fp8_layers: list               # MoE layers whose routed experts are FP8
+    fp8_layers: list               # MoE layers whose routed experts are quantized (FP8, or INT4 when int4_group_size)
     kv_bytes_per_token: dict       # {"chunked": b, "global": b}: K+V of all layers of the group, one GPU
     chunk_size: int                # attention_chunk_size: the chunked layers' window
     chunked_pages_per_sequence: int  # the most chunked-layer pages a sequence holds (its window)
@@ -140,6 +140,7 @@ class MemoryPlan:
     max_model_len: int
     max_context: int               # longest single sequence that fits (<= max_model_len); 0: none
     sequences: dict = field(default_factory=dict)  # context length -> sequences of it that fit
+    int4_group_size: int = 0       # > 0: the quantized experts are INT4 (W4A16) with this group size
     _layout: object = field(default=None, repr=False)
 
     @property
@@ -192,12 +193,13 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
          quantization: str | None = None, kv_cache_dtype: str = "auto", max_model_len: int | None = None,
          dtype: str = "bfloat16", page_size: int = 16, max_step_tokens: int | None = None,
          gpu_memory_utilization: float = 0.9, kv_cache_bytes: int | None = None, max_sequences: int | None = None,
-         lengths=None, fp8_skip_layers=(), vision: bool = True) -> MemoryPlan:
+         lengths=None, fp8_skip_layers=(), vision: bool = True, int4_group_size: int | None = None) -> MemoryPlan:
     """Plan the memory of a checkpoint folder `model` (its config.json; no weights are read) or of a
     `preset` ("scout", "maverick") on one GPU of `gpu_memory` ("80GiB", "h100", bytes), or, with
     `kv_cache_bytes`, for a given KV budget (what load(kv_cache_bytes=...) gets; weights and workspace
     are then reported but not subtracted). `quantization`: None, "fp8" (routed experts e4m3, except
-    fp8_skip_layers) — as load() takes it; a checkpoint stored in FP8 plans as FP8. `max_sequences`:
+    fp8_skip_layers) or "int4" (W4A16: packed int4 + a bf16 scale per int4_group_size inputs, default
+    128) — as load() takes them; a checkpoint stored quantized plans as stored. `max_sequences`:
     the sequences the chunked-layer pool is sized for (as load()); `lengths`: the context lengths
     `sequences` answers for (default: DEFAULT_LENGTHS and max_model_len)."""
     config, name = _config(model, preset)
@@ -219,10 +221,13 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
                          f"got {max_model_len}")
     step = text.attention_chunk_size if not max_step_tokens else min(int(max_step_tokens), text.attention_chunk_size)
 
-    fp8 = _C.fp8_plan(config, quantization, None, list(fp8_skip_layers), name)
+    from .quantization import _group_size
+
+    fp8 = _C.fp8_plan(config, quantization, None, list(fp8_skip_layers), name, _group_size(int4_group_size))
     root = "language_model." if config.architecture == "Llama4ForConditionalGeneration" else ""
     fp8_layers = list(_C.fp8_expert_layers(text, fp8, root)) if fp8 is not None else []
-    weights, kv_heads = _rank_weights(text, dtype, fp8_layers, gpus)
+    group = fp8.int4_group_size if fp8 is not None else 0
+    weights, kv_heads = _rank_weights(text, dtype, fp8_layers, gpus, group)
     if vision and config.vision is not None:  # replicated on every rank
         weights["vision"] = sum(spec[3] for spec in _C.vision_weight_specs(config.vision, dtype))
 
@@ -254,12 +259,13 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
         except ValueError:  # too small for one sequence
             return None
 
-    p = MemoryPlan(model=name, gpus=gpus, dtype=dtype, quantization=quantization if fp8_layers else None,
+    stored = ("int4" if group else "fp8") if fp8 is not None and fp8.stored else quantization
+    p = MemoryPlan(model=name, gpus=gpus, dtype=dtype, quantization=stored if fp8_layers else None,
                    kv_cache_dtype=kv_dtype, weights=weights, fp8_layers=fp8_layers, kv_bytes_per_token=per_token,
                    chunk_size=text.attention_chunk_size, chunked_pages_per_sequence=bound, page_size=page_size,
                    max_step_tokens=step, workspace_bytes=workspace, memory_bytes=memory,
                    gpu_memory_utilization=gpu_memory_utilization, kv_budget_bytes=budget,
-                   max_model_len=max_model_len, max_context=0, _layout=layout)
+                   max_model_len=max_model_len, max_context=0, _layout=layout, int4_group_size=group)
     one = layout(1)
     if one is not None:
         ctx = one["num_pages_global"] * page_size if per_token["global"] else max_model_len
@@ -299,7 +305,8 @@ def format_plan(p: MemoryPlan) -> str:
             lines.append(f"  {part:<14}{_gib(p.weights[part])}")
     lines.append(f"  {'total':<14}{_gib(p.weight_bytes)}")
     if p.fp8_layers:
-        lines.append(f"  FP8 expert layers: {len(p.fp8_layers)} ({p.fp8_layers[0]}..{p.fp8_layers[-1]})")
+        kind = f"INT4 (group {p.int4_group_size})" if p.int4_group_size else "FP8"
+        lines.append(f"  {kind} expert layers: {len(p.fp8_layers)} ({p.fp8_layers[0]}..{p.fp8_layers[-1]})")
     kv = p.kv_bytes_per_token
     lines.append("KV cache per token:")
     if kv["chunked"]:
@@ -332,7 +339,8 @@ def add_parser(sub) -> None:
     src.add_argument("--preset", choices=sorted(PRESETS), help="the published Scout / Maverick config")
     p.add_argument("--gpu-memory", default="80GiB", help="memory of one GPU: 80GiB, 141GB, h100, h200")
     p.add_argument("--gpus", type=int, default=1, help="tensor + expert parallel ranks (answers per GPU)")
-    p.add_argument("--quantization", default="none", choices=["none", "fp8"])
+    p.add_argument("--quantization", default="none", choices=["none", "fp8", "int4"])
+    p.add_argument("--int4-group-size", type=int, default=None, help="int4: inputs per bf16 scale (default 128)")
     p.add_argument("--kv-cache-dtype", default="bf16", choices=["bf16", "fp8"],
                    help="fp8: e4m3 with a float32 scale per token and KV head")
     p.add_argument("--max-model-len", type=int, default=None)
@@ -353,7 +361,7 @@ def cmd_plan(a) -> int:
     p = plan(a.model, preset=a.preset, gpu_memory=a.gpu_memory, gpus=a.gpus,
              quantization=None if a.quantization == "none" else a.quantization, kv_cache_dtype=a.kv_cache_dtype,
              max_model_len=a.max_model_len, dtype=a.dtype, gpu_memory_utilization=a.gpu_memory_utilization,
-             page_size=a.page_size, fp8_skip_layers=skip, vision=not a.no_vision)
+             page_size=a.page_size, fp8_skip_layers=skip, vision=not a.no_vision, int4_group_size=a.int4_group_size)
     if a.json:
         d = {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if not f.name.startswith("_")}
         d["sequences"] = {str(k): v for k, v in p.sequences.items()}

@@ -1,5 +1,8 @@
 // Bindings of the memory planner's shared facts (llama4/memory_plan.h, llama4/kv_cache.h):
-//   _C.text_weight_specs(config, dtype, fp8_moe_layers=()) -> [(name, shape, dtype, nbytes)]
+//   _C.text_weight_specs(config, dtype, fp8_moe_layers=(), int4_group_size=0)
+//                                                          -> [(name, shape, dtype, nbytes)]; the
+//                                                             quantized layers are INT4 with that group
+//                                                             size when > 0 (config.moe_int4_group_size)
 //   _C.vision_weight_specs(vision_config, dtype)           -> [(name, shape, dtype, nbytes)]
 //   _C.fp8_expert_layers(text_config, fp8_plan, root)      -> [layer]
 //   _C.kv_cache_layout(..., budget_bytes, max_seqs, ...)   -> dict: the pools from_budget sizes
@@ -62,10 +65,13 @@ KVCacheConfig page_config(int num_layers, std::vector<int> layer_chunked, int nu
 void register_plan(py::module_& m) {
   m.def(
       "text_weight_specs",
-      [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8) {
-        return spec_list(text_weight_specs(text_config_from_py(config), weight_dtype(dtype), fp8));
+      [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8, int64_t int4_group_size) {
+        TextConfig c = text_config_from_py(config);
+        if (int4_group_size > 0) c.moe_int4_group_size = int4_group_size;
+        return spec_list(text_weight_specs(c, weight_dtype(dtype), fp8));
       },
-      py::arg("config"), py::arg("dtype") = "bfloat16", py::arg("fp8_moe_layers") = std::vector<int>{});
+      py::arg("config"), py::arg("dtype") = "bfloat16", py::arg("fp8_moe_layers") = std::vector<int>{},
+      py::arg("int4_group_size") = 0);
   m.def(
       "vision_weight_specs",
       [](const VisionConfig& config, const std::string& dtype) {
@@ -74,14 +80,17 @@ void register_plan(py::module_& m) {
       py::arg("config"), py::arg("dtype") = "bfloat16");
   m.def(
       "text_shard_specs",
-      [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8, int rank, int size) {
-        const TextConfig c = text_config_from_py(config);
+      [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8, int rank, int size,
+         int64_t int4_group_size) {
+        TextConfig c = text_config_from_py(config);
+        if (int4_group_size > 0) c.moe_int4_group_size = int4_group_size;
         const TextShard shard = TextShard::of(c, rank, size);
         std::vector<WeightSpec> specs = text_weight_specs(c, weight_dtype(dtype), fp8);
         for (WeightSpec& w : specs) w.shape = shard_weight_shape(w.name, w.shape, c, shard);
         return py::make_tuple(spec_list(specs), shard.kv_count);
       },
-      py::arg("config"), py::arg("dtype"), py::arg("fp8_moe_layers"), py::arg("rank"), py::arg("size"));
+      py::arg("config"), py::arg("dtype"), py::arg("fp8_moe_layers"), py::arg("rank"), py::arg("size"),
+      py::arg("int4_group_size") = 0);
   m.def("fp8_expert_layers", &fp8_expert_layers, py::arg("config"), py::arg("plan"), py::arg("root"));
   m.def(
       "kv_page_bytes",

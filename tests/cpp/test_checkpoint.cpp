@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "llama4/checkpoint.h"
+#include "llama4/moe_int4.h"
 #include "llama4/error.h"
 #include "llama4/model_config.h"
 #include "llama4/safetensors.h"
@@ -147,6 +148,14 @@ TEST_CASE(fp8_plan_checks) {
   CHECK(plan->skip_layers == (std::set<int64_t>{0, 3}));
   at_load.skip_layers = {4};
   CHECK_THROWS(make_fp8_plan(c, at_load), ValueError, "fp8_skip_layers", "4");
+  Fp8Request int4;  // INT4 at load: the same plan, a group size instead of an activation bound
+  int4.quantization = "int4";
+  int4.skip_layers = {-1};
+  const auto p4 = make_fp8_plan(c, int4);
+  CHECK(p4.has_value() && p4->method == "int4" && p4->int4_group_size == kMoeInt4DefaultGroup &&
+        p4->activation_scale_ub == 0.0 && p4->skip_layers == (std::set<int64_t>{3}));
+  int4.int4_group_size = 48;
+  CHECK_THROWS(make_fp8_plan(c, int4), ValueError, "int4_group_size 48", "multiple of 32");
   c.quantization_config = R"({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights":
       {"num_bits": 8, "type": "float", "strategy": "tensor"}}}})";
   CHECK_THROWS(make_fp8_plan(c, {}, "ckpt"), CheckpointError, "ckpt/config.json: quantization_config.config_groups.g.weights",
