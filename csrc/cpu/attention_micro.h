@@ -1,6 +1,7 @@
 // Inner loops of the CPU attention kernel, on fp32 rows:
 //   qk_scores:     s[r, j] = (q[r] . k[j]) * scale          q [rows, d] (stride qst), k [nk, d] (stride kst)
 //   pv_accumulate: acc[r, :] += sum_j p[r, j] * v[j, :]      p [rows, nk] (stride pst), v like k
+//   scale_max:     s[j] *= scale, returns the max
 //   exp_sub_sum:   s[j] = exp(s[j] - m), returns the sum      (exp(-inf) = 0: masked keys)
 // With AVX2+FMA (LLAMA4_CPU_FLAGS) they run register-blocked intrinsics: 2-3 rows x 4 keys of
 // independent accumulators for the dot products (a single accumulator would leave the loop bound by
@@ -159,6 +160,30 @@ inline void pv_accumulate(const float* p, int64_t pst, int64_t rows, const float
       for (int64_t x = 0; x < d; ++x) acc[r * ast + x] += w * v[j * vst + x];
     }
 #endif
+}
+
+// s[j] *= scale for j < n; returns the max of the scaled values (-inf for n == 0). The max is
+// exact whatever the order, so the vector path gives the scalar path's result.
+inline float scale_max(float* s, int64_t n, float scale) {
+  float m = -INFINITY;
+  int64_t j = 0;
+#if LLAMA4_ATTN_AVX2
+  const __m256 vs = _mm256_set1_ps(scale);
+  __m256 vm = _mm256_set1_ps(-INFINITY);
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + j), vs);
+    _mm256_storeu_ps(s + j, v);
+    vm = _mm256_max_ps(vm, v);
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, vm);
+  for (float v : t) m = v > m ? v : m;
+#endif
+  for (; j < n; ++j) {
+    s[j] *= scale;
+    m = s[j] > m ? s[j] : m;
+  }
+  return m;
 }
 
 inline float exp_sub_sum(float* s, int64_t n, float m) {
