@@ -78,8 +78,12 @@ def bench_decode(dtype, shapes, rounds):
         gb = N * K * esize / 1e9
         print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gb / t_ours:8.1f} {100 * gb / t_ours / bw:6.0f}% "
               f"{gb / t_ref:8.1f} {t_ref / t_ours:7.2f}x   GB/s (probe {bw:.1f}; same {gb / t_same:.1f}, "
-              f"ours {100 * t_same / t_ours:.0f}% of it)")
+              f"ours {100 * t_same / t_ours:.0f}% of it; load {os.getloadavg()[0]:.1f})")
         del ws
+
+
+def pct_of(gflops, peak, dtype):
+    return f"{100 * gflops / peak:.0f}%" if dtype == torch.bfloat16 else "-"
 
 
 def bench_prefill(dtype, shapes, peak, rounds):
@@ -91,17 +95,20 @@ def bench_prefill(dtype, shapes, peak, rounds):
         gf = 2 * M * N * K / 1e9
         pct = f"{100 * gf / t_ours / peak:6.0f}%" if dtype == torch.bfloat16 else "     -"
         print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gf / t_ours:8.1f} {pct} {gf / t_ref:8.1f} "
-              f"{t_ref / t_ours:7.2f}x   GFLOP/s")
+              f"{t_ref / t_ours:7.2f}x   GFLOP/s (torch {pct_of(gf / t_ref, peak, dtype)} of peak; "
+              f"load {os.getloadavg()[0]:.1f})")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--quick", action="store_true", help="fewer shapes and rounds")
+    ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds per shape (medians)")
+    ap.add_argument("--prefill-only", action="store_true", help="skip the decode shapes")
     args = ap.parse_args()
     if not roofline.available():
         raise SystemExit("this benchmark's roofline probes need AVX512-BF16")
-    rounds = 3 if args.quick else 7
+    rounds = 3 if args.quick else args.rounds
     for threads in args.threads:
         torch.set_num_threads(threads)
         l4.set_cpu_threads(threads)
@@ -112,8 +119,9 @@ def main():
               f"{'ratio':>8s}")
         for dtype in (torch.bfloat16, torch.float32):
             name = str(dtype).split(".")[-1]
-            print(f"  -- decode {name} (roof: % of read probe)")
-            bench_decode(dtype, DECODE[:4] if args.quick else DECODE, rounds)
+            if not args.prefill_only:
+                print(f"  -- decode {name} (roof: % of read probe)")
+                bench_decode(dtype, DECODE[:4] if args.quick else DECODE, rounds)
             print(f"  -- prefill {name} (roof: % of bf16 peak; torch: torch.matmul)")
             bench_prefill(dtype, QUICK_PREFILL if args.quick or dtype == torch.float32 else PREFILL, peak, rounds)
 

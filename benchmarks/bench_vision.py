@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import roofline  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "..", "build", "bench-vision-ckpt")
@@ -57,18 +60,9 @@ def flops_per_tile() -> float:
 
 
 def timed(fns, repeat: int) -> list[float]:
-    """Best wall time of each function over `repeat` rounds, the functions interleaved within a
-    round so that both see the same machine load (the best of several rounds is the least
-    disturbed one on a shared machine)."""
-    for fn in fns:
-        fn()  # warm-up
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+    """Median wall time of each function over `repeat` rounds, the functions interleaved within a
+    round so that both see the same machine load (roofline.median_s)."""
+    return roofline.median_s(fns, repeat)
 
 
 def main() -> None:
@@ -76,7 +70,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--tiles", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--dir", default=DEFAULT_DIR)
     a = ap.parse_args()
     import llama4_native as l4  # the installed package (the source tree has no built _C)
@@ -103,7 +97,8 @@ def main() -> None:
     t_hf, t_ours = timed([run_hf, run_ours], a.repeat)
     gf = flops_per_tile() * a.tiles / 1e9
     print(f"vision tower {a.dtype}, {a.tiles} tiles of 336x336 (577 tokens, hidden 512, 4 layers), "
-          f"{a.threads} threads; outputs agree to {err:.1e}")
+          f"{a.threads} threads; outputs agree to {err:.1e}; medians of {a.repeat} interleaved rounds; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  transformers : {a.tiles / t_hf:7.2f} tiles/s  {gf / t_hf:7.1f} GFLOP/s  ({t_hf * 1e3:.0f} ms)")
     print(f"  llama4_native: {a.tiles / t_ours:7.2f} tiles/s  {gf / t_ours:7.1f} GFLOP/s  ({t_ours * 1e3:.0f} ms)")
     print(f"  ratio llama4_native / transformers: {t_hf / t_ours:.2f}x")
