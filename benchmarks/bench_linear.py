@@ -9,8 +9,9 @@ together 512 MB (16x the L3), so every call streams from DRAM as a decode step d
 the probe run over those same weight copies, call by call: the kernel's speed against a plain
 read with the same call sizes (one OpenMP region per call), which on a busy machine costs more
 than the 1 GiB probe's single region.
-Prefill (M 64..2048) is compute bound: GFLOP/s against the measured vdpbf16ps peak of the cores in
-use (bf16), and the speed ratio to torch.matmul. fp32 prefill runs OpenBLAS sgemm.
+Prefill (M 64..2048) is compute bound: GFLOP/s against the vdpbf16ps peak of the cores in use
+(bf16), measured by a register-only probe interleaved with each shape's rounds, and the speed ratio
+to torch.matmul (oneDNN's avx512_core_bf16 GEMM for bf16). fp32 prefill runs OpenBLAS sgemm.
 
     python benchmarks/bench_linear.py [--threads 1 2] [--quick]
 """
@@ -82,20 +83,25 @@ def bench_decode(dtype, shapes, rounds):
         del ws
 
 
-def pct_of(gflops, peak, dtype):
-    return f"{100 * gflops / peak:.0f}%" if dtype == torch.bfloat16 else "-"
-
-
-def bench_prefill(dtype, shapes, peak, rounds):
+def bench_prefill(dtype, shapes, rounds):
+    """Per shape: ours, torch.matmul and the vdpbf16ps peak probe (sized to about the same flops)
+    interleaved in every round, so the three medians see the same load from other processes and
+    "roof" is the fraction of the peak measured beside it."""
+    per_iter = _C.cpu_bf16_peak_probe(1)  # flops of one probe iteration on all threads in use
     for label, M, N, K in shapes:
         g = torch.Generator().manual_seed(0)
         w = torch.randn(N, K, generator=g).to(dtype)
         x = torch.randn(M, K, generator=g).to(dtype)
-        t_ours, t_ref = roofline.median_s([lambda: ops.linear(x, w), lambda: torch.matmul(x, w.T)], rounds)
         gf = 2 * M * N * K / 1e9
-        pct = f"{100 * gf / t_ours / peak:6.0f}%" if dtype == torch.bfloat16 else "     -"
-        print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gf / t_ours:8.1f} {pct} {gf / t_ref:8.1f} "
-              f"{t_ref / t_ours:7.2f}x   GFLOP/s (torch {pct_of(gf / t_ref, peak, dtype)} of peak; "
+        iters = max(1000, int(gf * 1e9 / per_iter))
+        fns = [lambda: ops.linear(x, w), lambda: torch.matmul(x, w.T)]
+        if dtype == torch.bfloat16:
+            fns.append(lambda: _C.cpu_bf16_peak_probe(iters))
+        t_ours, t_ref, *t_peak = roofline.median_s(fns, rounds)
+        peak = per_iter * iters / t_peak[0] / 1e9 if t_peak else float("nan")
+        pct = (lambda t: f"{100 * gf / t / peak:.0f}%") if dtype == torch.bfloat16 else (lambda t: "-")
+        print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gf / t_ours:8.1f} {pct(t_ours):>6s} {gf / t_ref:8.1f} "
+              f"{t_ref / t_ours:7.2f}x   GFLOP/s (torch {pct(t_ref)} of the peak {peak:.0f} beside them; "
               f"load {os.getloadavg()[0]:.1f})")
 
 
@@ -123,7 +129,7 @@ def main():
                 print(f"  -- decode {name} (roof: % of read probe)")
                 bench_decode(dtype, DECODE[:4] if args.quick else DECODE, rounds)
             print(f"  -- prefill {name} (roof: % of bf16 peak; torch: torch.matmul)")
-            bench_prefill(dtype, QUICK_PREFILL if args.quick or dtype == torch.float32 else PREFILL, peak, rounds)
+            bench_prefill(dtype, QUICK_PREFILL if args.quick or dtype == torch.float32 else PREFILL, rounds)
 
 
 if __name__ == "__main__":

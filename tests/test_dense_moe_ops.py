@@ -18,6 +18,9 @@ SIZES = [(1, 64, 48), (5, 19, 111), (8, 96, 33), (9, 111, 64), (19, 64, 200), (1
          # M > 8 (GEMM): N = 1 and remainders past 64-column blocks, M remainders of 4- and 6-row
          # tiles, odd K, K off multiples of 32
          (9, 1, 1), (13, 63, 31), (14, 129, 64), (12, 65, 129), (64, 200, 96), (11, 130, 1000),
+         # the packed bf16 GEMM's blocking: several K blocks with an odd K (a half pair in the last
+         # one), column chunks with a partial 16-column vector, row chunks (few columns, many rows)
+         (600, 70, 515), (130, 1000, 777),
          # the GEMV: K below one vector, odd K, a tail after an odd number of vectors
          (2, 3, 5), (7, 70, 47), (6, 33, 80)]
 

@@ -15,8 +15,8 @@
 //    row tile from L1/L2; the outputs are reloaded once per K block (fp32 chains continue);
 //  - kNC columns of N packed at once per thread (256 KB at kKC), reused by all rows in kMC-row
 //    blocks (a kMC x kKC block of x is 120 KB), so packing is paid once per weight per call;
-//  - threads split N in 64-column groups (each packs only its own columns), or M when N is
-//    narrower than one group per thread.
+//  - tasks of whole column chunks (each packs only its own columns; row chunks too when there are
+//    few columns), taken by the threads dynamically (split()).
 // Weights are packed per call (a 16 x 16 dword transpose per 16 columns x 32 K): the weight
 // layout stays the checkpoint's [N, K], which the decode GEMV streams as is.
 #include "cpu/gemm_bf16.h"
@@ -226,13 +226,10 @@ using Buffer = std::unique_ptr<void, FreeDeleter>;
 Buffer aligned_buffer(size_t bytes) { return Buffer(std::aligned_alloc(64, (bytes + 63) / 64 * 64)); }
 
 // Rows [m0, m1) x columns [n0, n1) of out (fp32 `outf` or bf16 `outh`, [M, N]), one thread.
+// buf: packed weights, (kNC + kGroup) * kKC / 2 dwords; part: bf16 results over several K
+// blocks keep their fp32 partial sums there, [m1 - m0, kNC].
 void tile(float* outf, uint16_t* outh, const uint16_t* x, int64_t lda, const uint16_t* w, int64_t N,
-          int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const Buffer packed = aligned_buffer(size_t(std::min(kNC, n1 - n0) + kGroup) * size_t(kKC / 2) * 4);
-  uint32_t* buf = static_cast<uint32_t*>(packed.get());
-  // bf16 results over several K blocks keep their fp32 partial sums here, [m1 - m0, kNC].
-  const Buffer partial = aligned_buffer(outh != nullptr && K > kKC ? size_t(m1 - m0) * size_t(kNC) * 4 : 0);
-  float* part = static_cast<float*>(partial.get());
+          int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1, uint32_t* buf, float* part) {
   for (int64_t nc0 = n0; nc0 < n1; nc0 += kNC) {
     const int64_t cols = std::min(kNC, n1 - nc0);
     // this chunk's fp32 sums between K blocks: in the output itself, or in `part`
@@ -261,23 +258,40 @@ void tile(float* outf, uint16_t* outh, const uint16_t* x, int64_t lda, const uin
   }
 }
 
+// The work split into tasks of whole column chunks (each packs its own weights) and, when that
+// leaves fewer than two tasks per thread, row chunks as well (those re-pack the same columns).
+// Threads take tasks as they finish (dynamic): on a shared machine a descheduled thread's work
+// goes to the others instead of holding everyone at the end.
+struct Split {
+  int64_t cols, rows, n_tasks, m_tasks;
+};
+Split split(int64_t M, int64_t N, int nt) {
+  const int64_t groups = (N + kGroup - 1) / kGroup;
+  const int64_t want = 4 * int64_t(nt);  // tasks per call: a few per thread to balance
+  const int64_t cols = std::min(kNC, std::max<int64_t>(1, (groups + want - 1) / want) * kGroup);
+  const int64_t n_tasks = (N + cols - 1) / cols;
+  int64_t m_tasks = 1;
+  if (n_tasks < 2 * nt) m_tasks = std::min((M + kMC - 1) / kMC, (2 * int64_t(nt) + n_tasks - 1) / n_tasks);
+  const int64_t rows = ((M + m_tasks - 1) / m_tasks + kMR - 1) / kMR * kMR;
+  return Split{cols, rows, n_tasks, (M + rows - 1) / rows};
+}
+
 void gemm(float* outf, uint16_t* outh, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
           int64_t K) {
   if (M <= 0 || N <= 0) return;
   const uint16_t* xs = &x->bits;
   const uint16_t* ws = &w->bits;
-  const int64_t groups = (N + kGroup - 1) / kGroup;
   const bool parallel = M * N * K > 262144;
+  const Split sp = split(M, N, parallel ? omp_get_max_threads() : 1);
 #pragma omp parallel if (parallel)
   {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    // Split N by groups when there are enough of them, else M; threads past tn * tm idle.
-    const int tn = int(std::min<int64_t>(nt, groups)), tm = nt / tn;
-    const int tj = t % tn, ti = t / tn;
-    if (ti < tm) {
-      const int64_t n0 = std::min(N, groups * tj / tn * kGroup), n1 = std::min(N, groups * (tj + 1) / tn * kGroup);
-      const int64_t m0 = M * ti / tm, m1 = M * (ti + 1) / tm;
-      if (m0 < m1 && n0 < n1) tile(outf, outh, xs, lda, ws, N, K, m0, m1, n0, n1);
+    const Buffer packed = aligned_buffer(size_t(sp.cols + kGroup) * size_t(kKC / 2) * 4);
+    const Buffer partial = aligned_buffer(outh != nullptr && K > kKC ? size_t(sp.rows) * size_t(kNC) * 4 : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < sp.n_tasks * sp.m_tasks; ++task) {
+      const int64_t n0 = task % sp.n_tasks * sp.cols, m0 = task / sp.n_tasks * sp.rows;
+      tile(outf, outh, xs, lda, ws, N, K, m0, std::min(M, m0 + sp.rows), n0, std::min(N, n0 + sp.cols),
+           static_cast<uint32_t*>(packed.get()), static_cast<float*>(partial.get()));
     }
   }
 }
