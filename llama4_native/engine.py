@@ -124,7 +124,7 @@ class Model:
             from . import parallel
 
             if self._group is not None:
-                self._group.wait_ready(timeout_s=max(1800.0, timeout_s))
+                self._group.wait_ready(timeout_s=parallel.join_timeout_s(timeout_s))
             elif isinstance(store, _C.FileStore) and rank > 0:
                 open(os.path.join(store.dir, f"ready_{rank}"), "w").close()
             options["comm"] = self._comm = parallel.communicator(store, rank, tp, device, timeout_s)

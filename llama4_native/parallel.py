@@ -22,6 +22,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -108,11 +109,27 @@ def start_workers(path: str, world_size: int, load_kwargs: dict) -> Group:
     return group
 
 
+def _exit_if_orphaned(rank: int, joined: threading.Event) -> None:
+    """Until this worker has joined the group: exit when rank 0, which started it, is gone (it
+    would otherwise wait out the long join timeout). Once joined, the collectives' timeout says so.
+    (multiprocessing's parent handle, not os.getppid(): rank 0 may be gone before this starts.)"""
+    parent = mp.parent_process()
+    while parent is not None and not joined.wait(0.5):
+        if not parent.is_alive():
+            sys.stderr.write(f"llama4_native rank {rank}: rank 0 (pid {parent.pid}) exited while this rank was "
+                             "loading or joining the group\n")
+            sys.stderr.flush()
+            os._exit(1)
+
+
 def _worker_main(path: str, rank: int, world_size: int, store_dir: str, load_kwargs: dict) -> None:
+    joined = threading.Event()
+    threading.Thread(target=_exit_if_orphaned, args=(rank, joined), daemon=True).start()
     try:
         from .engine import Model
 
         model = Model(path, tensor_parallel_size=world_size, _rank=rank, _store_dir=store_dir, **load_kwargs)
+        joined.set()
         model._engine.follow()
         leave_together(model._store, rank, world_size)
     except BaseException:  # the parent names this rank; say why here
@@ -176,12 +193,20 @@ def nccl_library() -> None:
             return
 
 
+def join_timeout_s(collective_timeout_s: float) -> float:
+    """How long a rank waits for the others to load their shards and join the group: ranks load at
+    different speeds (rank 0 may also scan the whole checkpoint), so far longer than a collective."""
+    return max(_C.default_rendezvous_timeout_s, collective_timeout_s)
+
+
 def communicator(store, rank: int, world_size: int, device: str, timeout_s: float):
     """The group's communicator for this rank: gloo on CPU, NCCL on cuda:N."""
+    join = join_timeout_s(timeout_s)
     if device == "cpu":
-        return _C.make_gloo_communicator(store, rank, world_size, timeout_s, gloo_host())
+        return _C.make_gloo_communicator(store, rank, world_size, timeout_s, gloo_host(), rendezvous_timeout_s=join)
     nccl_library()
-    return _C.make_nccl_communicator(store, rank, world_size, int(device.split(":")[1]), timeout_s)
+    return _C.make_nccl_communicator(store, rank, world_size, int(device.split(":")[1]), timeout_s,
+                                     rendezvous_timeout_s=join)
 
 
 def check_shardable(path: str, world_size: int, dtype: str) -> None:

@@ -7,34 +7,38 @@ import multiprocessing as mp
 import os
 import traceback
 
-STARTUP_TIMEOUT_S = 120.0
+# Joining the group: spawn + imports take seconds on a loaded machine, far longer than the tests'
+# short collective timeouts (the rendezvous has its own timeout for that).
+JOIN_TIMEOUT_S = 120.0
 
 
-def _child(fn, rank, world_size, store_dir, timeout_s, args, queue):
+def _child(fn, rank, world_size, store_dir, timeout_s, join_timeout_s, late, args, queue):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
+        import time
+
         import llama4_native as l4
 
         l4._C.set_cpu_threads(1)
         store = l4._C.FileStore(store_dir)
-        # Every rank has started (spawn + imports take seconds on a loaded machine) before the
-        # rendezvous, whose timeout is the tests' short collective timeout.
-        store.set(f"test/started/{rank}", b"1")
-        for r in range(world_size):
-            store.get(f"test/started/{r}", STARTUP_TIMEOUT_S)
-        comm = l4._C.make_gloo_communicator(store, rank, world_size, timeout_s)
+        if late.get(rank) == float("inf"):
+            return
+        time.sleep(late.get(rank, 0.0))
+        comm = l4._C.make_gloo_communicator(store, rank, world_size, timeout_s, rendezvous_timeout_s=join_timeout_s)
         queue.put((rank, "ok", fn(comm, *args)))
     except BaseException as e:  # report, never hang the parent
         queue.put((rank, "error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
 
 
 def run_ranks(fn, world_size: int, store_dir: str, *args, timeout_s: float = 30.0, wait_s: float = 120.0,
-              ranks=None) -> dict:
+              ranks=None, join_timeout_s: float = JOIN_TIMEOUT_S, late: dict | None = None) -> dict:
     """{rank: fn(comm, *args)} over world_size ranks (only `ranks` are collected, all by default).
-    A rank that raised is reported as ("error", message)."""
+    A rank that raised is reported as ("error", message). late: {rank: seconds} those ranks wait
+    before joining the group (inf: they never join)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(fn, r, world_size, store_dir, timeout_s, args, queue), daemon=True)
+    procs = [ctx.Process(target=_child, args=(fn, r, world_size, store_dir, timeout_s, join_timeout_s, late or {},
+                                              args, queue), daemon=True)
              for r in range(world_size)]
     for p in procs:
         p.start()

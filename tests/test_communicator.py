@@ -130,3 +130,26 @@ def test_nccl_reports_a_missing_library_clearly():
         pytest.skip("NCCL loads here")
     with pytest.raises((ValueError, TypeError), match="NCCL|CUDA device"):
         l4._C.make_nccl_communicator(l4._C.FileStore("/tmp"), 0, 1, 0)
+
+
+def _sum_of_ranks(comm):
+    x = torch.full((8,), float(comm.rank + 1))
+    comm.all_reduce(x)
+    return x[0].item()
+
+
+def test_a_late_rank_joins_within_the_join_timeout_not_the_collective_one(tmp_path):
+    # Ranks finish loading their shards at different times: rank 1 joins 3 s after rank 0, longer
+    # than the 1 s collective timeout, and the group still forms.
+    res = run_ranks(_sum_of_ranks, 2, str(tmp_path), timeout_s=1.0, join_timeout_s=60.0, late={1: 3.0})
+    assert res == {0: 3.0, 1: 3.0}
+
+
+def test_a_rank_that_never_joins_is_a_rank_error_after_the_join_timeout(tmp_path):
+    start = time.monotonic()
+    res = run_ranks(_sum_of_ranks, 2, str(tmp_path), timeout_s=600.0, join_timeout_s=3.0, late={1: float("inf")},
+                    ranks=[0])
+    waited = time.monotonic() - start
+    assert isinstance(res[0], tuple) and "RankError" in res[0][1], res[0]
+    assert "not set within 3.0" in res[0][1] and "did not start or join" in res[0][1], res[0][1]
+    assert waited < 60.0  # the join timeout plus process start-up, not the 600 s collective timeout

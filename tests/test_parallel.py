@@ -245,6 +245,31 @@ def test_dead_rank_0_makes_the_workers_exit(tiny_checkpoint, tmp_path):
     assert not stat or stat.rsplit(")", 1)[1].split()[0] in "ZX"
 
 
+def test_a_worker_whose_rank_0_dies_before_the_group_forms_exits(tiny_checkpoint, tmp_path):
+    # Rank 0 dies right after starting its worker: the worker, loading or waiting to join (whose
+    # timeout is long: ranks load at different speeds), sees its parent gone and exits.
+    folder, _ = tiny_checkpoint("scout_text")
+    script = textwrap.dedent(f"""
+        import os, signal
+        from llama4_native import parallel
+        if __name__ == "__main__":
+            group = parallel.start_workers({str(folder)!r}, 2, dict(dtype="float32", collective_timeout_s=600))
+            print(group.procs[0].pid, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    worker = int(proc.stdout.readline())
+    died = time.monotonic()
+    proc.wait(timeout=30)
+    _, stderr = proc.communicate(timeout=120)  # EOF once the worker, which shares the pipe, has exited
+    assert time.monotonic() - died < 120  # not the 1800 s join timeout
+    assert "rank 0" in stderr and "exited while this rank was loading or joining" in stderr, stderr[-2000:]
+    with open(f"/proc/{worker}/stat") if os.path.exists(f"/proc/{worker}/stat") else open(os.devnull) as f:
+        stat = f.read()
+    assert not stat or stat.rsplit(")", 1)[1].split()[0] in "ZX"
+
+
 def test_moe_localize_against_a_plain_loop():
     ids = torch.randint(0, 7, (13, 3), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
     want = torch.where((ids >= 2) & (ids < 5), ids - 2, torch.full_like(ids, 3))

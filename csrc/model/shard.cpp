@@ -1,8 +1,6 @@
 // TextShard (llama4/shard.h): which heads, experts, intermediate columns and vocabulary rows a rank
-// holds, the shapes that gives each engine tensor, and the slicing of a full tensor into its part.
+// holds, and the shapes that gives each engine tensor (the loader's cut_to_shard reads just that).
 #include "llama4/shard.h"
-
-#include <cstring>
 
 #include "llama4/error.h"
 #include "llama4/memory_plan.h"
@@ -11,37 +9,19 @@ namespace llama4 {
 
 namespace {
 
-// "layers.3.attn.qkv" -> "attn.qkv"; model-level names stay as they are.
-std::string what_of(const std::string& name) {
-  if (name.rfind("layers.", 0) != 0) return name;
-  const size_t dot = name.find('.', 7);
-  return dot == std::string::npos ? name : name.substr(dot + 1);
-}
-
 // An even split of n items over `size` ranks: rank r's first item and count.
 std::pair<int64_t, int64_t> even(int64_t n, int rank, int size) {
   const int64_t a = n * rank / size, b = n * (rank + 1) / size;
   return {a, b - a};
 }
 
-// Row blocks [first, first + count) of a [rows, ...] tensor, back to back, into `dst` at `at`.
-int64_t copy_rows(char* dst, int64_t at, const TensorView& src, int64_t first, int64_t count) {
-  const int64_t row = src.nbytes() / src.size(0);
-  std::memcpy(dst + at, static_cast<const char*>(src.data) + first * row, size_t(count * row));
-  return at + count * row;
-}
-
-// Columns [first, first + count) of a 2-D [rows, cols] tensor, as a new contiguous tensor.
-Tensor copy_columns(const TensorView& src, int64_t first, int64_t count) {
-  const int64_t rows = src.size(0), cols = src.size(1), es = int64_t(element_size(src.dtype));
-  Tensor out = Tensor::empty({rows, count}, src.dtype);
-  const char* s = static_cast<const char*>(src.data);
-  char* d = static_cast<char*>(out.data());
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(d + r * count * es, s + (r * cols + first) * es, size_t(count * es));
-  return out;
-}
-
 }  // namespace
+
+std::string weight_role(const std::string& name) {
+  if (name.rfind("layers.", 0) != 0) return name;
+  const size_t dot = name.find('.', 7);
+  return dot == std::string::npos ? name : name.substr(dot + 1);
+}
 
 TextShard TextShard::of(const TextConfig& c, int rank, int size) {
   LLAMA4_CHECK_ARG(size >= 1, "tensor_parallel_size must be >= 1, got ", size);
@@ -82,7 +62,7 @@ TextShard TextShard::of(const TextConfig& c, int rank, int size) {
 
 Shape shard_weight_shape(const std::string& name, const Shape& full, const TextConfig& c, const TextShard& s) {
   if (s.single()) return full;
-  const std::string w = what_of(name);
+  const std::string w = weight_role(name);
   const int64_t d = c.head_dim;
   if (w == "embed_tokens") return {s.vocab_padded + 2, full[1]};
   if (w == "lm_head") return {s.vocab_padded, full[1]};
@@ -97,44 +77,6 @@ Shape shard_weight_shape(const std::string& name, const Shape& full, const TextC
   if (w == "moe.shared_down") return {full[0], s.inter_count};
   if (w == "mlp.gate_up") return {2 * s.mlp_count, full[1]};
   if (w == "mlp.down") return {full[0], s.mlp_count};
-  return full;  // norms, routers
-}
-
-Tensor shard_text_weight(const std::string& name, const Tensor& full, const TextConfig& c, const TextShard& s) {
-  if (s.single()) return full;
-  const TensorView& f = full.view();
-  LLAMA4_CHECK_TYPE(f.device.is_cpu(), "shard_text_weight: '", name, "' must be in host memory");
-  LLAMA4_CHECK_ARG(f.is_contiguous(), "shard_text_weight: '", name, "' must be contiguous");
-  const std::string w = what_of(name);
-  const Shape shape = shard_weight_shape(name, f.sizes(), c, s);
-  const int64_t d = c.head_dim, H = c.num_attention_heads, KV = c.num_key_value_heads;
-  auto pieces = [&](std::initializer_list<std::pair<int64_t, int64_t>> rows) {  // (first, count) row blocks
-    Tensor out = Tensor::zeros(shape, f.dtype);
-    int64_t at = 0;
-    for (const auto& [first, count] : rows) at = copy_rows(static_cast<char*>(out.data()), at, f, first, count);
-    return out;
-  };
-  if (w == "embed_tokens" || w == "lm_head") {
-    if (w == "lm_head" && s.vocab_count == s.vocab_padded)
-      return Tensor::wrap(f.slice0(s.vocab_first, s.vocab_first + s.vocab_count), full.storage());
-    return pieces({{s.vocab_first, s.vocab_count}});  // the rest (padding, sentinel rows) is zeros
-  }
-  if (w == "attn.qkv")
-    return pieces({{s.q_first * d, s.q_count * d}, {(H + s.kv_first) * d, s.kv_count * d},
-                   {(H + KV + s.kv_first) * d, s.kv_count * d}});
-  if (w == "attn.o") return copy_columns(f, s.q_first * d, s.q_count * d);
-  if (w == "moe.gate_up" || w == "moe.down" || w == "moe.gate_up_scale" || w == "moe.down_scale") {
-    if (f.size(0) == s.expert_count) return full;  // the loader read only this rank's experts
-    return Tensor::wrap(f.slice0(s.expert_first, s.expert_first + s.expert_count), full.storage());
-  }
-  if (w == "moe.shared_gate_up" || w == "mlp.gate_up") {
-    const bool shared = w == "moe.shared_gate_up";
-    const int64_t I = shared ? c.intermediate_size : c.intermediate_size_mlp;
-    const int64_t first = shared ? s.inter_first : s.mlp_first, count = shared ? s.inter_count : s.mlp_count;
-    return pieces({{first, count}, {I + first, count}});
-  }
-  if (w == "moe.shared_down") return copy_columns(f, s.inter_first, s.inter_count);
-  if (w == "mlp.down") return copy_columns(f, s.mlp_first, s.mlp_count);
   return full;  // norms, routers
 }
 

@@ -76,13 +76,13 @@ std::string FileStore::get(const std::string& key, double timeout_s) {
   }
 }
 
-void Communicator::publish_identity(std::shared_ptr<Store> store, const std::string& prefix) {
+void Communicator::publish_identity(std::shared_ptr<Store> store, const std::string& prefix, double timeout_s) {
   store_ = std::move(store);
   prefix_ = prefix;
   const std::string me = hostname() + " " + std::to_string(long(getpid()));
   store_->set(prefix + "/identity/" + std::to_string(rank_), me);
   peers_.assign(size_t(size_), "");
-  for (int r = 0; r < size_; ++r) peers_[size_t(r)] = store_->get(prefix + "/identity/" + std::to_string(r), timeout_s_);
+  for (int r = 0; r < size_; ++r) peers_[size_t(r)] = store_->get(prefix + "/identity/" + std::to_string(r), timeout_s);
 }
 
 void Communicator::fail(const std::string& what, const std::string& cause) const {

@@ -65,8 +65,9 @@ class GlooCommunicator : public Communicator {
     attr.hostname = o.host;
     auto device = gloo::transport::tcp::CreateDevice(attr);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(o.rank, o.world_size);
-    ctx->setTimeout(timeout_);
-    GlooStore gs(store, o.prefix + "/gloo/", o.timeout_s);
+    // The context's timeout bounds the rendezvous; every collective sets its own (timeout_).
+    ctx->setTimeout(std::chrono::milliseconds(int64_t(o.rendezvous_timeout_s * 1000)));
+    GlooStore gs(store, o.prefix + "/gloo/", o.rendezvous_timeout_s);
     try {
       ctx->connectFullMesh(gs, device);
     } catch (const RankError&) {
@@ -76,7 +77,7 @@ class GlooCommunicator : public Communicator {
                                          " failed: ", e.what()));
     }
     context_ = ctx;
-    publish_identity(std::move(store), o.prefix);
+    publish_identity(std::move(store), o.prefix, o.rendezvous_timeout_s);
   }
 
   const char* backend() const override { return "gloo"; }
@@ -160,6 +161,8 @@ std::shared_ptr<Communicator> make_gloo_communicator(std::shared_ptr<Store> stor
   LLAMA4_CHECK_ARG(options.world_size >= 1 && 0 <= options.rank && options.rank < options.world_size,
                    "make_gloo_communicator: rank ", options.rank, " is outside world size ", options.world_size);
   LLAMA4_CHECK_ARG(options.timeout_s > 0, "make_gloo_communicator: timeout_s must be positive, got ", options.timeout_s);
+  LLAMA4_CHECK_ARG(options.rendezvous_timeout_s > 0, "make_gloo_communicator: rendezvous_timeout_s must be positive, got ",
+                   options.rendezvous_timeout_s);
   return std::make_shared<GlooCommunicator>(std::move(store), options);
 }
 

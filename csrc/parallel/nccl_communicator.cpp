@@ -22,7 +22,7 @@ namespace llama4 {
 
 namespace {
 
-// ---- NCCL's C ABI (nccl.h, NCCL >= 2.12) ----
+// ---- NCCL's C ABI (nccl.h, NCCL >= 2.14) ----
 using ncclComm_t = struct ncclComm*;
 struct ncclUniqueId {
   char internal[128];
@@ -32,11 +32,21 @@ constexpr ncclResult_t kNcclSuccess = 0, kNcclInProgress = 7;
 using ncclDataType_t = int;
 constexpr ncclDataType_t kNcclUint8 = 1, kNcclFloat32 = 7, kNcclBfloat16 = 9;
 constexpr int kNcclSum = 0;
+// ncclConfig_t as NCCL 2.14 defined it (NCCL_CONFIG_INITIALIZER of that version). Later versions
+// append fields and read a config by its `version`, so this prefix stays valid.
+struct NcclConfigV21400 {
+  size_t size = sizeof(NcclConfigV21400);
+  unsigned int magic = 0xcafebeef;  // NCCL_API_MAGIC
+  unsigned int version = 21400;     // NCCL_VERSION(2, 14, 0)
+  int blocking = kUndefInt, cga_cluster_size = kUndefInt, min_ctas = kUndefInt, max_ctas = kUndefInt;
+  const char* net_name = nullptr;
+  static constexpr int kUndefInt = -2147483647 - 1;  // NCCL_CONFIG_UNDEF_INT (INT_MIN)
+};
 
 struct NcclApi {
   ncclResult_t (*GetVersion)(int*) = nullptr;
   ncclResult_t (*GetUniqueId)(ncclUniqueId*) = nullptr;
-  ncclResult_t (*CommInitRank)(ncclComm_t*, int, ncclUniqueId, int) = nullptr;
+  ncclResult_t (*CommInitRankConfig)(ncclComm_t*, int, ncclUniqueId, int, NcclConfigV21400*) = nullptr;
   ncclResult_t (*CommDestroy)(ncclComm_t) = nullptr;
   ncclResult_t (*CommAbort)(ncclComm_t) = nullptr;
   ncclResult_t (*CommGetAsyncError)(ncclComm_t, ncclResult_t*) = nullptr;
@@ -66,7 +76,7 @@ const NcclApi& nccl() {
       return a;
     }
     const bool ok = bind(lib, "ncclGetVersion", a.GetVersion) && bind(lib, "ncclGetUniqueId", a.GetUniqueId) &&
-                    bind(lib, "ncclCommInitRank", a.CommInitRank) && bind(lib, "ncclCommDestroy", a.CommDestroy) &&
+                    bind(lib, "ncclCommInitRankConfig", a.CommInitRankConfig) && bind(lib, "ncclCommDestroy", a.CommDestroy) &&
                     bind(lib, "ncclCommAbort", a.CommAbort) &&
                     bind(lib, "ncclCommGetAsyncError", a.CommGetAsyncError) &&
                     bind(lib, "ncclGetErrorString", a.GetErrorString) && bind(lib, "ncclAllReduce", a.AllReduce) &&
@@ -105,13 +115,18 @@ class NcclCommunicator : public Communicator {
       check(api.GetUniqueId(&id), "ncclGetUniqueId");
       store->set(key, hex(&id, sizeof(id)));
     } else {
-      unhex(store->get(key, o.timeout_s), &id, sizeof(id));
+      unhex(store->get(key, o.rendezvous_timeout_s), &id, sizeof(id));
     }
+    // Every rank has started (a missing one is a RankError after timeout_s) and can be named if it
+    // dies during the initialisation below.
+    publish_identity(std::move(store), o.prefix, o.rendezvous_timeout_s);
     cuda::set_device(device);
-    // Blocking initialisation: every rank has the id (the store said so), so it returns once all
-    // have called it.
-    check(api.CommInitRank(&comm_, o.world_size, id, o.rank), "ncclCommInitRank");
-    publish_identity(std::move(store), o.prefix);
+    // Non-blocking initialisation, polled with the timeout: a blocking one waits forever for a peer
+    // that died after the rendezvous.
+    NcclConfigV21400 config;
+    config.blocking = 0;
+    check(api.CommInitRankConfig(&comm_, o.world_size, id, o.rank, &config), "ncclCommInitRankConfig",
+          o.rendezvous_timeout_s);
   }
   ~NcclCommunicator() override {
     if (comm_ && !aborted_) nccl().CommDestroy(comm_);
@@ -196,14 +211,33 @@ class NcclCommunicator : public Communicator {
                       t.device.str(), " in a context on ", ctx.device().str());
     LLAMA4_CHECK_ARG(t.is_contiguous(), op, ": the tensor must be contiguous, got shape ", t.shape_str());
   }
-  void check(ncclResult_t r, const char* what) {
-    if (r == kNcclSuccess || r == kNcclInProgress) return;
+  // A call on the non-blocking communicator may return ncclInProgress (initialisation, a
+  // collective that sets up its connections on first use): NCCL takes no other call until the
+  // communicator's state leaves it, so wait for that, at most timeout_s.
+  void check(ncclResult_t r, const char* what) { check(r, what, timeout_s()); }
+  void check(ncclResult_t r, const char* what, double timeout_s) {
+    if (r == kNcclInProgress) r = settle(what, timeout_s);
+    if (r == kNcclSuccess) return;
     const std::string msg = nccl().GetErrorString ? nccl().GetErrorString(r) : "NCCL error";
     if (comm_) {
       abort();
       fail(what, msg);
     }
     throw RankError(-1, std::string(what) + " failed: " + msg);
+  }
+  ncclResult_t settle(const char* what, double timeout_s) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    for (;;) {
+      ncclResult_t state = kNcclSuccess;
+      const ncclResult_t r = nccl().CommGetAsyncError(comm_, &state);
+      if (r != kNcclSuccess) return r;
+      if (state != kNcclInProgress) return state;
+      if (std::chrono::steady_clock::now() > deadline) {
+        abort();
+        fail(what, "did not complete within the timeout (a peer rank did not join or answer); the communicator was aborted");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
   }
   void abort() {
     if (comm_ && !aborted_) nccl().CommAbort(comm_);
@@ -227,6 +261,8 @@ std::shared_ptr<Communicator> make_nccl_communicator(std::shared_ptr<Store> stor
   LLAMA4_CHECK_ARG(options.world_size >= 1 && 0 <= options.rank && options.rank < options.world_size,
                    "make_nccl_communicator: rank ", options.rank, " is outside world size ", options.world_size);
   LLAMA4_CHECK_ARG(options.timeout_s > 0, "make_nccl_communicator: timeout_s must be positive, got ", options.timeout_s);
+  LLAMA4_CHECK_ARG(options.rendezvous_timeout_s > 0, "make_nccl_communicator: rendezvous_timeout_s must be positive, got ",
+                   options.rendezvous_timeout_s);
   LLAMA4_CHECK_TYPE(cuda::device_count() > device && device >= 0, "make_nccl_communicator: no CUDA device ", device,
                     " (", cuda::device_count(), " visible)");
   if (!nccl().error.empty()) throw ValueError("make_nccl_communicator: " + nccl().error);

@@ -31,11 +31,13 @@ class PyStore : public Store {
   }
 };
 
-CommOptions options(int rank, int world_size, double timeout_s, const std::string& host, const std::string& prefix) {
+CommOptions options(int rank, int world_size, double timeout_s, double rendezvous_timeout_s, const std::string& host,
+                    const std::string& prefix) {
   CommOptions o;
   o.rank = rank;
   o.world_size = world_size;
   o.timeout_s = timeout_s;
+  o.rendezvous_timeout_s = rendezvous_timeout_s;
   o.host = host;
   o.prefix = prefix;
   return o;
@@ -98,20 +100,22 @@ void register_parallel(py::module_& m) {
         c.wait(call.ctx);
       }, py::arg("out"), py::arg("in"), "out = every rank's `in`, in rank order.");
 
+  m.attr("default_rendezvous_timeout_s") = CommOptions().rendezvous_timeout_s;
   m.def("make_gloo_communicator", [](std::shared_ptr<Store> store, int rank, int world_size, double timeout_s,
-                                     const std::string& host, const std::string& prefix) {
-    const CommOptions o = options(rank, world_size, timeout_s, host, prefix);
+                                     const std::string& host, const std::string& prefix, double rendezvous_timeout_s) {
+    const CommOptions o = options(rank, world_size, timeout_s, rendezvous_timeout_s, host, prefix);
     py::gil_scoped_release nogil;  // the rendezvous waits for the other ranks
     return make_gloo_communicator(std::move(store), o);
   }, py::arg("store"), py::arg("rank"), py::arg("world_size"), py::arg("timeout_s") = 60.0,
-     py::arg("host") = "127.0.0.1", py::arg("prefix") = "llama4");
+     py::arg("host") = "127.0.0.1", py::arg("prefix") = "llama4",
+     py::arg("rendezvous_timeout_s") = CommOptions().rendezvous_timeout_s);
   m.def("make_nccl_communicator", [](std::shared_ptr<Store> store, int rank, int world_size, int device,
-                                     double timeout_s, const std::string& prefix) {
-    const CommOptions o = options(rank, world_size, timeout_s, "", prefix);
+                                     double timeout_s, const std::string& prefix, double rendezvous_timeout_s) {
+    const CommOptions o = options(rank, world_size, timeout_s, rendezvous_timeout_s, "", prefix);
     py::gil_scoped_release nogil;
     return make_nccl_communicator(std::move(store), o, device);
   }, py::arg("store"), py::arg("rank"), py::arg("world_size"), py::arg("device"), py::arg("timeout_s") = 60.0,
-     py::arg("prefix") = "llama4");
+     py::arg("prefix") = "llama4", py::arg("rendezvous_timeout_s") = CommOptions().rendezvous_timeout_s);
   m.def("text_shard_weight_bytes", [](const py::object& config, const std::string& dtype,
                                       const std::vector<int>& fp8_moe_layers, int rank, int world_size) {
     LLAMA4_CHECK_ARG(dtype == "float32" || dtype == "bfloat16", "dtype must be 'float32' or 'bfloat16', got '", dtype, "'");

@@ -124,9 +124,8 @@ class WeightStream {
 
 // The text decoder's tensors (llama4/model.h names) converted to `dtype` (F32 or BF16); FP8 experts
 // as e4m3 + float32 scales when `fp8` says so (stored or quantized at load).
-// With a shard of several ranks, the routed experts' data is read for the shard's experts only
-// (their engine tensors hold shard.expert_count experts); the other tensors come whole (see
-// shard_text_weight for the rest of the rank's slicing).
+// With a shard of several ranks, every tensor comes in the shard's shape (shard_weight_shape) and
+// only the rows, columns and experts the rank holds are read from the file.
 WeightStream text_weight_stream(std::shared_ptr<const Checkpoint> checkpoint, const TextConfig& config,
                                 DType dtype, const std::optional<Fp8Plan>& fp8 = std::nullopt,
                                 LoadProgress progress = {}, const TextShard& shard = TextShard());

@@ -60,7 +60,10 @@ class FileStore : public Store {
 struct CommOptions {
   int rank = 0;
   int world_size = 1;
-  double timeout_s = 60;           // a collective (and the rendezvous) fails after this long
+  double timeout_s = 60;           // a collective fails after this long
+  // Joining the group (rendezvous, identities, NCCL's initialisation) fails after this long: ranks
+  // finish loading their shards at different times, so this is far longer than a collective's.
+  double rendezvous_timeout_s = 1800;
   std::string host = "127.0.0.1";  // gloo: the address this rank listens on
   std::string prefix = "llama4";   // key prefix in the store (several groups may share a store)
 };
@@ -94,7 +97,7 @@ class Communicator {
  protected:
   Communicator(int rank, int size, double timeout_s) : rank_(rank), size_(size), timeout_s_(timeout_s) {}
   // Every rank's "host pid" (set at rendezvous), to name a dead or stopped peer after a failure.
-  void publish_identity(std::shared_ptr<Store> store, const std::string& prefix);
+  void publish_identity(std::shared_ptr<Store> store, const std::string& prefix, double timeout_s);
   // `what` failed: a RankError naming the first peer on this host that is gone or stopped without
   // having failed itself (a rank that failed records so in the store first, so the peers blame
   // the rank that caused it, not the ones that gave up after it), else one saying that a peer did

@@ -45,10 +45,9 @@ struct TextShard {
 
 // The shape rank `shard` holds of the engine tensor `name` whose full shape is `full`.
 Shape shard_weight_shape(const std::string& name, const Shape& full, const TextConfig& config, const TextShard& shard);
-// Rank `shard`'s part of the full engine tensor `name` (host memory): a view sharing `full`'s
-// storage when it is one contiguous block (routed experts, most vocabulary shards, replicated
-// tensors: nothing else of the mapped file is read), else a copy of just its rows/columns.
-Tensor shard_text_weight(const std::string& name, const Tensor& full, const TextConfig& config, const TextShard& shard);
+// What an engine name is within its layer: "layers.3.attn.qkv" -> "attn.qkv"; model-level names
+// ("embed_tokens", "lm_head", ...) as they are.
+std::string weight_role(const std::string& name);
 
 // Bytes of the text-decoder weights rank `rank` of `size` holds (dtype: the model dtype; the MoE
 // layers in fp8_moe_layers hold e4m3 experts with float32 scales): for a memory planner.

@@ -17,19 +17,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const LoadOptions& opt
   out.config.text.moe_int4_group_size = out.fp8 ? out.fp8->int4_group_size : 0;
   out.checkpoint = std::make_shared<const Checkpoint>(path);
   if (options.check_weights) check_finite(*out.checkpoint);
-  if (options.world_size == 1) {
-    out.text_weights = load_text_weights(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress);
-  } else {
-    const TextShard shard = TextShard::of(out.config.text, options.rank, options.world_size);
-    WeightStream stream =
-        text_weight_stream(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress, shard);
-    std::string name;
-    Tensor t;
-    while (stream.next(name, t)) {
-      Tensor part = shard_text_weight(name, t, out.config.text, shard);
-      out.text_weights.tensors.emplace_back(std::move(name), std::move(part));
-    }
-  }
+  const TextShard shard = TextShard::of(out.config.text, options.rank, options.world_size);
+  out.text_weights =
+      text_weight_stream(out.checkpoint, out.config.text, options.dtype, out.fp8, options.progress, shard).collect();
   if (options.vision && out.config.vision && has_vision_weights(*out.checkpoint))
     out.vision_weights = load_vision_weights(out.checkpoint, *out.config.vision, options.dtype, options.progress);
   return out;

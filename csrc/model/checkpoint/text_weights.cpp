@@ -301,7 +301,7 @@ WeightStream text_weight_stream(std::shared_ptr<const Checkpoint> checkpoint, co
   LLAMA4_CHECK_ARG(dtype == DType::F32 || dtype == DType::BF16, "dtype must be float32 or bfloat16, got ",
                    dtype_name(dtype));
   auto plan = checkpoint::plan_text_weights(*checkpoint, config, dtype, fp8);
-  if (!shard.single()) checkpoint::restrict_experts(plan, config.num_local_experts, shard.expert_first, shard.expert_count);
+  checkpoint::cut_to_shard(plan, config, shard);
   return checkpoint::make_weight_stream(std::move(checkpoint), std::move(plan), std::move(progress));
 }
 

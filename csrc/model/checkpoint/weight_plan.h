@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "llama4/checkpoint.h"
+#include "llama4/shard.h"
 
 namespace llama4::checkpoint {
 
@@ -25,6 +26,13 @@ enum class Layout : uint8_t {
   TransposeExperts,  // one piece [E, a, b] (HF fused experts, x @ W) -> [E, b, a] (nn.Linear)
 };
 
+// The part of one source tensor a rank reads: items [first, first + count) along `dim` (0: rows or
+// experts, read as a zero-copy view of the mapped file; 1: columns of a 2-D tensor, copied).
+struct PieceCut {
+  int dim = -1;  // -1: the whole piece
+  int64_t first = 0, count = 0;
+};
+
 struct PlannedTensor {
   std::string name;                   // engine name
   Shape shape;                        // engine shape
@@ -38,14 +46,16 @@ struct PlannedTensor {
   // Stored INT4 (compressed-tensors pack-quantized): the pieces are int32 words of q + 8 nibbles,
   // copied as bytes and turned into two's complement nibbles (byte ^ 0x88).
   bool int4_words = false;
-  // Routed experts of one rank (tensor + expert parallelism): a single [E, ...] source is read from
-  // expert `expert_first` on only (shape[0] experts); per-expert sources are already just those.
-  int64_t expert_first = -1;          // -1: the whole tensor
+  // One rank's share (tensor + expert parallelism): the part of each source it reads (empty: all
+  // of every piece), and whether the pieces fill only the leading elements of `shape` (the rest
+  // zeros: a vocabulary shard padded to vocab_padded rows).
+  std::vector<PieceCut> cuts;
+  bool zero_fill = false;
 };
 
-// Keeps, in every routed-expert tensor of `plan`, only experts [first, first + count): nothing
-// else of their data is read.
-void restrict_experts(std::vector<PlannedTensor>& plan, int64_t num_experts, int64_t first, int64_t count);
+// Rewrites `plan` to yield rank `shard`'s tensors (shard_weight_shape's shapes), reading from each
+// source only the rows, columns or experts that rank holds.
+void cut_to_shard(std::vector<PlannedTensor>& plan, const TextConfig& config, const TextShard& shard);
 
 constexpr const char* kFloatDTypes[] = {"F32", "F16", "BF16"};
 

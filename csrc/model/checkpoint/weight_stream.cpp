@@ -75,11 +75,42 @@ Tensor assemble_int4_words(const PlannedTensor& p, const std::vector<Tensor>& pi
   return out;
 }
 
+// The part of a piece a rank reads: rows or experts as a view of the mapped file (only those pages
+// are ever touched), columns of a 2-D piece copied row by row.
+Tensor cut_piece(const Tensor& piece, const PieceCut& cut) {
+  const TensorView& v = piece.view();
+  if (cut.dim < 0) return piece;
+  if (cut.dim == 0) return Tensor::wrap(v.slice0(cut.first, cut.first + cut.count), piece.storage());
+  LLAMA4_CHECK(cut.dim == 1 && v.ndim == 2, "weight plan bug: a column cut of a ", v.ndim, "-D tensor");
+  const int64_t rows = v.size(0), cols = v.size(1), es = int64_t(element_size(v.dtype));
+  Tensor out = Tensor::empty({rows, cut.count}, v.dtype);
+  const char* src = static_cast<const char*>(v.data);
+  char* dst = static_cast<char*>(out.data());
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * cut.count * es, src + (r * cols + cut.first) * es, size_t(cut.count * es));
+  return out;
+}
+
+PieceCut cut_of(const PlannedTensor& p, size_t piece) { return piece < p.cuts.size() ? p.cuts[piece] : PieceCut{}; }
+
+// Bytes of a source tensor that its cut reads (for the load progress).
+uint64_t read_bytes(const TensorInfo& info, const PieceCut& cut) {
+  if (cut.dim < 0) return info.nbytes();
+  return info.nbytes() / uint64_t(info.shape[size_t(cut.dim)]) * uint64_t(cut.count);
+}
+
+int64_t numel_of(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t x : s) n *= x;
+  return n;
+}
+
 Tensor assemble(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
   if (p.int4_words) return assemble_int4_words(p, pieces);
-  if (p.layout == Layout::Concat && pieces.size() == 1 && pieces[0].dtype() == p.dtype)
+  const bool fills = pieces.size() == 1 && pieces[0].numel() == numel_of(p.shape);
+  if (p.layout == Layout::Concat && fills && pieces[0].dtype() == p.dtype)
     return Tensor::wrap(pieces[0].view().reshape(p.shape), pieces[0].storage());  // zero-copy
-  Tensor out = Tensor::empty(p.shape, p.dtype);
+  Tensor out = p.zero_fill ? Tensor::zeros(p.shape, p.dtype) : Tensor::empty(p.shape, p.dtype);
   if (p.layout == Layout::TransposeExperts) {
     const TensorView& src = pieces[0].view();
     for (int64_t e = 0; e < src.size(0); ++e) {
@@ -93,10 +124,14 @@ Tensor assemble(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
     return out;
   }
   char* at = static_cast<char*>(out.data());
+  int64_t filled = 0;
   for (const Tensor& piece : pieces) {  // element after element, in order
     convert(TensorView(at, p.dtype, piece.view().sizes()), piece.view());
     at += piece.numel() * int64_t(element_size(p.dtype));
+    filled += piece.numel();
   }
+  LLAMA4_CHECK(p.zero_fill ? filled <= out.numel() : filled == out.numel(), "weight plan bug: the pieces of '",
+               p.name, "' hold ", filled, " elements for ", out.numel());
   return out;
 }
 
@@ -154,30 +189,15 @@ std::pair<Tensor, Tensor> quantize_experts_int4(const PlannedTensor& p, const st
 
 std::string cache_key(const PlannedTensor& p) {
   std::string k = std::to_string(int(p.layout)) + "|" + dtype_name(p.dtype) + "|" + shape_repr(p.shape);
-  for (const std::string& n : p.hf_names) k += "|" + n;
+  for (size_t i = 0; i < p.hf_names.size(); ++i) {
+    k += "|" + p.hf_names[i];
+    if (i < p.cuts.size() && p.cuts[i].dim >= 0)
+      k += "@" + std::to_string(p.cuts[i].dim) + ":" + std::to_string(p.cuts[i].first) + "+" + std::to_string(p.cuts[i].count);
+  }
   return k;
 }
 
 }  // namespace
-
-void restrict_experts(std::vector<PlannedTensor>& plan, int64_t E, int64_t first, int64_t count) {
-  static const char* kExperts[] = {".moe.gate_up", ".moe.down", ".moe.gate_up_scale", ".moe.down_scale"};
-  for (PlannedTensor& p : plan) {
-    const bool expert = std::any_of(std::begin(kExperts), std::end(kExperts), [&](const char* s) {
-      const size_t n = std::strlen(s);
-      return p.name.size() > n && p.name.compare(p.name.size() - n, n, s) == 0;
-    });
-    if (!expert) continue;
-    LLAMA4_CHECK(p.shape[0] == E, "weight table bug: '", p.name, "' does not start with the experts");
-    p.shape[0] = count;
-    if (p.hf_names.size() == 1) {
-      p.expert_first = first;  // one fused [E, ...] tensor: read a slice of it
-    } else {                   // the experts' own tensors, expert after expert
-      const size_t per = p.hf_names.size() / size_t(E);
-      p.hf_names = std::vector<std::string>(p.hf_names.begin() + first * per, p.hf_names.begin() + (first + count) * per);
-    }
-  }
-}
 
 std::string shape_repr(const Shape& s) {
   std::string out = "[";
@@ -225,15 +245,9 @@ struct WeightStream::Impl {
     const checkpoint::PlannedTensor& p = plan[next++];
     std::vector<Tensor> pieces;
     uint64_t bytes = 0;
-    for (const std::string& n : p.hf_names) {
-      Tensor piece = ckpt->get(n);
-      if (p.expert_first >= 0) {  // this rank's experts of a fused [E, ...] source (zero copy)
-        piece = Tensor::wrap(piece.view().slice0(p.expert_first, p.expert_first + p.shape[0]), piece.storage());
-        bytes += uint64_t(piece.numel()) * element_size(piece.dtype());
-      } else {
-        bytes += ckpt->info(n).nbytes();
-      }
-      pieces.push_back(std::move(piece));
+    for (size_t i = 0; i < p.hf_names.size(); ++i) {
+      pieces.push_back(checkpoint::cut_piece(ckpt->get(p.hf_names[i]), checkpoint::cut_of(p, i)));
+      bytes += checkpoint::read_bytes(ckpt->info(p.hf_names[i]), checkpoint::cut_of(p, i));
     }
     if (p.quantize != checkpoint::Quantize::None) {
       auto [q, scale] = p.quantize == checkpoint::Quantize::Int4 ? checkpoint::quantize_experts_int4(p, pieces)
@@ -283,10 +297,7 @@ WeightStream checkpoint::make_weight_stream(std::shared_ptr<const Checkpoint> ck
                                             LoadProgress progress) {
   auto impl = std::make_unique<WeightStream::Impl>();
   for (const PlannedTensor& p : plan) {
-    for (const std::string& n : p.hf_names) {
-      const TensorInfo& info = ckpt->info(n);
-      impl->total += p.expert_first >= 0 ? info.nbytes() / uint64_t(info.shape[0]) * uint64_t(p.shape[0]) : info.nbytes();
-    }
+    for (size_t i = 0; i < p.hf_names.size(); ++i) impl->total += read_bytes(ckpt->info(p.hf_names[i]), cut_of(p, i));
     const bool quantize = p.quantize != Quantize::None;
     impl->count += quantize ? 2 : 1;
     if (!quantize) ++impl->uses[cache_key(p)];
