@@ -4,6 +4,7 @@
 #   make test   set up, then run every test (Python, kernels, C++ via CTest, the CMake package)
 #   make sanitize  the C++ core under ASan + UBSan (clang, build-asan/): C++ tests, example, Python subset
 #   make fuzz      sanitize, then every fuzz target for FUZZ_SECONDS each on its seed corpus (fuzz/)
+#   make wheel-check  `pip wheel .` in a fresh venv: imports and generates on a machine without a GPU driver
 PY       ?= python3
 VENV     ?= .venv
 VPY      := $(VENV)/bin/python
@@ -14,7 +15,7 @@ export LLAMA4_CUDA
 ASAN_BUILD   ?= build-asan
 FUZZ_SECONDS ?= 15
 
-.PHONY: setup demo test sanitize fuzz bench clean
+.PHONY: setup demo test sanitize fuzz wheel-check bench clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -48,6 +49,10 @@ sanitize: setup
 
 fuzz: sanitize
 	fuzz/run.sh $(ASAN_BUILD) $(FUZZ_SECONDS)
+
+# The wheel users install, in a fresh venv (its declared dependencies only), without a GPU driver.
+wheel-check: setup
+	.ci/wheel_check.sh $(VENV)
 
 bench: setup
 	$(VPY) benchmarks/bench_text.py
