@@ -154,7 +154,7 @@ def bench_prefill(peak: float, quick: bool) -> None:
     per_expert = [512, 2048] if quick else [512, 2048, 4096]
     for name, (N, K) in SHAPES.items():
         w, s = experts(E, N, K)
-        w_bf16 = torch.randn(E, N, K, device="cuda", dtype=torch.bfloat16) if not quick else None
+        w_bf16 = torch.randn(E, N, K, device="cuda", dtype=torch.bfloat16)
         ws = torch.empty(ops.moe_grouped_gemm_int4_workspace_bytes("cuda:0", E), dtype=torch.uint8, device="cuda")
         for per in per_expert:
             R = E * per
@@ -164,16 +164,13 @@ def bench_prefill(peak: float, quick: bool) -> None:
             pick = ops.moe_int4_gemm_config(R, E, N, GROUP)["name"]
             ms = cuda_ms(lambda: ops.moe_grouped_gemm_int4_kernel(x, w, s, off, pick, out=out, workspace=ws))
             tflops = 2 * R * N * K / ms / 1e9
-            torch_cell = f"{'-':>9} {'-':>10}"
-            if w_bf16 is not None:
-                xs = x.view(E, per, K)
-                ys = out.view(E, per, N)
+            xs, ys = x.view(E, per, K), torch.empty_like(out).view(E, per, N)
 
-                def torch_experts():
-                    for e in range(E):
-                        torch.matmul(xs[e], w_bf16[e].T, out=ys[e])
-                t_ms = cuda_ms(torch_experts)
-                torch_cell = f"{t_ms:9.3f} {t_ms / ms:10.2f}"
+            def torch_experts():
+                for e in range(E):
+                    torch.matmul(xs[e], w_bf16[e].T, out=ys[e])
+            t_ms = cuda_ms(torch_experts)
+            torch_cell = f"{t_ms:9.3f} {t_ms / ms:10.2f}"
             verdict = ""
             if per >= 2048:
                 verdict = f" [{'met' if tflops / peak >= TARGET_PEAK else 'missed'} {TARGET_PEAK:.0%}]"
