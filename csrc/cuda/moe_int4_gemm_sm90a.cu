@@ -84,7 +84,7 @@ struct Int4GroupedGemm {
   using StrideW = typename Kernel::InternalStrideA;   // (k, 1, 0)
   using StrideX = typename Kernel::InternalStrideB;   // (k, 1, 0)
   using StrideD = typename Kernel::InternalStrideD;   // (1, n, 0)
-  using StrideS = typename Mainloop::NonVoidStrideScale;  // (1, n, 0): scale [n, k / G], n contiguous
+  using StrideS = typename Mainloop::NonVoidStrideScale;  // (1, n, n k / G): scale [n, k / G], n contiguous
   static_assert(Mainloop::KernelConversionMode == Mainloop::ConversionMode::ConvertAndScale,
                 "the mainloop must scale the converted weights");
 };
@@ -148,7 +148,7 @@ __global__ void build_group_args_kernel(GroupArgs g, GroupedGemmInt4 p) {
     get<0>(sw) = p.k;
     get<0>(sx) = p.k;
     get<1>(ss) = p.n;
-    get<2>(ss) = 0;
+    get<2>(ss) = groups * p.n;  // packed, as CUTLASS's examples (one batch: never stepped)
     get<1>(sd) = p.n;
     g.stride_w[e] = sw;
     g.stride_x[e] = sx;
