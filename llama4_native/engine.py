@@ -113,7 +113,10 @@ class Model:
         if device != "cpu":
             weights = _upload(weights, device)
         if gpu_memory_utilization is not None:  # what the weights left of the GPU's share
-            kv_cache_bytes = kv_bytes_from_gpu_memory(device, gpu_memory_utilization)
+            from .plan import step_workspace_bytes
+
+            reserve = step_workspace_bytes(text, dtype, int(max_sequences), tp)
+            kv_cache_bytes = kv_bytes_from_gpu_memory(device, gpu_memory_utilization, reserve)
         if kv_cache_bytes is None:
             kv_cache_bytes = _default_kv_bytes(text, dtype)
         options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),

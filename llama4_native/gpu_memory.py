@@ -1,6 +1,8 @@
 """The KV cache budget from a fraction of a GPU's memory (vLLM's `gpu_memory_utilization`): after
 the weights are on the device, the cache gets what is left of `utilization * total`, less a reserve
-for the step's activations and workspaces (which the stream-ordered pool takes as it needs them).
+for one step's activations (which the stream-ordered pool takes as it needs them), sized by the
+memory planner's own formula (plan.step_workspace_bytes) so that `llama4-native plan` and the engine
+agree. The CUDA context is already in the driver's used figure here.
 
 The driver's free figure counts every allocation on the device, other processes' included, so two
 servers sharing a GPU each see the other's use, as with vLLM.
@@ -8,12 +10,6 @@ servers sharing a GPU each see the other's use, as with vLLM.
 from __future__ import annotations
 
 from . import _C
-
-# The activations and workspaces of a step come from the caching pool after the KV cache is
-# allocated: keep this much of the budget free for them.
-ACTIVATION_RESERVE_FRACTION = 0.02
-ACTIVATION_RESERVE_MIN_BYTES = 512 << 20
-
 
 def check_utilization(utilization, device: str, kv_cache_bytes) -> None:
     """ValueError naming the argument, before anything is loaded."""
@@ -26,12 +22,12 @@ def check_utilization(utilization, device: str, kv_cache_bytes) -> None:
         raise ValueError("give kv_cache_bytes or gpu_memory_utilization, not both")
 
 
-def kv_bytes_from_gpu_memory(device: str, utilization: float) -> int:
-    """KV cache bytes for device "cuda:N" once the weights are resident there."""
+def kv_bytes_from_gpu_memory(device: str, utilization: float, reserve: int) -> int:
+    """KV cache bytes for device "cuda:N" once the weights are resident there; `reserve`: the
+    step's activations (plan.step_workspace_bytes)."""
     index = int(device.split(":", 1)[1]) if ":" in device else 0
     free, total = _C.cuda_memory_info(index)
     used = total - free
-    reserve = max(ACTIVATION_RESERVE_MIN_BYTES, int(ACTIVATION_RESERVE_FRACTION * total))
     budget = int(utilization * total) - used - reserve
     if budget <= 0:
         gib = 1 << 30

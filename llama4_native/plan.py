@@ -117,6 +117,16 @@ def workspace_bytes(text, tokens: int, rows: int, dtype_size: int, n: int = 1, k
     return tokens * per_token + rows * math.ceil(text.vocab_size / n) * 4
 
 
+def step_workspace_bytes(text, dtype: str, rows: int, gpus: int = 1, max_step_tokens: int = 0) -> int:
+    """workspace_bytes for the step the engine runs: max_step_tokens tokens (0: a whole
+    attention chunk, the engine's default), `rows` logits rows (its max_sequences), on one of
+    `gpus` ranks holding the KV heads the sharding gives it. The planner and load(...,
+    gpu_memory_utilization=F) both reserve this."""
+    step = text.attention_chunk_size if not max_step_tokens else min(int(max_step_tokens), text.attention_chunk_size)
+    kv_heads = text.num_key_value_heads if gpus == 1 else _C.text_shard_specs(text, dtype, [], 0, gpus, 0)[1]
+    return workspace_bytes(text, step, rows, 2 if dtype == "bfloat16" else 4, gpus, kv_heads)
+
+
 @dataclass
 class MemoryPlan:
     """The planner's answer, per GPU (see the module docstring). Bytes unless said otherwise."""
@@ -241,9 +251,7 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
                  "global": page1 // page_size if n_chunked < len(chunked) else 0}
     bound = _C.KVCache.chunked_pages_bound(page_size, text.attention_chunk_size, step) if n_chunked else 0
 
-    rows = max_sequences or 16
-    dsize = 2 if dtype == "bfloat16" else 4
-    workspace = workspace_bytes(text, step, rows, dsize, gpus, kv_heads)
+    workspace = step_workspace_bytes(text, dtype, max_sequences or 16, gpus, step)
     if kv_cache_bytes is not None:
         memory, budget = None, int(kv_cache_bytes)
     else:

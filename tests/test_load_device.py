@@ -44,7 +44,7 @@ def test_gpu_memory_utilization_on_cpu_fails_before_loading(tiny_checkpoint):
 @pytest.mark.cuda
 def test_gpu_memory_utilization_fills_the_share_and_no_more(tiny_checkpoint):
     from llama4_native import _C
-    from llama4_native.gpu_memory import ACTIVATION_RESERVE_FRACTION, ACTIVATION_RESERVE_MIN_BYTES
+    from llama4_native.plan import step_workspace_bytes
 
     folder, _ = tiny_checkpoint("scout_text")
     _, total = _C.cuda_memory_info(0)
@@ -52,7 +52,7 @@ def test_gpu_memory_utilization_fills_the_share_and_no_more(tiny_checkpoint):
     model = l4.load(folder, device="cuda", dtype="bfloat16", gpu_memory_utilization=share)
     free, _ = _C.cuda_memory_info(0)
     used = total - free  # weights + KV cache (+ this process's context and other processes)
-    reserve = max(ACTIVATION_RESERVE_MIN_BYTES, int(ACTIVATION_RESERVE_FRACTION * total))
+    reserve = step_workspace_bytes(model.config.text, "bfloat16", model.max_sequences)
     assert used <= share * total - reserve + (64 << 20)  # the pool rounds to whole pages
     assert used >= share * total - reserve - (256 << 20)  # and the KV cache took the rest
     assert model.generate([1, 5, 9], max_new_tokens=2, temperature=0.0).token_ids

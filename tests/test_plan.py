@@ -231,3 +231,30 @@ def test_kv_bytes_per_token_matches_cache_pages():
                               dtype="bfloat16", page_size=16, chunk_size=8192)
     assert (b0 // 16, b1 // 16) == (p.kv_bytes_per_token["chunked"], p.kv_bytes_per_token["global"])
     assert math.ceil(8192 / 16) + 8192 // 16 + 1 == p.chunked_pages_per_sequence
+
+
+def test_gpu_memory_utilization_reserves_the_planners_workspace(monkeypatch):
+    """One formula: the reserve load(..., gpu_memory_utilization=F) keeps for a step's activations
+    is the planner's workspace (less the CUDA context, which the driver's used figure already
+    holds at run time), and the KV budget is the share less what is used less that reserve."""
+    from llama4_native import gpu_memory
+    from llama4_native.config import load_config
+    from llama4_native.plan import CUDA_RESERVE_BYTES, step_workspace_bytes
+    from llama4_native.plan_presets import PRESETS
+
+    text = load_config(PRESETS["maverick"]).text
+    for gpus in (1, 8):
+        p = l4.plan(preset="maverick", gpu_memory="h100", gpus=gpus, quantization="fp8", max_sequences=16)
+        want = step_workspace_bytes(text, "bfloat16", 16, gpus)
+        assert p.workspace_bytes == want + CUDA_RESERVE_BYTES
+        assert 1 << 30 < want < 8 << 30  # a whole 8192-token chunk's activations: GiBs, not 2% of a GPU
+
+    class FakeC:  # 80 GiB GPU with 50 GiB in use after the weights
+        @staticmethod
+        def cuda_memory_info(index):
+            return (30 << 30, 80 << 30)
+
+    monkeypatch.setattr(gpu_memory, "_C", FakeC)
+    assert gpu_memory.kv_bytes_from_gpu_memory("cuda:0", 0.9, 3 << 30) == int(0.9 * (80 << 30)) - (50 << 30) - (3 << 30)
+    with pytest.raises(ValueError, match="nothing is left for the KV cache"):
+        gpu_memory.kv_bytes_from_gpu_memory("cuda:0", 0.6, 3 << 30)
