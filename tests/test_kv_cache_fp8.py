@@ -247,3 +247,23 @@ def test_fp8_cache_cuda_matches_cpu(dtype, chunk, page, H, KV, d):
                                k_scale=ks.cuda(), v_scale=vs.cuda())
     tol = 1e-5 if dtype == torch.float32 else 2.0 ** -7
     torch.testing.assert_close(gpu.cpu().double(), cpu.double(), rtol=tol, atol=1e-5)
+
+
+@pytest.mark.parametrize("half", [0, 1])
+def test_every_e4m3_code_reads_back_exactly(half):
+    # One key: its softmax weight is exactly 1, so the output is its V row as the kernel reads it,
+    # float(e4m3) * scale, for 128 codes at a time (eight-lane conversion and its scalar tail:
+    # head_dim 132 = 16 vectors + 4).
+    d, scale = 132, 0.37109375
+    codes = torch.cat([torch.arange(128 * half, 128 * half + 128), torch.tensor([0x7F, 0xFF, 0x01, 0x81])])
+    vq = codes.to(torch.uint8).view(torch.float8_e4m3fn).reshape(1, 1, 1, d)
+    kq = torch.zeros_like(vq)
+    ks = torch.ones(1, 1, 1)
+    vs = torch.full((1, 1, 1), scale)
+    q = torch.randn(1, 1, d)
+    out = attn.paged_attention(q, kq, vq, torch.zeros(1, 1, dtype=torch.int32), torch.zeros(1, dtype=torch.int32),
+                               torch.zeros(1, dtype=torch.int32), chunk_size=0, k_scale=ks, v_scale=vs)
+    want = vq.float().reshape(d) * torch.tensor(scale)  # torch's e4m3 -> float, then the one product
+    got = out.reshape(d)
+    assert torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got[~want.isnan()], want[~want.isnan()])
