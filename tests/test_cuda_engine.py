@@ -114,3 +114,20 @@ def test_load_rejects_bad_devices(tiny_checkpoint):
         l4.load(folder, device="gpu")
     with pytest.raises(ValueError, match="CUDA devices are visible"):
         l4.load(folder, device=f"cuda:{torch.cuda.device_count()}")
+
+
+def test_seeded_sampling_on_the_gpu_draws_the_cpu_tokens(tiny_checkpoint):
+    """The scheduler samples where the logits are (only tokens and logprobs come back to the host):
+    the CUDA sampler uses the CPU sampler's counter-based random numbers, and the logits agree to
+    1e-4, so the same seed draws the same tokens, n samples and penalties included."""
+    folder, _ = tiny_checkpoint("scout_text")
+    cpu = l4.load(folder, dtype="float32")
+    gpu = l4.load(folder, device="cuda", dtype="float32")
+    prompt = _prompt(5, cpu.vocab_size)
+    kw = dict(input_ids=prompt, max_new_tokens=16, temperature=0.8, top_k=40, top_p=0.95, seed=11, n=2,
+              logprobs=3, repetition_penalty=1.1)
+    want, got = cpu.generate(**kw), gpu.generate(**kw)
+    assert [s.token_ids for s in got.samples] == [s.token_ids for s in want.samples]
+    for g, w in zip(got.samples, want.samples):
+        for a, b in zip(g.logprobs, w.logprobs):
+            assert abs(a.logprob - b.logprob) <= 1e-4 and [t for t, _ in a.top] == [t for t, _ in b.top]

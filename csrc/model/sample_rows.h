@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "llama4/context.h"
 #include "llama4/sampling.h"
 #include "llama4/scheduler.h"
 #include "llama4/tensor.h"
@@ -26,10 +27,11 @@ struct SampledToken {
   TokenLogprobs logprobs;  // filled when params->logprobs >= 0
 };
 
-// logits: [R, V] float32 on the engine's device. One batched sampler call for all rows.
+// logits: [R, V] float32 on the engine's device (ctx's). One batched sampler call for all rows,
+// on that device: on a GPU only the tokens (and the logprobs asked for) come back to the host.
 // `workspace`: the sampler's scratch on that device, kept by the caller across steps and grown
 // here when a batch needs more (on CUDA a fresh one per call would synchronize when freed).
-std::vector<SampledToken> sample_rows(const TensorView& logits, const std::vector<SampleRow>& rows,
-                                      Tensor& workspace);
+std::vector<SampledToken> sample_rows(const Context& ctx, const TensorView& logits,
+                                      const std::vector<SampleRow>& rows, Tensor& workspace);
 
 }  // namespace llama4

@@ -71,7 +71,7 @@ void Scheduler::sample_and_postprocess(const std::vector<Sequence*>& ready, cons
     for (int32_t k = first; k < first + count; ++k)
       rows.push_back({int64_t(i), &req->r.sampling, req->seed, k, s->generated(), &s->tokens, s->prompt_len});
   }
-  const std::vector<SampledToken> drawn = sample_rows(logits, rows, sample_workspace_);
+  const std::vector<SampledToken> drawn = sample_rows(engine_.context(), logits, rows, sample_workspace_);
 
   size_t at = 0;
   for (size_t i = 0; i < ready.size(); ++i) {
