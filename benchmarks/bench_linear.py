@@ -12,6 +12,8 @@ than the 1 GiB probe's single region.
 Prefill (M 64..2048) is compute bound: GFLOP/s against the vdpbf16ps peak of the cores in use
 (bf16), measured by a register-only probe interleaved with each shape's rounds, and the speed ratio
 to torch.matmul (oneDNN's avx512_core_bf16 GEMM for bf16). fp32 prefill runs OpenBLAS sgemm.
+With --cpu-time the prefill rates are per CPU-second of all threads (the peak probe's too), which
+a shared machine's load does not dilute: per-core efficiency rather than wall speed.
 
     python benchmarks/bench_linear.py [--threads 1 2] [--quick]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import torch
 
@@ -83,11 +86,12 @@ def bench_decode(dtype, shapes, rounds):
         del ws
 
 
-def bench_prefill(dtype, shapes, rounds):
+def bench_prefill(dtype, shapes, rounds, clock):
     """Per shape: ours, torch.matmul and the vdpbf16ps peak probe (sized to about the same flops)
     interleaved in every round, so the three medians see the same load from other processes and
     "roof" is the fraction of the peak measured beside it."""
     per_iter = _C.cpu_bf16_peak_probe(1)  # flops of one probe iteration on all threads in use
+    unit = "GFLOP/s" if clock is time.perf_counter else "GFLOP per CPU-second"
     for label, M, N, K in shapes:
         g = torch.Generator().manual_seed(0)
         w = torch.randn(N, K, generator=g).to(dtype)
@@ -97,11 +101,11 @@ def bench_prefill(dtype, shapes, rounds):
         fns = [lambda: ops.linear(x, w), lambda: torch.matmul(x, w.T)]
         if dtype == torch.bfloat16:
             fns.append(lambda: _C.cpu_bf16_peak_probe(iters))
-        t_ours, t_ref, *t_peak = roofline.median_s(fns, rounds)
+        t_ours, t_ref, *t_peak = roofline.median_s(fns, rounds, clock=clock)
         peak = per_iter * iters / t_peak[0] / 1e9 if t_peak else float("nan")
         pct = (lambda t: f"{100 * gf / t / peak:.0f}%") if dtype == torch.bfloat16 else (lambda t: "-")
         print(f"  {label:22s} {M:5d} {N:7d} {K:5d}  {gf / t_ours:8.1f} {pct(t_ours):>6s} {gf / t_ref:8.1f} "
-              f"{t_ref / t_ours:7.2f}x   GFLOP/s (torch {pct(t_ref)} of the peak {peak:.0f} beside them; "
+              f"{t_ref / t_ours:7.2f}x   {unit} (torch {pct(t_ref)} of the peak {peak:.0f} beside them; "
               f"load {os.getloadavg()[0]:.1f})")
 
 
@@ -111,6 +115,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer shapes and rounds")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds per shape (medians)")
     ap.add_argument("--prefill-only", action="store_true", help="skip the decode shapes")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="prefill in GFLOP per CPU-second of the process (all threads; set "
+                         "OMP_WAIT_POLICY=PASSIVE): per-core efficiency, robust to other processes' load")
     args = ap.parse_args()
     if not roofline.available():
         raise SystemExit("this benchmark's roofline probes need AVX512-BF16")
@@ -129,7 +136,8 @@ def main():
                 print(f"  -- decode {name} (roof: % of read probe)")
                 bench_decode(dtype, DECODE[:4] if args.quick else DECODE, rounds)
             print(f"  -- prefill {name} (roof: % of bf16 peak; torch: torch.matmul)")
-            bench_prefill(dtype, QUICK_PREFILL if args.quick or dtype == torch.float32 else PREFILL, rounds)
+            bench_prefill(dtype, QUICK_PREFILL if args.quick or dtype == torch.float32 else PREFILL, rounds,
+                          time.process_time if args.cpu_time else time.perf_counter)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
                        step can reach at most.
   bf16_peak_gflops()   a register-only loop of independent vdpbf16ps on every thread
                        (_C.cpu_bf16_peak_probe): the bf16 dot-product peak of the cores in use.
-  median_s(fns)        medians of wall times, the functions interleaved within each round so load
-                       from other processes on a shared machine hits them alike.
+  median_s(fns)        medians of wall (or CPU) times, the functions interleaved within each round
+                       so load from other processes on a shared machine hits them alike.
 """
 from __future__ import annotations
 
@@ -21,17 +21,20 @@ from llama4_native import _C
 READ_BYTES = 1 << 30
 
 
-def median_s(fns, rounds: int = 7, warmup: int = 1) -> list[float]:
-    """Median wall seconds of each function, interleaved round by round."""
+def median_s(fns, rounds: int = 7, warmup: int = 1, clock=time.perf_counter) -> list[float]:
+    """Median seconds of each function, interleaved round by round: wall seconds, or with
+    clock=time.process_time the CPU seconds of all this process's threads (on a machine shared
+    with busy processes, time spent descheduled does not count; spinning idle threads do, so use
+    OMP_WAIT_POLICY=PASSIVE)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times = [[] for _ in fns]
     for _ in range(rounds):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[i].append(time.perf_counter() - t0)
+            times[i].append(clock() - t0)
     return [statistics.median(t) for t in times]
 
 
