@@ -59,7 +59,7 @@ Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOp
       kc.num_pages_global = std::min(kc.num_pages_global, all.ptr<int64_t>()[2 * r + 1]);
     }
   }
-  cache_ = std::make_unique<KVCache>(kc);
+  cache_ = std::make_unique<KVCache>(kc, ctx_);
   start_group();
 }
 
@@ -149,7 +149,7 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
     }
     std::vector<int64_t> from(which.size());
     for (size_t b = 0; b < which.size(); ++b) from[b] = done[which[b]];
-    const PassImages images = pass_images(requests, which, from, n_new, options_.image_token_id, model_);
+    const PassImages images = pass_images(ctx_, requests, which, from, n_new, options_.image_token_id, model_);
     cache_->reserve(seqs, n_new);
     const KVCache::StepPlan plan = cache_->plan(seqs, n_new);
     if (group_) send_pass(ids, plan, rows, images.token_id);

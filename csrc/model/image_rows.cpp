@@ -36,7 +36,7 @@ void check_image_features(const StepRequest& r, int64_t id, const TextModel& mod
                    " rows; each placeholder takes one row");
 }
 
-PassImages pass_images(const std::vector<StepRequest>& requests, const std::vector<size_t>& which,
+PassImages pass_images(const Context& ctx, const std::vector<StepRequest>& requests, const std::vector<size_t>& which,
                        const std::vector<int64_t>& from, const std::vector<int64_t>& n_new,
                        int64_t image_id, const TextModel& model) {
   PassImages out;
@@ -64,14 +64,14 @@ PassImages pass_images(const std::vector<StepRequest>& requests, const std::vect
     return out;
   }
   const TensorView& table = model.embed_tokens();
-  out.owned = Tensor::empty({total, table.size(1)}, model.dtype(), model.device());
+  out.owned = ctx.empty({total, table.size(1)}, model.dtype());
   int64_t at = 0;
   for (const Segment& s : segs) {
     const TensorView dst = out.owned.view().slice0(at, at + s.count);
     if (has_features(*s.r)) {
-      ops::copy(dst, s.r->image_features.slice0(s.first, s.first + s.count));
+      ops::copy(ctx, dst, s.r->image_features.slice0(s.first, s.first + s.count));
     } else {
-      for (int64_t j = 0; j < s.count; ++j) ops::copy(dst.slice0(j, j + 1), table.slice0(image_id, image_id + 1));
+      for (int64_t j = 0; j < s.count; ++j) ops::copy(ctx, dst.slice0(j, j + 1), table.slice0(image_id, image_id + 1));
     }
     at += s.count;
   }

@@ -23,7 +23,8 @@ struct PassImages {
   TensorView rows;       // [R, D]; undefined for a text-only pass
   int64_t token_id = -1;  // -1 for a text-only pass
 };
-PassImages pass_images(const std::vector<StepRequest>& requests, const std::vector<size_t>& which,
+// Gathers on ctx (the engine's: the model's device and stream).
+PassImages pass_images(const Context& ctx, const std::vector<StepRequest>& requests, const std::vector<size_t>& which,
                        const std::vector<int64_t>& from, const std::vector<int64_t>& n_new,
                        int64_t image_token_id, const TextModel& model);
 

@@ -15,16 +15,20 @@ namespace {
 constexpr const char* kGroupName[2] = {"chunked", "global"};
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// A [rows, cols] int32 tensor on `device` holding `host` (built on the CPU, copied once).
-Tensor int32_tensor(const std::vector<int32_t>& host, const Shape& shape, Device device) {
+// A [rows, cols] int32 tensor on ctx's device holding `host` (built on the CPU, copied once).
+Tensor int32_tensor(const Context& ctx, const std::vector<int32_t>& host, const Shape& shape) {
   Tensor cpu = Tensor::empty(shape, DType::I32, Device::cpu());
   std::copy(host.begin(), host.end(), cpu.ptr<int32_t>());
-  return device.is_cpu() ? cpu : ops::to_device(cpu.view(), device);
+  return ctx.device().is_cpu() ? cpu : ops::to_device(ctx, cpu.view(), ctx.device());
 }
 }  // namespace
 
-KVCache::KVCache(const KVCacheConfig& config) : config_(config) {
+KVCache::KVCache(const KVCacheConfig& config) : KVCache(config, Context::on(config.device)) {}
+
+KVCache::KVCache(const KVCacheConfig& config, const Context& ctx) : config_(config), ctx_(ctx) {
   config_.validate();
+  LLAMA4_CHECK_ARG(ctx.device() == config_.device, "KVCache: the context is on ", ctx.device().str(),
+                   " but the cache on ", config_.device.str());
   const int64_t pages[2] = {config_.num_pages_chunked, config_.num_pages_global};
   for (int g = 0; g < 2; ++g) {
     Pool& pool = pools_[g];
@@ -41,7 +45,7 @@ KVCache::KVCache(const KVCacheConfig& config) : config_(config) {
     // Zeroed so that a kernel bug reading an unwritten slot yields zeros, never NaN garbage.
     const Shape shape{pools_[group_of(l)].total, config_.page_size, config_.num_kv_heads,
                       config_.head_dim};
-    k_.push_back(Tensor::zeros(shape, config_.dtype, config_.device));
+    k_.push_back(Tensor::zeros(shape, config_.dtype, config_.device));  // long-lived: not from the step pool
     v_.push_back(Tensor::zeros(shape, config_.dtype, config_.device));
     if (config_.dtype == DType::F8E4M3) {
       const Shape sshape{shape[0], shape[1], shape[2]};
@@ -140,10 +144,10 @@ void KVCache::copy_page(int group, int32_t from, int32_t to) {
   for (int l = 0; l < config_.num_layers; ++l) {
     if (group_of(l) != group) continue;
     for (const Tensor* t : {&k_[size_t(l)], &v_[size_t(l)]})
-      ops::copy(t->view().slice0(to, to + 1), t->view().slice0(from, from + 1));
+      ops::copy(ctx_, t->view().slice0(to, to + 1), t->view().slice0(from, from + 1));
     if (!k_scale_.empty())
       for (const Tensor* t : {&k_scale_[size_t(l)], &v_scale_[size_t(l)]})
-        ops::copy(t->view().slice0(to, to + 1), t->view().slice0(from, from + 1));
+        ops::copy(ctx_, t->view().slice0(to, to + 1), t->view().slice0(from, from + 1));
   }
 }
 
@@ -277,13 +281,12 @@ KVCache::StepPlan KVCache::plan(const std::vector<int64_t>& seqs, const std::vec
     }
   }
   StepPlan out;
-  const Device dev = config_.device;
   for (int g = 0; g < 2; ++g) {
-    out.page_table[g] = int32_tensor(table[g], {S, max_pages}, dev);
-    out.slots[g] = int32_tensor(slots[g], {total}, dev);
+    out.page_table[g] = int32_tensor(ctx_, table[g], {S, max_pages});
+    out.slots[g] = int32_tensor(ctx_, slots[g], {total});
   }
-  out.query_seq = int32_tensor(qseq, {total}, dev);
-  out.query_pos = int32_tensor(qpos, {total}, dev);
+  out.query_seq = int32_tensor(ctx_, qseq, {total});
+  out.query_pos = int32_tensor(ctx_, qpos, {total});
   return out;
 }
 

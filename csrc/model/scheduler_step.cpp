@@ -101,7 +101,7 @@ void Scheduler::sample_and_postprocess(const std::vector<Sequence*>& ready, cons
       SampleOutput& o = outs[j];
       o.tokens.push_back(d.token);
       if (req->r.sampling.logprobs >= 0) o.logprobs.push_back(d.logprobs);
-      if (req->r.return_logits) o.logits = ops::contiguous(logits.view().slice0(int64_t(i), int64_t(i) + 1));
+      if (req->r.return_logits) o.logits = ops::contiguous(engine_.context(), logits.view().slice0(int64_t(i), int64_t(i) + 1));
       if (is_stop(req->r, d.token)) o.finish = FinishReason::Stop;
       else if (s->generated() + 1 >= req->r.max_new_tokens) o.finish = FinishReason::Length;
     }

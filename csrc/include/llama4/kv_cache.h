@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "llama4/context.h"
 #include "llama4/ops.h"
 #include "llama4/tensor.h"
 
@@ -69,7 +70,10 @@ struct KVCacheConfig {
 
 class KVCache {
  public:
+  // Its pages are zeroed, page copies made and per-step plans uploaded on `ctx`'s stream (by
+  // default the per-thread default stream of config.device); ctx.device() must be config.device.
   explicit KVCache(const KVCacheConfig& config);
+  KVCache(const KVCacheConfig& config, const Context& ctx);
   // A copy would share the storage but not the bookkeeping: move only.
   KVCache(const KVCache&) = delete;
   KVCache& operator=(const KVCache&) = delete;
@@ -175,6 +179,7 @@ class KVCache {
   std::vector<Tensor> k_, v_;              // per layer
   std::vector<Tensor> k_scale_, v_scale_;  // per layer, FP8 caches only
   bool record_copies_ = false;
+  Context ctx_;  // the stream the cache's own copies and uploads go on
   std::vector<PageCopy> copies_;
   Pool pools_[2];
   std::unordered_map<int64_t, Sequence> seqs_;
