@@ -11,6 +11,7 @@
 
 #include "cpu/attention_micro.h"
 #include "cpu/elem.h"
+#include "cpu/vec8.h"
 
 namespace llama4::cpu {
 
@@ -74,27 +75,6 @@ inline float gelu1(float x) {
 }
 #endif
 
-#if LLAMA4_ATTN_AVX2
-// Eight elements in and out of registers with Elem's conversions: bf16 widens exactly, and narrows
-// as f32_to_bf16 does (nearest even; NaN -> 0x7FC0), so the vector path gives the scalar path's bits.
-inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256 load8(const bf16* p) {
-  const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
-}
-inline void store8(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
-inline void store8(bf16* p, __m256 v) {
-  const __m256i u = _mm256_castps_si256(v);
-  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb)), 16);
-  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF)),
-                                         _mm256_set1_epi32(0x7F800000));
-  r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
-  const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
-}
-template <typename T> constexpr bool kVec8 = std::is_same_v<T, float> || std::is_same_v<T, bf16>;
-#endif
 
 template <typename T>
 void gelu_impl(const TensorView& out, const TensorView& x) {
@@ -106,9 +86,9 @@ void gelu_impl(const TensorView& out, const TensorView& x) {
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t i0 = blk * 8, m = std::min<int64_t>(8, n - i0);
 #if LLAMA4_ATTN_AVX2
-    if constexpr (kVec8<T>) {
+    if constexpr (vec8::kVec8<T>) {
       if (m == 8) {  // whole blocks straight through registers
-        store8(op + i0, gelu8(load8(xp + i0)));
+        vec8::store(op + i0, gelu8(vec8::load(xp + i0)));
         continue;
       }
     }
