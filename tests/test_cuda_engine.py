@@ -3,8 +3,8 @@
 
 fp32: prompt logits and 32 greedy decode steps (crossing chunk boundaries, temperature tuning on)
 agree with the CPU engine to 1e-4 with identical tokens; a batched mixed prefill/decode step too.
-bf16, and bf16 with FP8 routed experts: the CUDA engine's error against the fp32 reference is at
-most 1.25x the CPU engine's (both engines round at the same points; only summation orders differ).
+bf16, and bf16 with FP8 or INT4 routed experts: the CUDA engine's error against the fp32 reference
+is at most 1.25x the CPU engine's (both engines round at the same points; only summation orders differ).
 Marked `cuda` (skipped without a GPU).
 """
 from __future__ import annotations
@@ -106,6 +106,19 @@ def test_fp8_experts_error_within_cpu_fp8_error(tiny_checkpoint, name):
     gpu8 = l4.load(folder, device="cuda", dtype="bfloat16", quantization="fp8")
     assert gpu8.fp8_layers == cpu8.fp8_layers == list(ref32.config.text.moe_layers)
     _assert_cuda_error_within_cpu_error(f"{name}: FP8 experts", ref32, cpu8, gpu8, 200)
+
+
+@pytest.mark.parametrize("name", ["scout_i32", "maverick_i32"])
+def test_int4_experts_error_within_cpu_int4_error(tiny_checkpoint, name):
+    """INT4 routed experts quantized at load (groups of 32: the CUDA decode kernel's any-shape path):
+    both engines hold the same int4 values and scales (quantized on the host) and bf16 activations;
+    only the GEMMs' summation orders differ."""
+    folder, _ = tiny_checkpoint(name)
+    ref32 = l4.load(folder, dtype="float32")
+    kw = dict(dtype="bfloat16", quantization="int4", int4_group_size=32)
+    cpu4, gpu4 = l4.load(folder, **kw), l4.load(folder, device="cuda", **kw)
+    assert gpu4.int4_layers == cpu4.int4_layers == list(ref32.config.text.moe_layers)
+    _assert_cuda_error_within_cpu_error(f"{name}: INT4 experts", ref32, cpu4, gpu4, 300)
 
 
 def test_load_rejects_bad_devices(tiny_checkpoint):
