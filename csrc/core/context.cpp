@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "core/host_pool.h"
 #include "cuda/runtime.h"
 #include "llama4/communicator.h"
 #include "llama4/error.h"
@@ -23,7 +24,10 @@ int Context::world_size() const { return comm_ ? comm_->size() : 1; }
 Context Context::on(Device device) { return device.is_cuda() ? cuda(device.index) : cpu(); }
 
 Tensor Context::empty(const Shape& shape, DType dtype) const {
-  if (!device_.is_cuda()) return Tensor::empty(shape, dtype, device_);
+  if (!device_.is_cuda()) {  // reused host blocks: no page faults for a step's activations
+    const TensorView layout(nullptr, dtype, shape, device_);
+    return Tensor::adopt(detail::host_pool_allocate(layout.nbytes()), layout);
+  }
   const TensorView layout(nullptr, dtype, shape, device_);
   return Tensor::adopt(cuda::allocate_async(layout.nbytes(), device_.index, stream_), layout);
 }

@@ -6,7 +6,8 @@
 //            an op waits for the host, except a copy into host memory
 //   memory   empty()/zeros() temporaries come from a stream-ordered caching allocator (a per-device
 //            CUDA memory pool that keeps what it reserved): memory freed by work queued on a stream
-//            is reused by later work without cudaMalloc, cudaFree or a synchronisation
+//            is reused by later work without cudaMalloc, cudaFree or a synchronisation; on the CPU,
+//            blocks of 1 MiB and more are kept and reused (no page faults on a step's activations)
 //   comm     when the model spans several ranks, the communicator of their group
 //            (llama4/communicator.h); none for a single rank
 // Contexts are cheap values (a device, a stream handle, a shared communicator); the pool behind
