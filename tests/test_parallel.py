@@ -220,9 +220,26 @@ def test_dead_or_hung_worker_raises_rank_error_within_timeout(tiny_checkpoint, h
         model.close()
 
 
+def _kill_rank_0_and_wait_for_its_worker(script: str, cwd, wait_s: float) -> tuple[float, str]:
+    """Runs `script` (it prints its worker's pid, then kills itself); returns how long the worker
+    outlived it and the stderr they shared, and checks that the worker is gone."""
+    # cwd: not the source tree, whose llama4_native (without the built _C) would shadow the installed one
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)
+    worker = int(proc.stdout.readline())
+    died = time.monotonic()
+    proc.wait(timeout=30)
+    _, stderr = proc.communicate(timeout=wait_s)  # EOF once the worker, which shares the pipe, has exited
+    outlived = time.monotonic() - died
+    with open(f"/proc/{worker}/stat") if os.path.exists(f"/proc/{worker}/stat") else open(os.devnull) as f:
+        stat = f.read()
+    assert not stat or stat.rsplit(")", 1)[1].split()[0] in "ZX"
+    return outlived, stderr
+
+
 def test_dead_rank_0_makes_the_workers_exit(tiny_checkpoint, tmp_path):
     folder, _ = tiny_checkpoint("scout_text")
-    script = textwrap.dedent(f"""
+    outlived, stderr = _kill_rank_0_and_wait_for_its_worker(f"""
         import os, signal, sys
         import llama4_native as l4
         if __name__ == "__main__":
@@ -230,44 +247,25 @@ def test_dead_rank_0_makes_the_workers_exit(tiny_checkpoint, tmp_path):
             m.logits([1, 2, 3])
             print(m._group.procs[0].pid, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
-    """)
-    # cwd: not the source tree, whose llama4_native (without the built _C) would shadow the installed one
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path)
-    worker = int(proc.stdout.readline())
-    died = time.monotonic()
-    proc.wait(timeout=30)
-    _, stderr = proc.communicate(timeout=30)  # EOF once the worker, which shares the pipe, has exited
-    assert time.monotonic() - died < 4 + 5
+    """, tmp_path, wait_s=30)
+    assert outlived < 4 + 5
     assert "RankError" in stderr and "rank 0" in stderr, stderr[-2000:]
-    with open(f"/proc/{worker}/stat") if os.path.exists(f"/proc/{worker}/stat") else open(os.devnull) as f:
-        stat = f.read()
-    assert not stat or stat.rsplit(")", 1)[1].split()[0] in "ZX"
 
 
 def test_a_worker_whose_rank_0_dies_before_the_group_forms_exits(tiny_checkpoint, tmp_path):
     # Rank 0 dies right after starting its worker: the worker, loading or waiting to join (whose
     # timeout is long: ranks load at different speeds), sees its parent gone and exits.
     folder, _ = tiny_checkpoint("scout_text")
-    script = textwrap.dedent(f"""
+    outlived, stderr = _kill_rank_0_and_wait_for_its_worker(f"""
         import os, signal
         from llama4_native import parallel
         if __name__ == "__main__":
             group = parallel.start_workers({str(folder)!r}, 2, dict(dtype="float32", collective_timeout_s=600))
             print(group.procs[0].pid, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path)
-    worker = int(proc.stdout.readline())
-    died = time.monotonic()
-    proc.wait(timeout=30)
-    _, stderr = proc.communicate(timeout=120)  # EOF once the worker, which shares the pipe, has exited
-    assert time.monotonic() - died < 120  # not the 1800 s join timeout
+    """, tmp_path, wait_s=120)
+    assert outlived < 120  # not the 1800 s join timeout
     assert "rank 0" in stderr and "exited while this rank was loading or joining" in stderr, stderr[-2000:]
-    with open(f"/proc/{worker}/stat") if os.path.exists(f"/proc/{worker}/stat") else open(os.devnull) as f:
-        stat = f.read()
-    assert not stat or stat.rsplit(")", 1)[1].split()[0] in "ZX"
 
 
 def test_moe_localize_against_a_plain_loop():
