@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cpu/blas.h"
+#include "cpu/vec8.h"
 #include "llama4/numeric.h"
 
 namespace llama4::cpu {
@@ -74,17 +75,15 @@ template <int MC>
 void widen_dot_rows(double* acc, int64_t N, const double* ad, const uint8_t* w, double* wd,
                     int64_t K, bool keep) {
   const int64_t K8 = K / 8 * 8;
-  const __m128i low7 = _mm_set1_epi16(0x7F), sign = _mm_set1_epi16(0x80);
   const __m256d two8 = _mm256_set1_pd(256.0);
   __m128i nan_codes = _mm_setzero_si128();
   __m256d accv[MC];
   for (int m = 0; m < MC; ++m) accv[m] = _mm256_setzero_pd();
   for (int64_t k = 0; k < K8; k += 8) {
     const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k)));
-    const __m128i mag = _mm_and_si128(b, low7);
-    nan_codes = _mm_or_si128(nan_codes, _mm_cmpeq_epi16(mag, low7));
-    const __m128i half = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, sign), 8), _mm_slli_epi16(mag, 7));
-    const __m256 f = _mm256_cvtph_ps(half);
+    __m128i nan;
+    const __m256 f = _mm256_cvtph_ps(vec8::e4m3_to_f16_scaled(b, &nan));
+    nan_codes = _mm_or_si128(nan_codes, nan);
     const __m256d lo = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(f)), two8);
     const __m256d hi = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)), two8);
     if (keep) {

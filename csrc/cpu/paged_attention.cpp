@@ -36,6 +36,7 @@
 #include "cpu/attention_micro.h"
 #include "cpu/elem.h"
 #include "cpu/fp8_row.h"
+#include "cpu/vec8.h"
 #include "llama4/error.h"
 #include "llama4/mathfn.h"
 
@@ -75,22 +76,9 @@ struct Fp8Table {
 inline void fp8_to_f32(const uint8_t* src, float scale, float* dst, int64_t n) {
   static const Fp8Table table;
   int64_t i = 0;
-#if defined(__F16C__) && defined(__AVX2__)
-  // Eight codes at a time, the table's values exactly: an e4m3 code shifted into a float16
-  // ((sign << 8) | (magnitude << 7)) is the same number times 2^-8 (subnormals included), so
-  // cvtph * 256 is exact; the NaN codes (magnitude 0x7F) are patched; then the one product.
-  const __m256 s = _mm256_set1_ps(scale), two8 = _mm256_set1_ps(256.0f);
-  for (; i + 8 <= n; i += 8) {
-    const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
-    const __m128i mag = _mm_and_si128(b, _mm_set1_epi16(0x7F));
-    const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8), _mm_slli_epi16(mag, 7));
-    __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), two8);
-    const __m256i is_nan = _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(mag, _mm_set1_epi16(0x7F)));
-    const __m256i sign = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_and_si128(b, _mm_set1_epi16(0x80))), 24);
-    const __m256 nan = _mm256_castsi256_ps(_mm256_or_si256(sign, _mm256_set1_epi32(0x7FC00000)));  // as the table
-    v = _mm256_blendv_ps(v, nan, _mm256_castsi256_ps(is_nan));
-    _mm256_storeu_ps(dst + i, _mm256_mul_ps(v, s));
-  }
+#if LLAMA4_VEC8
+  const __m256 s = _mm256_set1_ps(scale);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_mul_ps(vec8::load_e4m3(src + i), s));  // the table's values
 #endif
   for (; i < n; ++i) dst[i] = table.v[src[i]] * scale;
 }

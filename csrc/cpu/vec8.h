@@ -6,6 +6,7 @@
 //   round<T>       Elem<T>::round (to bf16 and back; identity for float)
 //   exp            llama4/mathfn.h's exp_f32, step by step in double (4 lanes per half)
 //   store_e4m3     f32_to_fp8e4m3 (saturating, NaN -> 0x7F) into eight bytes
+//   load_e4m3      fp8e4m3_to_f32 of eight bytes (through F16C, exact)
 // Kernels use these when kVec8<T> (float, bf16) and take the scalar path for f16 and for tails.
 #pragma once
 #include <type_traits>
@@ -13,7 +14,7 @@
 #include "llama4/mathfn.h"
 #include "llama4/numeric.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define LLAMA4_VEC8 1
 #include <immintrin.h>
 #else
@@ -128,6 +129,25 @@ inline void store_e4m3(uint8_t* p, __m256 f) {
   r = _mm256_or_si256(r, _mm256_srli_epi32(sign, 24));
   const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
+}
+
+// Eight e4m3 codes (zero-extended to 16-bit lanes) as float16 bits of the code's value times 2^-8:
+// (sign << 8) | (magnitude << 7), exact for every finite code, subnormals included. The NaN codes
+// (magnitude 0x7F) would read as a finite 480: `nan` gets all ones in their lanes.
+inline __m128i e4m3_to_f16_scaled(__m128i codes, __m128i* nan) {
+  const __m128i mag = _mm_and_si128(codes, _mm_set1_epi16(0x7F));
+  *nan = _mm_cmpeq_epi16(mag, _mm_set1_epi16(0x7F));
+  return _mm_or_si128(_mm_slli_epi16(_mm_and_si128(codes, _mm_set1_epi16(0x80)), 8), _mm_slli_epi16(mag, 7));
+}
+
+// fp8e4m3_to_f32 of the eight codes at p: cvtph * 256 is exact; NaN codes give its signed NaN.
+inline __m256 load_e4m3(const uint8_t* p) {
+  const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  __m128i nan;
+  const __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(e4m3_to_f16_scaled(b, &nan)), _mm256_set1_ps(256.0f));
+  const __m256i sign = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_and_si128(b, _mm_set1_epi16(0x80))), 24);
+  const __m256 nan_value = _mm256_castsi256_ps(_mm256_or_si256(sign, _mm256_set1_epi32(0x7FC00000)));
+  return _mm256_blendv_ps(v, nan_value, _mm256_castsi256_ps(_mm256_cvtepi16_epi32(nan)));
 }
 
 #endif  // LLAMA4_VEC8
