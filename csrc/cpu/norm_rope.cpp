@@ -74,7 +74,9 @@ void rope_impl(const TensorView& out, const TensorView& x, const TensorView& pos
     // fma. Explicit fmas fix the rounding: left to itself, GCC vectorizes this complex-multiply
     // shape into fmaddsub (fusing a*c and a*s) in some loop paths but not in others, even with
     // -ffp-contract=off. The CUDA kernel computes exactly these two fmas.
-    std::vector<float> cs(size_t(2 * half)), nsc(size_t(2 * half));
+    thread_local std::vector<float> cs, nsc;  // this thread's tables, reused token after token
+    cs.resize(size_t(2 * half));
+    nsc.resize(size_t(2 * half));
     for (int64_t j = 0; j < half; ++j) {
       const float angle = p * freq[j];  // fp32, as transformers computes it
       float sn, cn;

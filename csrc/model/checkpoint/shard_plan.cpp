@@ -3,8 +3,6 @@
 // rank holds), and each of its checkpoint pieces the part that fills it, so the stream reads only
 // that part of the mapped file: a rank of N reads about 1/N of the sharded weights, and a
 // concatenated tensor (q/k/v, gate/up) is never assembled whole first.
-#include <cstring>
-
 #include "llama4/error.h"
 #include "model/checkpoint/weight_plan.h"
 

@@ -99,15 +99,9 @@ uint64_t read_bytes(const TensorInfo& info, const PieceCut& cut) {
   return info.nbytes() / uint64_t(info.shape[size_t(cut.dim)]) * uint64_t(cut.count);
 }
 
-int64_t numel_of(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t x : s) n *= x;
-  return n;
-}
-
 Tensor assemble(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
   if (p.int4_words) return assemble_int4_words(p, pieces);
-  const bool fills = pieces.size() == 1 && pieces[0].numel() == numel_of(p.shape);
+  const bool fills = pieces.size() == 1 && pieces[0].numel() == TensorView(nullptr, p.dtype, p.shape).numel();
   if (p.layout == Layout::Concat && fills && pieces[0].dtype() == p.dtype)
     return Tensor::wrap(pieces[0].view().reshape(p.shape), pieces[0].storage());  // zero-copy
   Tensor out = p.zero_fill ? Tensor::zeros(p.shape, p.dtype) : Tensor::empty(p.shape, p.dtype);
