@@ -30,7 +30,9 @@ info = l4.build_info()
 print("build_info:", {k: info[k] for k in ("backends", "cuda_archs", "cutlass_version", "blas") if k in info})
 if os.environ["WANT_CUDA"] == "1":
     assert "cuda" in info["backends"], f"nvcc is here but the wheel has no CUDA backend: {info}"
-    assert "90a" in info.get("cuda_archs", ""), f"the wheel lacks sm_90a: {info}"
+    archs = info.get("cuda_archs", "").split(";")
+    assert "90a-real" in archs, f"the wheel lacks sm_90a: {info}"
+    assert len(set(archs)) == len(archs), f"build_info lists an arch twice: {archs}"
 has_driver = os.path.exists("/dev/nvidiactl")
 print("GPU driver present:", has_driver, "; cuda_available():", l4.cuda_available())
 if not has_driver:
