@@ -13,8 +13,9 @@ Cases:
            K/V of the same sizes;
   end-to-end decode of a Scout-shaped model cut to 4 layers (hidden 5120, 40/8 heads, 16 experts
            top-1, expert width 8192, vocab 202048; random bf16 weights on the GPU) at batch 1 and
-           32: tok/s and its fraction of the weight-bytes roofline (bytes a step must read / copy
-           bandwidth). The step includes the host's work (plan upload, logits back).
+           32: tok/s with CUDA graphs (the default) and with enforce_eager=True side by side, and
+           each one's fraction of the weight-bytes roofline (bytes a step must read / copy
+           bandwidth). The step includes the host's work (plan upload, logits copy).
 Every figure is a median of CUDA-event timed batches of several milliseconds; problems are sized
 well beyond the 50-60 MB L2 where the point is bandwidth.
 
@@ -167,42 +168,55 @@ def decode_bytes(c: dict, batch: int) -> float:
     return 2.0 * (c["num_hidden_layers"] * layer + V * D)
 
 
-def bench_engine_decode(copy: float, quick: bool) -> None:
+def decode_tok_s(c: dict, weights: dict, batch: int, steps: int, enforce_eager: bool) -> tuple[float, dict]:
+    """ms per decode step of `batch` sequences after a 128-token prompt each, and the engine's decode
+    graph statistics. Every measured step replays the graph (the warm-up step captured it)."""
     from llama4_native import _C
 
-    print("\n== end-to-end decode: Scout shape cut to 4 layers (bf16, 16 experts top-1, vocab 202048)")
-    c = SCOUT4
-    weights = scout4_weights(c)
     engine = _C.Engine(c, "bfloat16", weights,
                        {"page_size": 64, "kv_cache_bytes": 8 << 30, "max_sequences": 32,
-                        "max_step_tokens": 256})
-    print(f"{'batch':>6} {'step ms':>9} {'tok/s':>9} {'roofline tok/s':>15} {'of roofline':>12}")
+                        "max_step_tokens": 256, "enforce_eager": enforce_eager})
     g = torch.Generator().manual_seed(0)
-    for batch in ((1, 32) if not quick else (1, 32)):
-        seqs = [engine.add_sequence() for _ in range(batch)]
-        prompts = [torch.randint(3, c["vocab_size"], (128,), generator=g).tolist() for _ in seqs]
-        last = engine.step([(s, p, False) for s, p in zip(seqs, prompts)])
-        nxt = torch.from_dlpack(last).argmax(-1).tolist()
+    seqs = [engine.add_sequence() for _ in range(batch)]
+    prompts = [torch.randint(3, c["vocab_size"], (128,), generator=g).tolist() for _ in seqs]
+    last = engine.step([(s, p, False) for s, p in zip(seqs, prompts)])
+    nxt = torch.from_dlpack(last).argmax(-1).tolist()
 
-        def step():
-            out = engine.step([(s, [t], False) for s, t in zip(seqs, nxt)])
-            return out
+    def step():
+        return engine.step([(s, [t], False) for s, t in zip(seqs, nxt)])
 
-        steps = 8 if quick else 32
+    step()  # the layout's first step: eager, then (graphs on) its capture
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(steps):
         step()
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(steps):
-            step()
-        end.record()
-        end.synchronize()
-        ms = start.elapsed_time(end) / steps
+    end.record()
+    end.synchronize()
+    stats = engine.decode_graph_stats()
+    del engine
+    return start.elapsed_time(end) / steps, stats
+
+
+def bench_engine_decode(copy: float, quick: bool) -> None:
+    print("\n== end-to-end decode: Scout shape cut to 4 layers (bf16, 16 experts top-1, vocab 202048)")
+    print("   CUDA graphs (default) vs enforce_eager=True; roofline = weight bytes a step reads / copy bandwidth")
+    c = SCOUT4
+    weights = scout4_weights(c)
+    print(f"{'batch':>6} {'graph ms':>9} {'graph tok/s':>12} {'eager ms':>9} {'eager tok/s':>12} "
+          f"{'graph/eager':>12} {'roofline tok/s':>15} {'graph of roof':>14} {'eager of roof':>14}")
+    steps = 8 if quick else 32
+    for batch in (1, 32):
+        g_ms, g_stats = decode_tok_s(c, weights, batch, steps, enforce_eager=False)
+        e_ms, _ = decode_tok_s(c, weights, batch, steps, enforce_eager=True)
+        if g_stats["error"] or g_stats["replays"] < steps:
+            print(f"   graphs were not replayed: {g_stats}")
         roof = batch / (decode_bytes(c, batch) / (copy * 1e9))
-        print(f"{batch:>6} {ms:9.3f} {batch / ms * 1e3:9.1f} {roof:15.1f} {batch / ms * 1e3 / roof:12.1%}")
-        for s in seqs:
-            engine.free_sequence(s)
-    del engine, weights
+        g_tok, e_tok = batch / g_ms * 1e3, batch / e_ms * 1e3
+        print(f"{batch:>6} {g_ms:9.3f} {g_tok:12.1f} {e_ms:9.3f} {e_tok:12.1f} {g_tok / e_tok:12.2f}x "
+              f"{roof:15.1f} {g_tok / roof:14.1%} {e_tok / roof:14.1%}")
+        print(f"   graph memory pool: {g_stats['graph_memory_bytes'] / 2**20:.1f} MiB")
+    del weights
     torch.cuda.empty_cache()
 
 

@@ -27,6 +27,8 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
                    help="fp8: e4m3 KV cache with a scale per token and head (~1.94x the tokens)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="on a GPU, run decode steps without CUDA graphs (same results, more launch overhead)")
 
 
 def _sampling_kwargs(a) -> dict:
@@ -42,7 +44,7 @@ def _load(a):
         l4.set_cpu_threads(a.threads)
     t0 = time.perf_counter()
     model = l4.load(a.model, dtype=a.dtype, progress=True, quantization=a.quantization,
-                    kv_cache_dtype=a.kv_cache_dtype)
+                    kv_cache_dtype=a.kv_cache_dtype, enforce_eager=a.enforce_eager)
     print(f"[loaded {a.model} ({a.dtype}) in {time.perf_counter() - t0:.1f} s]", file=sys.stderr)
     return model
 
@@ -139,7 +141,8 @@ def cmd_bench(a) -> int:
     path = a.model or demo_checkpoint()
     if a.threads:
         l4.set_cpu_threads(a.threads)
-    model = l4.load(path, dtype=a.dtype, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype)
+    model = l4.load(path, dtype=a.dtype, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype,
+                    enforce_eager=a.enforce_eager)
     prompt = list(range(1000, 1000 + a.prompt_tokens))
     seq = model._new_sequence()
     t0 = time.perf_counter()

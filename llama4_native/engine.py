@@ -33,8 +33,11 @@ class Model:
                  progress: bool | None = None, quantization: str | None = None,
                  activation_scale_ub: float | None = None, fp8_skip_layers=(), int4_group_size: int | None = None,
                  gpu_memory_utilization: float | None = None, kv_cache_dtype: str = "auto",
-                 tensor_parallel_size: int = 1, check_weights: bool = False,
+                 tensor_parallel_size: int = 1, check_weights: bool = False, enforce_eager: bool = False,
                  collective_timeout_s: float = 60.0, _rank: int = 0, _store_dir: str | None = None):
+        if not isinstance(enforce_eager, bool):
+            raise TypeError(f"enforce_eager must be a bool, got {type(enforce_eager).__name__}")
+        self.enforce_eager = enforce_eager
         tp = _check_parallel(tensor_parallel_size, collective_timeout_s)
         self.tensor_parallel_size = tp
         self._group = None  # the worker processes this process started (rank 0 of several)
@@ -77,7 +80,7 @@ class Model:
                 page_size=page_size, progress=False, quantization=quantization,
                 activation_scale_ub=activation_scale_ub, fp8_skip_layers=tuple(fp8_skip_layers),
                 int4_group_size=int4_group_size, gpu_memory_utilization=gpu_memory_utilization, kv_cache_dtype=kv_cache_dtype,
-                collective_timeout_s=collective_timeout_s))
+                collective_timeout_s=collective_timeout_s, enforce_eager=enforce_eager))
             store = _C.FileStore(self._group.store_dir)
         try:
             self._load(device, dtype, kv_cache_bytes, max_sequences, page_size, progress, quantization,
@@ -120,7 +123,8 @@ class Model:
         if kv_cache_bytes is None:
             kv_cache_bytes = _default_kv_bytes(text, dtype)
         options = {"page_size": int(page_size), "kv_cache_bytes": int(kv_cache_bytes),
-                   "max_sequences": int(max_sequences), "kv_cache_dtype": self.kv_cache_dtype}
+                   "max_sequences": int(max_sequences), "kv_cache_dtype": self.kv_cache_dtype,
+                   "enforce_eager": self.enforce_eager}
         if self.config.vision is not None:
             options["image_token_id"] = int(self.config.image_token_index)
         if tp > 1:
@@ -163,6 +167,18 @@ class Model:
     @property
     def max_context(self) -> int:
         return self.config.text.max_position_embeddings
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether decode steps replay CUDA graphs (a GPU, one rank, and not enforce_eager)."""
+        return bool(self._engine.uses_cuda_graphs)
+
+    def decode_graph_stats(self) -> dict:
+        """What the CUDA decode layouts did: graphs, captures, replays, eager_steps (steps run
+        without a graph: enforce_eager, each layout's first step, failed captures),
+        graph_memory_bytes (CUDA's graph memory pool) and error (why a capture failed, or "").
+        All zero on the CPU."""
+        return dict(self._engine.decode_graph_stats())
 
     @property
     def tokenizer(self):
@@ -340,6 +356,12 @@ def load(path, device: str = "cpu", dtype: str = "bfloat16", **options) -> Model
     took and a reserve for a step's activations (gpu_memory.py). kv_cache_dtype: "auto" (the model
     dtype) or "fp8" (e4m3 K and V, one float32 scale per token and KV head: ~1.94x the tokens in the
     same bytes at head_dim 128).
+
+    CUDA graphs: on a GPU (one rank), decode steps (one new token per sequence, at most
+    max_sequences of them) are captured once per batch-size bucket and page-table width in a CUDA
+    graph and replayed, which removes the per-kernel launch cost. enforce_eager=True (vLLM's name)
+    runs the same padded steps without graphs: the same logits bit for bit. No effect on the CPU.
+    `model.cuda_graphs` says whether graphs are in use, `model.decode_graph_stats()` what they did.
 
     check_weights=True scans every tensor of the checkpoint for NaN and infinity before loading and
     raises CheckpointError naming the first (file, tensor, element). Off by default: it reads every

@@ -25,8 +25,9 @@ width, embedding and lm_head by vocabulary rows, norms and routers replicated; t
 counted whole on every rank. The rank holding the most is the one that must fit.
 
 The workspace is an estimate, not an allocation the engine makes up front: activations of one
-forward pass of `max_step_tokens` tokens (temporaries come from a stream-ordered pool on CUDA) plus,
-on a GPU, CUDA_RESERVE_BYTES for the CUDA context and library workspaces.
+forward pass of `max_step_tokens` tokens (temporaries come from a stream-ordered pool on CUDA), what
+the CUDA decode graphs keep (decode_graph_bytes: one rank only) plus, on a GPU, CUDA_RESERVE_BYTES for
+the CUDA context and library workspaces.
 """
 from __future__ import annotations
 
@@ -124,7 +125,18 @@ def step_workspace_bytes(text, dtype: str, rows: int, gpus: int = 1, max_step_to
     gpu_memory_utilization=F) both reserve this."""
     step = text.attention_chunk_size if not max_step_tokens else min(int(max_step_tokens), text.attention_chunk_size)
     kv_heads = text.num_key_value_heads if gpus == 1 else _C.text_shard_specs(text, dtype, [], 0, gpus, 0)[1]
-    return workspace_bytes(text, step, rows, 2 if dtype == "bfloat16" else 4, gpus, kv_heads)
+    size = 2 if dtype == "bfloat16" else 4
+    return workspace_bytes(text, step, rows, size, gpus, kv_heads) + decode_graph_bytes(text, size, rows, gpus)
+
+
+def decode_graph_bytes(text, dtype_size: int, rows: int, gpus: int = 1) -> int:
+    """What the CUDA decode graphs of one rank hold besides the step pool (csrc/model/decode_graphs.h):
+    the layouts' shared logits buffer [rows, vocab] float32, and the activations of one decode step
+    of `rows` tokens, which a captured graph keeps in CUDA's graph memory pool (graphs replayed one
+    after the other on one stream). Several ranks run no graphs: 0."""
+    if gpus != 1:
+        return 0
+    return workspace_bytes(text, rows, rows, dtype_size) + rows * text.vocab_size * 4
 
 
 @dataclass

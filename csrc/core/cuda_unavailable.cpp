@@ -1,5 +1,6 @@
 // The CUDA runtime wrapper for builds without the CUDA backend: every call reports it clearly.
 #include "llama4/error.h"
+#include "cuda/graph.h"
 #include "cuda/runtime.h"
 
 #if !LLAMA4_WITH_CUDA
@@ -24,6 +25,17 @@ int device_count() { return 0; }
 MemoryInfo memory_info(int) { no_cuda("querying CUDA memory"); }
 std::string runtime_version() { return ""; }
 void synchronize(int) {}
+
+std::shared_ptr<void> new_stream(int) { no_cuda("creating a CUDA stream"); }
+void begin_capture(int, void*) { no_cuda("capturing a CUDA graph"); }
+std::shared_ptr<void> end_capture(int, void*) { no_cuda("capturing a CUDA graph"); }
+void abort_capture(int, void*) noexcept {}
+void launch_graph(const std::shared_ptr<void>&, int, void*) { no_cuda("launching a CUDA graph"); }
+GraphMemory graph_memory(int) { return {}; }
+std::shared_ptr<void> allocate_pinned(size_t) { no_cuda("allocating pinned host memory"); }
+std::shared_ptr<void> new_event(int) { no_cuda("creating a CUDA event"); }
+void record_event(const std::shared_ptr<void>&, int, void*) { no_cuda("recording a CUDA event"); }
+void wait_event(const std::shared_ptr<void>&, int) {}
 
 }  // namespace llama4::cuda
 #endif

@@ -3,8 +3,14 @@
 // cudaFreeAsync. The pool's release threshold is "never", so memory freed on a stream stays
 // reserved and the next allocation on that stream (or, once the free has completed, on any stream)
 // reuses it: after the first step of a given shape, a step makes no cudaMalloc, no cudaFree and no
-// synchronisation. Inside a CUDA graph capture the same calls become the graph's own allocation
-// nodes, so captured steps need no special path.
+// synchronisation.
+//
+// CUDA graph capture (cuda/graph.h; torch's cudaMallocAsync backend does the same): on a stream that
+// cuda/graph.cu is capturing, cudaMallocFromPoolAsync and cudaFreeAsync become the graph's
+// allocation and free nodes (memory owned by the graph, at addresses fixed for its lifetime). Memory
+// allocated BEFORE the capture and released during it must not become a free node (every replay
+// would free it again): its free is deferred until the capture ends. Allocations made during the
+// capture are counted, so that end_capture can refuse a graph that leaves one alive.
 //
 // Why the runtime's pool and not our own free lists (PyTorch's CUDACachingAllocator): stream
 // ordering, cross-stream reuse through events, graph capture and defragmentation come with it, and
@@ -15,11 +21,14 @@
 // that stream; the free then waits for it on the device, as torch's record_stream does.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
+#include "cuda/capture_state.cuh"
 #include "cuda/common.cuh"
 #include "cuda/runtime.h"
 
@@ -51,30 +60,76 @@ cudaMemPool_t pool_of(int device) {
   return pool;
 }
 
-// The deleter of allocate_async memory. `uses`: other streams that received the tensor.
+// Returns p to the pool ordered after the work queued so far on `stream` and on `uses`. A stream
+// destroyed by its owner meanwhile: free synchronously instead (cudaFree accepts pool memory and
+// waits for the device). Never throws (deleters); at process exit the runtime may already be gone,
+// so errors are dropped. The caller has made the device current.
+void free_after(void* p, cudaStream_t stream, const std::vector<cudaStream_t>& uses) {
+  for (cudaStream_t u : uses) {
+    cudaEvent_t ev = nullptr;
+    if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) continue;
+    if (cudaEventRecord(ev, u) == cudaSuccess) (void)cudaStreamWaitEvent(stream, ev, 0);
+    (void)cudaEventDestroy(ev);  // released once the wait has completed
+  }
+  if (cudaFreeAsync(p, stream) != cudaSuccess) {
+    (void)cudaGetLastError();
+    (void)cudaFree(p);
+  }
+  (void)cudaGetLastError();
+}
+
+// The captures in progress (cuda/graph.cu), by stream: allocations made during each and still
+// live, and the frees deferred until it ends. Never destroyed: deleters may run at process exit.
+struct DeferredFree {
+  void* p;
+  int device;
+  std::vector<cudaStream_t> uses;
+};
+struct CaptureState {
+  int device = 0;
+  int64_t live = 0;
+  std::vector<DeferredFree> deferred;
+};
+struct Captures {
+  std::mutex mu;
+  std::unordered_map<cudaStream_t, CaptureState> by_stream;
+  std::atomic<int> active{0};  // by_stream.size(), read without the lock on the common path
+};
+Captures& captures() {
+  static Captures* c = new Captures;
+  return *c;
+}
+
+// The deleter of allocate_async memory. `uses`: other streams that received the tensor;
+// `captured`: allocated while `stream` was being captured (a graph's allocation node).
 struct AsyncFree {
   int device;
   cudaStream_t stream;
   std::vector<cudaStream_t> uses;
+  bool captured = false;
 
   void operator()(void* p) const {
     int previous = -1;
     const bool restore = cudaGetDevice(&previous) == cudaSuccess && previous != device;
     if (restore) (void)cudaSetDevice(device);
-    for (cudaStream_t u : uses) {
-      cudaEvent_t ev = nullptr;
-      if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) continue;
-      if (cudaEventRecord(ev, u) == cudaSuccess) (void)cudaStreamWaitEvent(stream, ev, 0);
-      (void)cudaEventDestroy(ev);  // released once the wait has completed
+    Captures& c = captures();
+    bool done = false;
+    if (captured || c.active.load(std::memory_order_acquire) > 0) {
+      std::lock_guard<std::mutex> lock(c.mu);
+      auto it = c.by_stream.find(stream);
+      if (captured) {
+        // During its capture: the graph's free node. After it (end_capture has refused the
+        // graph): a graph allocation may be freed outside its graph; errors are dropped.
+        if (it != c.by_stream.end()) --it->second.live;
+        (void)cudaFreeAsync(p, stream);
+        (void)cudaGetLastError();
+        done = true;
+      } else if (it != c.by_stream.end()) {
+        it->second.deferred.push_back({p, device, uses});  // allocated before the capture
+        done = true;
+      }
     }
-    // A stream destroyed by its owner meanwhile: free synchronously instead (cudaFree accepts
-    // pool memory and waits for the device). Destructors must not throw; at process exit the
-    // runtime may already be gone, so errors are dropped.
-    if (cudaFreeAsync(p, stream) != cudaSuccess) {
-      (void)cudaGetLastError();
-      (void)cudaFree(p);
-    }
-    (void)cudaGetLastError();
+    if (!done) free_after(p, stream, uses);
     if (restore) (void)cudaSetDevice(previous);
   }
 };
@@ -100,8 +155,52 @@ std::shared_ptr<void> allocate_async(size_t nbytes, int device, void* stream) {
                                " allocating ", nbytes, " bytes on cuda:", device,
                                " from the stream-ordered pool (", __FILE__, ":", __LINE__, ")"));
   }
-  return std::shared_ptr<void>(p, AsyncFree{device, s, {}});
+  AsyncFree deleter{device, s, {}, false};
+  Captures& c = captures();
+  if (c.active.load(std::memory_order_acquire) > 0) {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.by_stream.find(s);
+    if (it != c.by_stream.end()) {
+      deleter.captured = true;
+      ++it->second.live;
+    }
+  }
+  return std::shared_ptr<void>(p, std::move(deleter));
 }
+
+namespace capture_state {
+
+void capture_began(int device, cudaStream_t stream) {
+  Captures& c = captures();
+  std::lock_guard<std::mutex> lock(c.mu);
+  LLAMA4_CHECK(c.by_stream.count(stream) == 0, "a CUDA graph capture is already in progress on this stream");
+  c.by_stream[stream].device = device;
+  c.active.store(int(c.by_stream.size()), std::memory_order_release);
+}
+
+int64_t capture_ended(cudaStream_t stream) {
+  CaptureState state;
+  {
+    Captures& c = captures();
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.by_stream.find(stream);
+    if (it == c.by_stream.end()) return 0;
+    state = std::move(it->second);
+    c.by_stream.erase(it);
+    c.active.store(int(c.by_stream.size()), std::memory_order_release);
+  }
+  int previous = -1;
+  (void)cudaGetDevice(&previous);
+  for (const DeferredFree& f : state.deferred) {
+    (void)cudaSetDevice(f.device);
+    free_after(f.p, stream, f.uses);
+  }
+  if (previous >= 0) (void)cudaSetDevice(previous);
+  (void)cudaGetLastError();
+  return state.live;
+}
+
+}  // namespace capture_state
 
 void record_stream_use(const std::shared_ptr<void>& storage, void* stream) {
   AsyncFree* f = std::get_deleter<AsyncFree>(storage);

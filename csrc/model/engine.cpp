@@ -7,6 +7,7 @@
 #include "llama4/communicator.h"
 #include "llama4/error.h"
 #include "llama4/ops.h"
+#include "model/decode_graphs.h"
 #include "model/image_rows.h"
 
 namespace llama4 {
@@ -60,7 +61,36 @@ Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOp
     }
   }
   cache_ = std::make_unique<KVCache>(kc, ctx_);
+  if (ctx_.is_cuda() && ctx_.world_size() == 1)
+    decode_ = std::make_unique<detail::DecodeGraphs>(ctx_, options_.max_sequences, c.vocab_size,
+                                                     !options_.enforce_eager);
   start_group();
+}
+
+bool Engine::uses_cuda_graphs() const { return decode_ && decode_->use_graphs(); }
+
+DecodeGraphStats Engine::decode_graph_stats() const { return decode_ ? decode_->stats() : DecodeGraphStats(); }
+
+// One new token per sequence, a logits row each, text only, no more sequences than the layouts hold.
+bool Engine::is_decode_step(const std::vector<StepRequest>& requests) const {
+  if (!decode_ || requests.empty() || int64_t(requests.size()) > decode_->max_batch()) return false;
+  for (const StepRequest& r : requests)
+    if (r.tokens.size() != 1 || r.logits == LogitRows::None || r.image_features.ndim > 0) return false;
+  return true;
+}
+
+Tensor Engine::decode_step(const std::vector<StepRequest>& requests) {
+  std::vector<int64_t> seqs;
+  std::vector<int32_t> tokens;
+  for (const StepRequest& r : requests) {
+    seqs.push_back(r.seq);
+    tokens.push_back(r.tokens[0]);
+  }
+  const std::vector<int64_t> one(seqs.size(), 1);
+  cache_->reserve(seqs, one);
+  Tensor logits = decode_->step(model_, *cache_, seqs, tokens);
+  cache_->commit(seqs, one);
+  return logits;
 }
 
 int64_t Engine::add_sequence() { return cache_->add_sequence(); }
@@ -110,6 +140,7 @@ Tensor Engine::step(const std::vector<StepRequest>& requests) {
     total_rows += rows_of(r);
   }
   check_capacity(requests);
+  if (is_decode_step(requests)) return decode_step(requests);
 
   Tensor logits = ctx_.empty({total_rows, c.vocab_size}, DType::F32);
   std::vector<int64_t> done(requests.size(), 0);       // tokens of each request already run

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "llama4/communicator.h"
+#include "model/decode_graphs.h"
 #include "llama4/engine.h"
 #include "llama4/error.h"
 #include "llama4/ops.h"

@@ -246,47 +246,63 @@ void KVCache::commit(const std::vector<int64_t>& seqs, const std::vector<int64_t
 
 // ---- plan -----------------------------------------------------------------------------------------
 
-KVCache::StepPlan KVCache::plan(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new) const {
+int64_t KVCache::table_width(const std::vector<int64_t>& seqs) const {
+  int64_t width = 0;
+  for (int64_t id : seqs) width = std::max<int64_t>(width, int64_t(seq(id, "table_width").pages[0].size()));
+  return width;
+}
+
+KVCache::HostPlan KVCache::host_plan(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new,
+                                     int64_t width) const {
   check_batch("plan", seqs, n_new);
   const int64_t P = config_.page_size;
   const int64_t S = int64_t(seqs.size());
-  int64_t total = 0, max_pages = 0;
+  int64_t total = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
     const Sequence& s = seq(seqs[i], "plan");
     const int64_t reserved = int64_t(s.pages[0].size()) * P - s.length;
     LLAMA4_CHECK_ARG(n_new[i] <= reserved, "KVCache.plan: sequence id ", seqs[i], " plans ", n_new[i],
                      " tokens but only ", reserved, " are reserved (call reserve first)");
     total += n_new[i];
-    max_pages = std::max<int64_t>(max_pages, int64_t(s.pages[0].size()));
   }
-  std::vector<int32_t> table[2], slots[2], qseq, qpos;
-  qseq.reserve(size_t(total));
-  qpos.reserve(size_t(total));
+  const int64_t widest = table_width(seqs);
+  LLAMA4_CHECK_ARG(width == 0 || width >= widest, "KVCache.plan: width ", width, " is narrower than the ",
+                   widest, " pages of the widest table");
+  HostPlan out;
+  out.width = width == 0 ? widest : width;
+  out.query_seq.reserve(size_t(total));
+  out.query_pos.reserve(size_t(total));
   for (int g = 0; g < 2; ++g) {
-    table[g].assign(size_t(S * max_pages), -1);
-    slots[g].reserve(size_t(total));
+    out.page_table[g].assign(size_t(S * out.width), -1);
+    out.slots[g].reserve(size_t(total));
   }
   for (int64_t i = 0; i < S; ++i) {
     const Sequence& s = seq(seqs[size_t(i)], "plan");
     for (int g = 0; g < 2; ++g) {
-      std::copy(s.pages[g].begin(), s.pages[g].end(), table[g].begin() + i * max_pages);
+      std::copy(s.pages[g].begin(), s.pages[g].end(), out.page_table[g].begin() + i * out.width);
       for (int64_t p = s.length; p < s.length + n_new[size_t(i)]; ++p) {
         const int32_t page = s.pages[g][size_t(p / P)];
-        slots[g].push_back(page < 0 ? -1 : int32_t(page * P + p % P));
+        out.slots[g].push_back(page < 0 ? -1 : int32_t(page * P + p % P));
       }
     }
     for (int64_t p = s.length; p < s.length + n_new[size_t(i)]; ++p) {
-      qseq.push_back(int32_t(i));
-      qpos.push_back(int32_t(p));
+      out.query_seq.push_back(int32_t(i));
+      out.query_pos.push_back(int32_t(p));
     }
   }
+  return out;
+}
+
+KVCache::StepPlan KVCache::plan(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new) const {
+  const HostPlan h = host_plan(seqs, n_new);
+  const int64_t S = int64_t(seqs.size()), T = int64_t(h.query_pos.size());
   StepPlan out;
   for (int g = 0; g < 2; ++g) {
-    out.page_table[g] = int32_tensor(ctx_, table[g], {S, max_pages});
-    out.slots[g] = int32_tensor(ctx_, slots[g], {total});
+    out.page_table[g] = int32_tensor(ctx_, h.page_table[g], {S, h.width});
+    out.slots[g] = int32_tensor(ctx_, h.slots[g], {T});
   }
-  out.query_seq = int32_tensor(ctx_, qseq, {total});
-  out.query_pos = int32_tensor(ctx_, qpos, {total});
+  out.query_seq = int32_tensor(ctx_, h.query_seq, {T});
+  out.query_pos = int32_tensor(ctx_, h.query_pos, {T});
   return out;
 }
 

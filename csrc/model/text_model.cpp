@@ -134,14 +134,17 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights, const Te
   ctx.synchronize();  // the table is read from the engine's stream later
 }
 
-Tensor TextModel::forward(const Context& ctx, const TensorView& token_ids, KVCache& cache,
-                          const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
-                          const TensorView& image_features, int64_t image_token_id) const {
-  LLAMA4_CHECK_TYPE(ctx.device() == device_, "TextModel.forward: the context is on ", ctx.device().str(),
+void TextModel::check_context(const Context& ctx, const char* op) const {
+  LLAMA4_CHECK_TYPE(ctx.device() == device_, op, ": the context is on ", ctx.device().str(),
                     " but the weights are on ", device_.str());
-  LLAMA4_CHECK_ARG(ctx.world_size() == shard_.size && ctx.rank() == shard_.rank, "TextModel.forward: the weights "
+  LLAMA4_CHECK_ARG(ctx.world_size() == shard_.size && ctx.rank() == shard_.rank, op, ": the weights "
                    "are rank ", shard_.rank, " of ", shard_.size, "'s but the context's communicator is rank ",
                    ctx.rank(), " of ", ctx.world_size());
+}
+
+Tensor TextModel::hidden_states(const Context& ctx, const TensorView& token_ids, KVCache& cache,
+                                const KVCache::StepPlan& plan, const TensorView& image_features,
+                                int64_t image_token_id) const {
   const int64_t T = token_ids.size(0), D = config_.hidden_size;
   Tensor h;
   if (shard_.single()) {
@@ -161,6 +164,15 @@ Tensor TextModel::forward(const Context& ctx, const TensorView& token_ids, KVCac
     const Tensor ffn = feed_forward(ctx, i, x);
     ops::add(ctx, h, h, ffn);
   }
+  return h;
+}
+
+Tensor TextModel::forward(const Context& ctx, const TensorView& token_ids, KVCache& cache,
+                          const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
+                          const TensorView& image_features, int64_t image_token_id) const {
+  check_context(ctx, "TextModel.forward");
+  const int64_t D = config_.hidden_size;
+  const Tensor h = hidden_states(ctx, token_ids, cache, plan, image_features, image_token_id);
   // Only the requested rows go through the final norm and the vocabulary projection.
   const int64_t R = int64_t(rows.size());
   if (R == 0) return ctx.empty({0, config_.vocab_size}, DType::F32);  // a prefill chunk
@@ -173,6 +185,25 @@ Tensor TextModel::forward(const Context& ctx, const TensorView& token_ids, KVCac
   Tensor logits = ctx.empty({R, w_.lm_head.size(0)}, DType::F32);
   ops::linear(ctx, logits, normed, w_.lm_head);
   return shard_.single() ? logits : gather_logits(ctx, logits);
+}
+
+void TextModel::forward_into(const Context& ctx, const TensorView& token_ids, KVCache& cache,
+                             const KVCache::StepPlan& plan, const TensorView& logits) const {
+  constexpr const char* op = "TextModel.forward_into";
+  check_context(ctx, op);
+  LLAMA4_CHECK_ARG(shard_.single(), op, ": one rank only (the logits of several ranks are gathered)");
+  const int64_t T = token_ids.size(0), D = config_.hidden_size;
+  LLAMA4_CHECK_ARG(logits.dtype == DType::F32 && logits.ndim == 2 && logits.size(0) == T &&
+                       logits.size(1) == config_.vocab_size && logits.is_contiguous() && logits.device == device_,
+                   op, ": 'logits' must be a contiguous [", T, ", ", config_.vocab_size, "] float32 tensor on ",
+                   device_.str(), ", got ", dtype_name(logits.dtype), " ", logits.shape_str(), " on ",
+                   logits.device.str());
+  // Everything is read from device memory the caller fixed (token ids, the plan) and written to
+  // `logits`: nothing goes to or comes from the host, so the call can be captured in a CUDA graph.
+  const Tensor h = hidden_states(ctx, token_ids, cache, plan, TensorView(), -1);
+  Tensor normed = ctx.empty({T, D}, dtype_);
+  ops::rms_norm(ctx, normed, h, w_.norm, config_.rms_norm_eps);
+  ops::linear(ctx, logits, normed, w_.lm_head);
 }
 
 Tensor TextModel::attention(const Context& ctx, int i, const TensorView& x, KVCache& cache,

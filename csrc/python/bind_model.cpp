@@ -7,6 +7,7 @@
 #include "llama4/communicator.h"
 #include "llama4/engine.h"
 #include "llama4/error.h"
+#include "model/decode_graphs.h"
 #include "python/bindings.h"
 #include "python/py_engine.h"
 #include "python/tensor_bridge.h"
@@ -46,6 +47,12 @@ std::unique_ptr<PyEngine> make_engine(const py::object& config, const std::strin
     else if (kv != "auto")
       throw ValueError("kv_cache_dtype must be 'auto', 'bfloat16', 'float32' or 'float8_e4m3fn', got '" + kv + "'");
   }
+  if (options.contains("enforce_eager")) {
+    const py::object v = options["enforce_eager"];
+    if (!py::isinstance<py::bool_>(v))
+      throw TypeError("enforce_eager must be a bool, got " + std::string(py::str(py::type::of(v).attr("__name__"))));
+    opt.enforce_eager = v.cast<bool>();
+  }
   if (options.contains("comm") && !options["comm"].is_none())
     opt.comm = options["comm"].cast<std::shared_ptr<Communicator>>();
   TextConfig cfg = text_config_from_py(config);
@@ -84,6 +91,12 @@ py::object step(PyEngine& e, const py::list& requests) {
 }  // namespace
 
 void register_model(py::module_& m) {
+  m.def("decode_buckets", &detail::decode_buckets, py::arg("max_batch"),
+        "Batch sizes of the CUDA decode layouts: 1, 2, 4, multiples of 8, and max_batch (none above it)");
+  m.def("decode_bucket", &detail::decode_bucket, py::arg("batch"), py::arg("max_batch"),
+        "The layout rows of a decode step of `batch` sequences (0: outside [1, max_batch], no layout)");
+  m.def("decode_table_width", &detail::decode_table_width, py::arg("pages"),
+        "Page-table columns of a decode layout: the smallest power of two >= pages, at least 4");
   py::class_<PyEngine>(m, "Engine", "The C++ serving engine: text decoder + paged KV cache")
       .def(py::init(&make_engine), py::arg("config"), py::arg("dtype"), py::arg("weights"),
            py::arg("options") = py::dict())
@@ -100,6 +113,20 @@ void register_model(py::module_& m) {
         py::gil_scoped_release nogil;
         e.engine->release_followers();
       }, "Rank 0: tells the other ranks to stop now (later steps raise RankError)")
+      .def_property_readonly("enforce_eager", [](PyEngine& e) { return e.engine->options().enforce_eager; })
+      .def_property_readonly("uses_cuda_graphs", [](PyEngine& e) { return e.engine->uses_cuda_graphs(); },
+                             "Whether decode steps replay CUDA graphs (CUDA, one rank, not enforce_eager)")
+      .def("decode_graph_stats", [](PyEngine& e) {
+        const DecodeGraphStats s = e.engine->decode_graph_stats();
+        py::dict d;
+        d["graphs"] = s.graphs;
+        d["captures"] = s.captures;
+        d["replays"] = s.replays;
+        d["eager_steps"] = s.eager_steps;
+        d["graph_memory_bytes"] = s.graph_memory_bytes;
+        d["error"] = s.error;
+        return d;
+      }, "What the decode layouts did: graphs, captures, replays, eager_steps, graph_memory_bytes, error")
       .def_property_readonly("rank", [](PyEngine& e) { return e.engine->rank(); })
       .def_property_readonly("world_size", [](PyEngine& e) { return e.engine->world_size(); })
       .def("free_pages", [](PyEngine& e, int g) { return e.engine->cache().free_pages(g); }, py::arg("group"))

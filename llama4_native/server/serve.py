@@ -51,6 +51,8 @@ def add_parser(sub) -> None:
                    help="ranks (processes; one GPU each with --device cuda) the model is split over; "
                         "serve starts the others itself")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="--device cuda: run decode steps without CUDA graphs (same results, more launch overhead)")
     p.add_argument("--allowed-media-domains", nargs="*", default=[],
                    help="host names whose http(s) image URLs may be fetched")
     p.add_argument("--allow-private-media", action="store_true",
@@ -115,7 +117,7 @@ def cmd_serve(a) -> int:
     if a.threads:
         l4.set_cpu_threads(a.threads)
     options = dict(max_sequences=a.max_num_seqs, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype,
-                   tensor_parallel_size=a.tensor_parallel_size)
+                   tensor_parallel_size=a.tensor_parallel_size, enforce_eager=a.enforce_eager)
     if a.kv_cache_bytes:
         options["kv_cache_bytes"] = a.kv_cache_bytes
     if a.gpu_memory_utilization is not None:

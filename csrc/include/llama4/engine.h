@@ -3,8 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "llama4/context.h"
@@ -14,6 +15,9 @@
 namespace llama4 {
 
 class Communicator;
+namespace detail {
+class DecodeGraphs;
+}
 
 struct EngineOptions {
   int page_size = 16;                 // tokens per KV page
@@ -29,6 +33,21 @@ struct EngineOptions {
   // positions, page tables, slots, logits rows; the KV page copies of forks) to the others, which
   // run follow(). Every rank is built with the same options, so the KV pools have the same pages.
   std::shared_ptr<Communicator> comm;
+  // CUDA, one rank: pure-decode steps (one token per sequence, at most max_sequences) run in fixed
+  // layouts (the batch padded to a bucket, page tables to a power-of-two width) that are captured
+  // once each in a CUDA graph and replayed (model/decode_graphs.h). enforce_eager (vLLM's name) runs
+  // the same layouts without graphs, with the same results bit for bit. No effect on the CPU.
+  bool enforce_eager = false;
+};
+
+// What the decode layouts of a CUDA engine did (all zero elsewhere).
+struct DecodeGraphStats {
+  int64_t graphs = 0;       // layouts with a captured graph
+  int64_t captures = 0;     // graphs captured (once per layout)
+  int64_t replays = 0;      // decode steps run by replaying a graph
+  int64_t eager_steps = 0;  // decode-layout steps run eagerly (enforce_eager, a layout's first step, failed captures)
+  int64_t graph_memory_bytes = 0;  // CUDA's graph memory pool on the device (reserved bytes)
+  std::string error;        // why the last failed capture failed ("" if none failed)
 };
 
 // Which logits rows a step request wants back.
@@ -82,9 +101,14 @@ class Engine {
   const KVCache& cache() const { return *cache_; }
   KVCache& cache() { return *cache_; }
   const EngineOptions& options() const { return options_; }  // max_step_tokens resolved
+  // Whether pure-decode steps run in CUDA graphs (CUDA, one rank, not enforce_eager), and what they did.
+  bool uses_cuda_graphs() const;
+  DecodeGraphStats decode_graph_stats() const;
 
  private:
   void check_capacity(const std::vector<StepRequest>& requests) const;
+  bool is_decode_step(const std::vector<StepRequest>& requests) const;
+  Tensor decode_step(const std::vector<StepRequest>& requests);
   struct Group;  // the leader's keep-alive thread and the pass protocol (engine_group.cpp)
   struct GroupDeleter {
     void operator()(Group* g) const;
@@ -103,6 +127,7 @@ class Engine {
   Context ctx_;
   std::unique_ptr<KVCache> cache_;
   std::unique_ptr<Group, GroupDeleter> group_;  // rank 0 of several ranks only
+  std::unique_ptr<detail::DecodeGraphs> decode_;  // CUDA, one rank only
 };
 
 }  // namespace llama4

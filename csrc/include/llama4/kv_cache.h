@@ -128,6 +128,18 @@ class KVCache {
     Tensor query_pos;      // [T] int32: absolute position of the token
   };
   StepPlan plan(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new) const;
+  // The same plan as host arrays (before the upload), with page tables `width` columns wide (at
+  // least table_width(seqs); 0: exactly that); columns past a sequence's pages hold -1. The
+  // decode-graph runner (model/decode_graphs.h) uploads it into a graph's fixed buffers.
+  struct HostPlan {
+    int64_t width = 0;
+    std::vector<int32_t> page_table[2];  // [num_seqs * width] each
+    std::vector<int32_t> slots[2], query_seq, query_pos;  // [T] each
+  };
+  HostPlan host_plan(const std::vector<int64_t>& seqs, const std::vector<int64_t>& n_new,
+                     int64_t width = 0) const;
+  // The widest page table among seqs (logical pages reserved), the width plan() gives.
+  int64_t table_width(const std::vector<int64_t>& seqs) const;
 
   // Layer storage [num_pages_of_group, page_size, num_kv_heads, head_dim].
   const TensorView& k(int layer) const;

@@ -74,10 +74,21 @@ class TextModel {
   Tensor forward(const Context& ctx, const TensorView& token_ids, KVCache& cache,
                  const KVCache::StepPlan& plan, const std::vector<int32_t>& rows,
                  const TensorView& image_features = TensorView(), int64_t image_token_id = -1) const;
+  // The decode-graph forward (model/decode_graphs.h): every token's logits row, written into
+  // `logits` [T, V] float32 (contiguous, on the weights' device), text only, one rank. It reads
+  // nothing from the host and writes nothing back, so it can be captured in a CUDA graph. The ops
+  // are forward()'s with every row requested.
+  void forward_into(const Context& ctx, const TensorView& token_ids, KVCache& cache,
+                    const KVCache::StepPlan& plan, const TensorView& logits) const;
   const TensorView& embed_tokens() const { return w_.embed_tokens; }  // [V, D]
   const TextWeights& weights() const { return w_; }
 
  private:
+  void check_context(const Context& ctx, const char* op) const;
+  // The decoder stack: the residual stream [T, D] after the last layer (before the final norm).
+  Tensor hidden_states(const Context& ctx, const TensorView& token_ids, KVCache& cache,
+                       const KVCache::StepPlan& plan, const TensorView& image_features,
+                       int64_t image_token_id) const;
   Tensor attention(const Context& ctx, int layer, const TensorView& x, KVCache& cache,
                    const KVCache::StepPlan& plan) const;
   Tensor feed_forward(const Context& ctx, int layer, const TensorView& x) const;
