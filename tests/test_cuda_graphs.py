@@ -4,7 +4,7 @@ layout's forward is captured once and replayed. The same checkpoint loaded twice
 enforce_eager=True, must give the same logits BIT FOR BIT and the same tokens: batch sizes that hit
 a bucket (1, 8) and that pad one (3 -> 4, 11 -> 16), sequences finishing mid-batch (the bucket
 shrinks), tables that widen (4 -> 8 pages), chunked-local layers whose 8-token window is crossed
-many times, float32 and bfloat16, an FP8 KV cache, and sampled decoding with seeds through the
+many times, float32 and bfloat16, an FP8 KV cache, FP8 and INT4 experts, and sampled decoding with seeds through the
 scheduler. Graphs against the CPU engine: fp32 logits within 1e-4 with identical tokens.
 Marked `cuda` (skipped without a GPU).
 """
@@ -107,9 +107,12 @@ def test_fp8_kv_cache_graph_replay_equals_eager(tiny_checkpoint):
     _assert_bitwise(graphs, eager, prompts, steps=40)
 
 
-def test_fp8_experts_graph_replay_equals_eager(tiny_checkpoint):
-    folder, _ = tiny_checkpoint("scout_text")
-    graphs, eager = _pair(folder, dtype="bfloat16", quantization="fp8")
+@pytest.mark.parametrize("name, kw", [("maverick", dict(quantization="fp8")),
+                                      ("scout_i32", dict(quantization="int4", int4_group_size=32))])
+def test_quantized_experts_graph_replay_equals_eager(tiny_checkpoint, name, kw):
+    """FP8 experts (CUTLASS grouped GEMMs with their on-device arguments) and INT4 experts."""
+    folder, _ = tiny_checkpoint(name)
+    graphs, eager = _pair(folder, dtype="bfloat16", **kw)
     prompts = [_prompt(110 + i, graphs.vocab_size, 11 + 2 * i) for i in range(4)]
     _assert_bitwise(graphs, eager, prompts, steps=24)
 
