@@ -19,16 +19,16 @@
 // exchanges them. Problem sizes stay on the device: a one-block kernel writes the per-group sizes,
 // pointers and strides from the expert offsets, and CUTLASS runs with no host problem shapes
 // (grid = one persistent CTA per SM), so nothing waits for the host. Groups with no rows get no
-// tiles.
+// tiles. The initialized GEMM is cached across calls (the plumbing shared with the bf16 and INT4
+// grouped GEMMs: cuda/cutlass_sm90a.cuh).
 #include <cuda_runtime.h>
 
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/cutlass_sm90a.cuh"
 #include "cuda/moe_gemm_sm90a.h"
 
-#include <cute/tensor.hpp>
-#include <cutlass/cutlass.h>
 #include <cutlass/epilogue/collective/collective_builder.hpp>
 #include <cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp>
 #include <cutlass/gemm/collective/collective_builder.hpp>
@@ -36,14 +36,6 @@
 #include <cutlass/gemm/dispatch_policy.hpp>
 #include <cutlass/gemm/group_array_problem_shape.hpp>
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
-
-// Plain sm_90 compiles these kernels to empty stubs that abort at run time (TOOLCHAIN.md §2).
-#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#error "moe_gemm_sm90a.cu must be compiled for sm_90a only (arch 90a, never 90)"
-#endif
-#if !defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-#error "CUTLASS does not enable the SM90 ptr-array (modifiable TMA) kernels: needs CUDA >= 12.3"
-#endif
 
 namespace llama4::cuda::sm90a {
 
@@ -116,69 +108,38 @@ struct GroupArgs {
   typename G::StrideD* stride_d;
 };
 
-constexpr size_t align256(size_t n) { return (n + 255) / 256 * 256; }
-
 // Carves the arrays from `base` (nullptr: only measures); returns the bytes used.
 template <class G>
 size_t carve_args(char* base, int E, GroupArgs<G>* out) {
-  size_t off = 0;
-  auto take = [&](auto*& p) {
-    using T = std::remove_pointer_t<std::remove_reference_t<decltype(p)>>;
-    p = reinterpret_cast<T*>(base ? base + off : nullptr);
-    off += align256(sizeof(T) * size_t(E));
-  };
+  Carver c(base);
   GroupArgs<G> a{};
-  take(a.problems);
-  take(a.ptr_a);
-  take(a.ptr_b);
-  take(a.ptr_d);
-  take(a.col_scale);
-  take(a.row_scale);
-  take(a.stride_a);
-  take(a.stride_b);
-  take(a.stride_d);
+  c.take(a.problems, E);
+  c.take(a.ptr_a, E);
+  c.take(a.ptr_b, E);
+  c.take(a.ptr_d, E);
+  c.take(a.col_scale, E);
+  c.take(a.row_scale, E);
+  c.take(a.stride_a, E);
+  c.take(a.stride_b, E);
+  c.take(a.stride_d, E);
   if (out) *out = a;
-  return off;
+  return c.bytes();
 }
 
-// One thread per expert: rows [r0, r1) of a/out (offsets clamped to [0, R], so bad offsets can
-// only drop rows, never address outside the buffers).
+// One thread per expert: rows [r0, r1) of a/out (offsets clamped to [0, R]).
 template <class G>
 __global__ void build_group_args_kernel(GroupArgs<G> g, GroupedGemmFp8 p) {
   for (int e = threadIdx.x; e < p.experts; e += blockDim.x) {
-    const int64_t lo = p.expert_offsets[e], hi = p.expert_offsets[e + 1];
-    const int64_t r0 = lo < 0 ? 0 : (lo > p.rows ? p.rows : lo);
-    const int64_t r1 = hi < r0 ? r0 : (hi > p.rows ? p.rows : hi);
-    const int m = int(r1 - r0);
-    const Fp8* a = static_cast<const Fp8*>(p.a) + r0 * p.k;
-    const Fp8* w = static_cast<const Fp8*>(p.w) + int64_t(e) * p.n * p.k;
+    int64_t r0, r1;
+    group_rows(p.expert_offsets, e, p.rows, r0, r1);
     const float* a_scale = p.a_scale + r0;
     const float* w_scale = p.w_scale + int64_t(e) * p.n;
-    typename G::StrideA sa{};
-    typename G::StrideB sb{};
-    typename G::StrideD sd{};
-    get<0>(sa) = p.k;
-    get<0>(sb) = p.k;
-    // (Outside the `if constexpr`: inside, nvcc's front end wrongly warns that m is unused.)
-    using Problem = typename ProblemShape::UnderlyingProblemShape;
-    g.problems[e] = G::kSwapAB ? Problem{p.n, m, p.k} : Problem{m, p.n, p.k};
-    if constexpr (G::kSwapAB) {  // GEMM (n, m, k): A = weights, B = tokens, D = out^T column-major
-      g.ptr_a[e] = w;
-      g.ptr_b[e] = a;
-      g.col_scale[e] = w_scale;
-      g.row_scale[e] = a_scale;
-      get<1>(sd) = p.n;
-    } else {  // GEMM (m, n, k): A = tokens, B = weights, D = out row-major
-      g.ptr_a[e] = a;
-      g.ptr_b[e] = w;
-      g.col_scale[e] = a_scale;
-      g.row_scale[e] = w_scale;
-      get<0>(sd) = p.n;
-    }
-    g.ptr_d[e] = static_cast<Bf16*>(p.out) + r0 * p.n;
-    g.stride_a[e] = sa;
-    g.stride_b[e] = sb;
-    g.stride_d[e] = sd;
+    set_tn_group<G::kSwapAB>(g, e, int(r1 - r0), p.n, p.k, static_cast<const Fp8*>(p.a) + r0 * p.k,
+                             static_cast<const Fp8*>(p.w) + int64_t(e) * p.n * p.k,
+                             static_cast<Bf16*>(p.out) + r0 * p.n);
+    // The scale along the GEMM's rows and the one along its columns (swap-AB exchanges them).
+    g.col_scale[e] = G::kSwapAB ? w_scale : a_scale;
+    g.row_scale[e] = G::kSwapAB ? a_scale : w_scale;
   }
 }
 
@@ -208,12 +169,6 @@ typename G::Gemm::Arguments make_arguments(const GroupArgs<G>& g, int experts, i
   return args;
 }
 
-int sm_count_of(int device) {
-  int n = 0;
-  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-  return n;
-}
-
 template <class G>
 size_t workspace_bytes_of(int device, int experts) {
   const size_t args = carve_args<G>(nullptr, experts, nullptr);
@@ -222,26 +177,20 @@ size_t workspace_bytes_of(int device, int experts) {
   return args + align256(G::Gemm::get_workspace_size(arguments));
 }
 
-void check(cutlass::Status s, const char* what) {
-  LLAMA4_CHECK(s == cutlass::Status::kSuccess, "moe_grouped_gemm_fp8: CUTLASS ", what, " failed: ",
-               cutlassGetStatusString(s));
-}
-
 template <class G>
 void run(const GroupedGemmFp8& p, char* workspace, size_t workspace_bytes, int device,
          cudaStream_t stream) {
+  constexpr const char* op = "moe_grouped_gemm_fp8";
+  static InitializedGemms<typename G::Gemm> cache;
   GroupArgs<G> g{};
   const size_t args_bytes = carve_args<G>(workspace, p.experts, &g);
-  const auto arguments = make_arguments<G>(g, p.experts, device, sm_count_of(device));
-  const size_t need = args_bytes + align256(G::Gemm::get_workspace_size(arguments));
-  LLAMA4_CHECK(workspace_bytes >= need, "moe_grouped_gemm_fp8: workspace of ", workspace_bytes,
-               " bytes, need ", need);
+  auto make = [&] { return make_arguments<G>(g, p.experts, device, sm_count_of(device)); };
+  const size_t need = args_bytes + align256(G::Gemm::get_workspace_size(make()));
+  LLAMA4_CHECK(workspace_bytes >= need, op, ": workspace of ", workspace_bytes, " bytes, need ", need);
   build_group_args_kernel<G><<<1, 256, 0, stream>>>(g, p);
   LLAMA4_CUDA_CHECK_LAUNCH();
-  typename G::Gemm gemm;
-  check(gemm.can_implement(arguments), "can_implement");
-  check(gemm.initialize(arguments, workspace + args_bytes, stream), "initialize");
-  check(gemm.run(stream), "run");
+  const auto gemm = cache.get(device, p.experts, workspace, 0, op, make, workspace + args_bytes, stream);
+  check_status(gemm->run(stream), op, "run");
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
@@ -266,11 +215,7 @@ size_t grouped_gemm_fp8_workspace_bytes(int device, int experts) {
 void grouped_gemm_fp8(const GroupedGemmFp8& p, const MoeGemmConfig& config, void* workspace,
                       size_t workspace_bytes, int device, cudaStream_t stream) {
   DeviceGuard guard(device);
-  int major = 0, minor = 0;
-  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  LLAMA4_CHECK_TYPE(major == 9 && minor == 0, "moe_grouped_gemm_fp8: the FP8 grouped GEMM is built for "
-                    "sm_90a (H100/H200); cuda:", device, " is sm_", major, minor);
+  require_sm90(device, "moe_grouped_gemm_fp8", "the FP8 grouped GEMM");
   char* ws = static_cast<char*>(workspace);
   if (config.swap_ab) {
     LLAMA4_CHECK(matches<Decode>(config), "moe_grouped_gemm_fp8: no kernel compiled for ", config.name());

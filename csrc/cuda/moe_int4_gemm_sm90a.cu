@@ -18,16 +18,16 @@
 // consumer warp groups split the 128 weight rows), cluster 1x1. Problem sizes stay on the device: a
 // one-block kernel writes the per-group sizes, pointers and strides from the expert offsets, and
 // CUTLASS runs with no host problem shapes (grid = one persistent CTA per SM), so nothing waits for
-// the host. Groups with no rows get no tiles.
+// the host. Groups with no rows get no tiles. The initialized GEMM is cached across calls (the
+// plumbing shared with the bf16 and FP8 grouped GEMMs: cuda/cutlass_sm90a.cuh).
 #include <cuda_runtime.h>
 
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/cutlass_sm90a.cuh"
 #include "cuda/moe_int4_gemm_sm90a.h"
 
-#include <cute/tensor.hpp>
-#include <cutlass/cutlass.h>
 #include <cutlass/epilogue/collective/collective_builder.hpp>
 #include <cutlass/epilogue/fusion/operations.hpp>
 #include <cutlass/gemm/collective/collective_builder.hpp>
@@ -35,14 +35,6 @@
 #include <cutlass/gemm/dispatch_policy.hpp>
 #include <cutlass/gemm/group_array_problem_shape.hpp>
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
-
-// Plain sm_90 compiles these kernels to empty stubs that abort at run time (TOOLCHAIN.md §2).
-#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#error "moe_int4_gemm_sm90a.cu must be compiled for sm_90a only (arch 90a, never 90)"
-#endif
-#if !defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-#error "CUTLASS does not enable the SM90 ptr-array (modifiable TMA) kernels: needs CUDA >= 12.3"
-#endif
 
 namespace llama4::cuda::sm90a {
 
@@ -90,70 +82,52 @@ struct Int4GroupedGemm {
 };
 using G = Int4GroupedGemm;
 
-// The per-group argument arrays CUTLASS reads (device memory, E entries each).
+// The per-group argument arrays CUTLASS reads (device memory, E entries each). A = W, B = x^T.
 struct GroupArgs {
   ProblemShape::UnderlyingProblemShape* problems;
-  const Int4** ptr_w;
-  const Bf16** ptr_x;
+  const Int4** ptr_a;
+  const Bf16** ptr_b;
   const Bf16** ptr_s;
   Bf16** ptr_d;
-  G::StrideW* stride_w;
-  G::StrideX* stride_x;
+  G::StrideW* stride_a;
+  G::StrideX* stride_b;
   G::StrideS* stride_s;
   G::StrideD* stride_d;
 };
 
-constexpr size_t align256(size_t n) { return (n + 255) / 256 * 256; }
-
 // Carves the arrays from `base` (nullptr: only measures); returns the bytes used.
 size_t carve_args(char* base, int E, GroupArgs* out) {
-  size_t off = 0;
-  auto take = [&](auto*& p) {
-    using T = std::remove_pointer_t<std::remove_reference_t<decltype(p)>>;
-    p = reinterpret_cast<T*>(base ? base + off : nullptr);
-    off += align256(sizeof(T) * size_t(E));
-  };
+  Carver c(base);
   GroupArgs a{};
-  take(a.problems);
-  take(a.ptr_w);
-  take(a.ptr_x);
-  take(a.ptr_s);
-  take(a.ptr_d);
-  take(a.stride_w);
-  take(a.stride_x);
-  take(a.stride_s);
-  take(a.stride_d);
+  c.take(a.problems, E);
+  c.take(a.ptr_a, E);
+  c.take(a.ptr_b, E);
+  c.take(a.ptr_s, E);
+  c.take(a.ptr_d, E);
+  c.take(a.stride_a, E);
+  c.take(a.stride_b, E);
+  c.take(a.stride_s, E);
+  c.take(a.stride_d, E);
   if (out) *out = a;
-  return off;
+  return c.bytes();
 }
 
-// One thread per expert: its rows [r0, r1) of x / out (offsets clamped to [0, R], so bad offsets
-// can only drop rows, never address outside the buffers).
+// One thread per expert: its rows [r0, r1) of x / out (offsets clamped to [0, R]). Swap-AB:
+// GEMM (n, m, k) with A = W, B = x^T, D = out^T column-major.
 __global__ void build_group_args_kernel(GroupArgs g, GroupedGemmInt4 p) {
   for (int e = threadIdx.x; e < p.experts; e += blockDim.x) {
-    const int64_t lo = p.expert_offsets[e], hi = p.expert_offsets[e + 1];
-    const int64_t r0 = lo < 0 ? 0 : (lo > p.rows ? p.rows : lo);
-    const int64_t r1 = hi < r0 ? r0 : (hi > p.rows ? p.rows : hi);
+    int64_t r0, r1;
+    group_rows(p.expert_offsets, e, p.rows, r0, r1);
     const int64_t groups = p.k / p.group;
-    g.problems[e] = ProblemShape::UnderlyingProblemShape{p.n, int(r1 - r0), p.k};  // GEMM (n, m, k)
     // Byte offsets: int4 pointers are raw addresses (CUTLASS does the sub-byte arithmetic).
-    g.ptr_w[e] = reinterpret_cast<const Int4*>(static_cast<const char*>(p.w) + int64_t(e) * p.n * (p.k / 2));
-    g.ptr_x[e] = static_cast<const Bf16*>(p.x) + r0 * p.k;
+    const auto* w = reinterpret_cast<const Int4*>(static_cast<const char*>(p.w) + int64_t(e) * p.n * (p.k / 2));
+    set_tn_group<true>(g, e, int(r1 - r0), p.n, p.k, static_cast<const Bf16*>(p.x) + r0 * p.k, w,
+                       static_cast<Bf16*>(p.out) + r0 * p.n);
     g.ptr_s[e] = static_cast<const Bf16*>(p.w_scale_t) + int64_t(e) * groups * p.n;
-    g.ptr_d[e] = static_cast<Bf16*>(p.out) + r0 * p.n;
-    G::StrideW sw{};
-    G::StrideX sx{};
     G::StrideS ss{};
-    G::StrideD sd{};
-    get<0>(sw) = p.k;
-    get<0>(sx) = p.k;
     get<1>(ss) = p.n;
     get<2>(ss) = groups * p.n;  // packed, as CUTLASS's examples (one batch: never stepped)
-    get<1>(sd) = p.n;
-    g.stride_w[e] = sw;
-    g.stride_x[e] = sx;
     g.stride_s[e] = ss;
-    g.stride_d[e] = sd;
   }
 }
 
@@ -161,10 +135,10 @@ G::Gemm::Arguments make_arguments(const GroupArgs& g, int experts, int group, in
   G::Gemm::Arguments args{};
   args.mode = cutlass::gemm::GemmUniversalMode::kGrouped;
   args.problem_shape = {experts, g.problems, nullptr};  // sizes on the device only
-  args.mainloop.ptr_A = g.ptr_w;
-  args.mainloop.dA = g.stride_w;
-  args.mainloop.ptr_B = g.ptr_x;
-  args.mainloop.dB = g.stride_x;
+  args.mainloop.ptr_A = g.ptr_a;
+  args.mainloop.dA = g.stride_a;
+  args.mainloop.ptr_B = g.ptr_b;
+  args.mainloop.dB = g.stride_b;
   args.mainloop.ptr_S = g.ptr_s;
   args.mainloop.dS = g.stride_s;
   args.mainloop.chunk_size = group;
@@ -185,17 +159,6 @@ G::Gemm::Arguments make_arguments(const GroupArgs& g, int experts, int group, in
   return args;
 }
 
-int sm_count_of(int device) {
-  int n = 0;
-  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-  return n;
-}
-
-void check(cutlass::Status s, const char* what) {
-  LLAMA4_CHECK(s == cutlass::Status::kSuccess, "moe_grouped_gemm_int4: CUTLASS ", what, " failed: ",
-               cutlassGetStatusString(s));
-}
-
 }  // namespace
 
 size_t grouped_gemm_int4_workspace_bytes(int device, int experts) {
@@ -208,12 +171,10 @@ size_t grouped_gemm_int4_workspace_bytes(int device, int experts) {
 
 void grouped_gemm_int4(const GroupedGemmInt4& p, void* workspace, size_t workspace_bytes, int device,
                        cudaStream_t stream) {
+  constexpr const char* op = "moe_grouped_gemm_int4";
+  static InitializedGemms<G::Gemm> cache;
   DeviceGuard guard(device);
-  int major = 0, minor = 0;
-  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  LLAMA4_CHECK_TYPE(major == 9 && minor == 0, "moe_grouped_gemm_int4: the CUTLASS INT4 grouped GEMM is "
-                    "built for sm_90a (H100/H200); cuda:", device, " is sm_", major, minor);
+  require_sm90(device, op, "the CUTLASS INT4 grouped GEMM");
   // The mainloop's own preconditions, which can_implement checks only with host problem shapes.
   LLAMA4_CHECK(p.n % 8 == 0 && p.group % kInt4GemmTileK == 0 && p.k % p.group == 0,
                "moe_grouped_gemm_int4: the CUTLASS kernel needs n % 8 == 0 and the group size a "
@@ -222,16 +183,14 @@ void grouped_gemm_int4(const GroupedGemmInt4& p, void* workspace, size_t workspa
   char* ws = static_cast<char*>(workspace);
   GroupArgs g{};
   const size_t args_bytes = carve_args(ws, p.experts, &g);
-  const auto arguments = make_arguments(g, p.experts, p.group, device, sm_count_of(device));
-  const size_t need = args_bytes + align256(G::Gemm::get_workspace_size(arguments));
-  LLAMA4_CHECK(workspace_bytes >= need, "moe_grouped_gemm_int4: workspace of ", workspace_bytes,
-               " bytes, need ", need);
+  auto make = [&] { return make_arguments(g, p.experts, p.group, device, sm_count_of(device)); };
+  const size_t need = args_bytes + align256(G::Gemm::get_workspace_size(make()));
+  LLAMA4_CHECK(workspace_bytes >= need, op, ": workspace of ", workspace_bytes, " bytes, need ", need);
   build_group_args_kernel<<<1, 256, 0, stream>>>(g, p);
   LLAMA4_CUDA_CHECK_LAUNCH();
-  G::Gemm gemm;
-  check(gemm.can_implement(arguments), "can_implement");
-  check(gemm.initialize(arguments, ws + args_bytes, stream), "initialize");
-  check(gemm.run(stream), "run");
+  // The group size is the one host value the arguments hold besides the workspace's arrays.
+  const auto gemm = cache.get(device, p.experts, ws, p.group, op, make, ws + args_bytes, stream);
+  check_status(gemm->run(stream), op, "run");
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
