@@ -110,6 +110,10 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.c
   timeout "$(budget 90)" python3 "$repo/benchmarks/bench_cuda_text.py" --quick 2>&1 | tee -a "$log"
   ((PIPESTATUS[0] == 0)) || failed+=(bench_cuda_text)
 
+  section "Benchmark: bf16 MoE grouped GEMM (TFLOP/s vs torch, Scout and Maverick expert shapes)"
+  timeout "$(budget 60)" python3 "$repo/benchmarks/bench_grouped_linear.py" --quick 2>&1 | tee -a "$log"
+  ((PIPESTATUS[0] == 0)) || failed+=(bench_grouped_linear)
+
   section "Benchmark: FP8 MoE grouped GEMM (TFLOP/s vs measured FP8 peak, decode GB/s vs copy)"
   timeout "$(budget 120)" python3 "$repo/benchmarks/bench_moe_fp8.py" --quick 2>&1 | tee -a "$log"
   ((PIPESTATUS[0] == 0)) || failed+=(bench_moe_fp8)

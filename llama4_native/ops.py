@@ -87,6 +87,15 @@ def linear(x, w, out_dtype: str | None = None):
     return _like(_C.linear(x, w, out_dtype or ""), x)
 
 
+def linear_kernel(arch: int, x_dtype: str, out_dtype: str, m: int, n: int, k: int, groups: int = 0,
+                  ldx: int | None = None, aligned16: bool = True) -> str:
+    """The CUDA kernel linear (groups = 0) or grouped_linear (groups >= 1) runs for an [m, k] x
+    (row stride ldx, default k) and n outputs on a device of compute capability `arch` (major * 10
+    + minor, 90 = H100): "gemv", "tiled" or a "cutlass_..." configuration (a pure host rule)."""
+    return _C.linear_kernel(int(arch), str(x_dtype), str(out_dtype), int(m), int(n), int(k), int(groups),
+                            -1 if ldx is None else int(ldx), bool(aligned16))
+
+
 def add(a, b):
     """a + b elementwise (same shape and dtype), one rounding: the residual add."""
     return _like(_C.add(a, b), a)

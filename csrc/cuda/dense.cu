@@ -1,17 +1,21 @@
 // CUDA dense linear layers and the residual add (contracts: cuda/dense.h).
 //
 // linear / grouped_linear: out = x . w^T with fp32 accumulation and one rounding to out's dtype.
-// Two kernels, chosen by the number of rows:
-//  - few rows (decode, M <= kGemvMaxRows): one warp per output column streams that weight row
-//    once with 16-byte loads and keeps one fp32 accumulator per input row, then reduces across
+// The kernel is linear_kernel's choice (llama4/linear_config.h, a pure host rule):
+//  - few rows (decode, M <= kLinearGemvMaxRows): one warp per output column streams that weight
+//    row once with 16-byte loads and keeps one fp32 accumulator per input row, then reduces across
 //    the warp. Every weight byte is read exactly once, so the kernel runs at memory bandwidth,
 //    which is what bounds a decode step;
-//  - more rows (prefill): a 64x64 output tile per block, K in steps of 16 through shared memory
-//    (converted to fp32 on the way in), a 4x4 register block per thread.
-// Both take an optional device array of group offsets (grouped_linear, the MoE experts): group e
-// owns rows [offsets[e], offsets[e+1]) and multiplies them by w[e]. The grid is sized for the
-// worst case (every row in one group) and blocks past their group's rows exit at once, so the
-// launch needs no host copy of the offsets.
+//  - more rows, bf16 on an H100/H200 with TMA-compatible strides: the CUTLASS sm_90a GEMMs
+//    (cuda/linear_sm90a.cuh, cuda/grouped_linear_sm90a.cuh: wgmma tensor cores fed by TMA);
+//  - more rows otherwise (sm_80, fp32 activations, unaligned views): a 64x64 output tile per
+//    block, K in steps of 16 through shared memory (converted to fp32 on the way in), a 4x4
+//    register block per thread.
+// The SIMT kernels take an optional device array of group offsets (grouped_linear, the MoE
+// experts): group e owns rows [offsets[e], offsets[e+1]) and multiplies them by w[e]. The grid is
+// sized for the worst case (every row in one group) and blocks past their group's rows exit at
+// once, so the launch needs no host copy of the offsets (the CUTLASS grouped GEMM builds its
+// per-group arguments on the device for the same reason).
 // The sums run in a different order than the CPU's, so results agree to fp32 rounding, not bits.
 #include <cuda_runtime.h>
 
@@ -20,13 +24,15 @@
 #include "cuda/common.cuh"
 #include "cuda/dense.h"
 #include "cuda/elem.cuh"
+#include "cuda/linear_sm90a.h"
 #include "cuda/reduce.cuh"
+#include "llama4/linear_config.h"
 
 namespace llama4::cuda {
 
 namespace {
 
-constexpr int64_t kGemvMaxRows = 16;
+constexpr int64_t kGemvMaxRows = kLinearGemvMaxRows;
 constexpr int kGemvWarps = 8;  // output columns per block of the few-rows kernel
 
 // The rows and weight matrix of group blockIdx.z (offsets == nullptr: one group, all M rows).
@@ -139,14 +145,14 @@ __global__ void __launch_bounds__(kTileThreads)
 
 // ---- launch --------------------------------------------------------------------------------------
 
-// max_group_rows: the most rows one group can have (M, or all R rows for grouped calls).
+// The SIMT kernels (gemv: M <= kGemvMaxRows, else tiled). Every group may hold all M rows.
 template <typename T, typename O>
-void launch_linear(cudaStream_t s, O* out, const T* x, int64_t ldx, const T* w, int64_t M,
-                   int64_t N, int64_t K, const int32_t* offsets, int64_t groups,
-                   int64_t max_group_rows) {
+void launch_linear(cudaStream_t s, bool gemv, O* out, const T* x, int64_t ldx, const T* w, int64_t M,
+                   int64_t N, int64_t K, const int32_t* offsets, int64_t groups) {
   LLAMA4_CHECK(groups >= 1 && groups <= 65535, "linear: ", groups, " groups exceed the grid's z limit");
   const int64_t w_group_stride = N * K;
-  if (max_group_rows <= kGemvMaxRows) {
+  if (gemv) {
+    LLAMA4_CHECK(M <= kGemvMaxRows, "linear: the gemv kernel takes at most ", kGemvMaxRows, " rows");
     constexpr int kVec = kVec16<T>;
     const bool vec_ok = K % kVec == 0 && ldx % kVec == 0 && is_aligned(x, 16) && is_aligned(w, 16);
     const dim3 grid(unsigned(ceil_div(N, kGemvWarps)), 1, unsigned(groups));
@@ -159,8 +165,8 @@ void launch_linear(cudaStream_t s, O* out, const T* x, int64_t ldx, const T* w, 
                                                             w_group_stride);
     }
   } else {
-    const int64_t tiles_m = ceil_div(max_group_rows, kTileM);
-    LLAMA4_CHECK(tiles_m <= 65535, "linear: ", max_group_rows, " rows exceed the grid's y limit (",
+    const int64_t tiles_m = ceil_div(M, kTileM);
+    LLAMA4_CHECK(tiles_m <= 65535, "linear: ", M, " rows exceed the grid's y limit (",
                  65535 * kTileM, ")");
     const dim3 grid(unsigned(ceil_div(N, kTileN)), unsigned(tiles_m), unsigned(groups));
     gemm_tile_kernel<T, O><<<grid, kTileThreads, 0, s>>>(out, x, ldx, w, M, N, K, offsets,
@@ -169,20 +175,98 @@ void launch_linear(cudaStream_t s, O* out, const T* x, int64_t ldx, const T* w, 
   LLAMA4_CUDA_CHECK_LAUNCH();
 }
 
-void dispatch_linear(cudaStream_t s, const TensorView& out, const TensorView& x, const TensorView& w,
-                     const int32_t* offsets, int64_t groups) {
+int arch_of(int device) {
+  int major = 0, minor = 0;
+  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  LLAMA4_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major * 10 + minor;
+}
+
+LinearKernel choose_kernel(const TensorView& out, const TensorView& x, const TensorView& w,
+                           int64_t groups) {
+  LinearProblem p;
+  p.arch = arch_of(x.device.index);
+  p.x_dtype = x.dtype;
+  p.out_dtype = out.dtype;
+  p.m = x.size(0);
+  p.n = out.size(1);
+  p.k = x.size(1);
+  p.groups = groups;
+  p.ldx = x.stride(0);
+  p.aligned16 = is_aligned(x.data, 16) && is_aligned(w.data, 16) && is_aligned(out.data, 16);
+  return linear_kernel(p);
+}
+
+void run_simt(cudaStream_t s, LinearKernel kernel, const TensorView& out, const TensorView& x,
+              const TensorView& w, const int32_t* offsets, int64_t groups) {
   const int64_t M = x.size(0), K = x.size(1), N = out.size(1), ldx = x.stride(0);
+  const bool gemv = kernel == LinearKernel::Gemv;
   if (x.dtype == DType::F32) {
-    launch_linear<float, float>(s, out.ptr<float>(), x.ptr<float>(), ldx, w.ptr<float>(), M, N, K,
-                                offsets, groups, M);
+    launch_linear<float, float>(s, gemv, out.ptr<float>(), x.ptr<float>(), ldx, w.ptr<float>(), M, N,
+                                K, offsets, groups);
   } else if (out.dtype == DType::F32) {
-    launch_linear<bf16, float>(s, out.ptr<float>(), x.ptr<bf16>(), ldx, w.ptr<bf16>(), M, N, K,
-                               offsets, groups, M);
+    launch_linear<bf16, float>(s, gemv, out.ptr<float>(), x.ptr<bf16>(), ldx, w.ptr<bf16>(), M, N, K,
+                               offsets, groups);
   } else {
-    launch_linear<bf16, bf16>(s, out.ptr<bf16>(), x.ptr<bf16>(), ldx, w.ptr<bf16>(), M, N, K,
-                              offsets, groups, M);
+    launch_linear<bf16, bf16>(s, gemv, out.ptr<bf16>(), x.ptr<bf16>(), ldx, w.ptr<bf16>(), M, N, K,
+                              offsets, groups);
   }
 }
+
+void run_cutlass_dense(const Context& ctx, cudaStream_t s, LinearKernel kernel, const TensorView& out,
+                       const TensorView& x, const TensorView& w) {
+  sm90a::DenseGemmBf16 p;
+  p.x = x.data;
+  p.ldx = x.stride(0);
+  p.w = w.data;
+  p.out = out.data;
+  p.m = int(x.size(0));
+  p.n = int(out.size(1));
+  p.k = int(x.size(1));
+  const int device = x.device.index;
+  const bool f32 = out.dtype == DType::F32;
+  switch (kernel) {
+    case LinearKernel::CutlassSmall:
+      if (f32) sm90a::dense_gemm_bf16_config<LinearKernel::CutlassSmall, true>(p, ctx, device, s);
+      else sm90a::dense_gemm_bf16_config<LinearKernel::CutlassSmall, false>(p, ctx, device, s);
+      return;
+    case LinearKernel::CutlassMedium:
+      LLAMA4_CHECK(!f32, "linear: ", linear_kernel_name(kernel), " is built for bf16 output only");
+      sm90a::dense_gemm_bf16_config<LinearKernel::CutlassMedium, false>(p, ctx, device, s);
+      return;
+    case LinearKernel::CutlassLarge:
+      if (f32) sm90a::dense_gemm_bf16_config<LinearKernel::CutlassLarge, true>(p, ctx, device, s);
+      else sm90a::dense_gemm_bf16_config<LinearKernel::CutlassLarge, false>(p, ctx, device, s);
+      return;
+    default: LLAMA4_CHECK(false, "linear: ", linear_kernel_name(kernel), " is not a dense CUTLASS kernel");
+  }
+}
+
+void run_cutlass_grouped(const Context& ctx, cudaStream_t s, LinearKernel kernel, const TensorView& out,
+                         const TensorView& x, const TensorView& w, const TensorView& offsets) {
+  sm90a::GroupedGemmBf16 p;
+  p.x = x.data;
+  p.w = w.data;
+  p.out = out.data;
+  p.offsets = offsets.ptr<int32_t>();
+  p.groups = int(w.size(0));
+  p.rows = x.size(0);
+  p.n = int(w.size(1));
+  p.k = int(w.size(2));
+  const int device = x.device.index;
+  const bool swap = kernel == LinearKernel::CutlassGroupedSwapAB;
+  LLAMA4_CHECK(swap || kernel == LinearKernel::CutlassGrouped, "grouped_linear: ",
+               linear_kernel_name(kernel), " is not a grouped CUTLASS kernel");
+  const size_t bytes = swap ? sm90a::grouped_gemm_bf16_config_workspace_bytes<true>(device, p.groups)
+                            : sm90a::grouped_gemm_bf16_config_workspace_bytes<false>(device, p.groups);
+  // A stream-ordered temporary: the pool mostly hands the same block back, which keeps the
+  // CUTLASS setup cached (cuda/cutlass_sm90a.cuh).
+  const Tensor ws = ctx.empty({int64_t(bytes)}, DType::U8);
+  if (swap) sm90a::grouped_gemm_bf16_config<true>(p, ws.data(), bytes, device, s);
+  else sm90a::grouped_gemm_bf16_config<false>(p, ws.data(), bytes, device, s);
+}
+
+bool is_cutlass(LinearKernel k) { return k != LinearKernel::Gemv && k != LinearKernel::Tiled; }
 
 template <typename T>
 __global__ void __launch_bounds__(kBlockThreads)
@@ -205,13 +289,17 @@ void launch_add(cudaStream_t s, const TensorView& out, const TensorView& a, cons
 
 void linear(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& w) {
   const OpScope scope(ctx);
-  dispatch_linear(scope.stream, out, x, w, nullptr, 1);
+  const LinearKernel kernel = choose_kernel(out, x, w, 0);
+  if (is_cutlass(kernel)) run_cutlass_dense(ctx, scope.stream, kernel, out, x, w);
+  else run_simt(scope.stream, kernel, out, x, w, nullptr, 1);
 }
 
 void grouped_linear(const Context& ctx, const TensorView& out, const TensorView& x,
                     const TensorView& w, const TensorView& offsets) {
   const OpScope scope(ctx);
-  dispatch_linear(scope.stream, out, x, w, offsets.ptr<int32_t>(), w.size(0));
+  const LinearKernel kernel = choose_kernel(out, x, w, w.size(0));
+  if (is_cutlass(kernel)) run_cutlass_grouped(ctx, scope.stream, kernel, out, x, w, offsets);
+  else run_simt(scope.stream, kernel, out, x, w, offsets.ptr<int32_t>(), w.size(0));
 }
 
 void add(const Context& ctx, const TensorView& out, const TensorView& a, const TensorView& b) {

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "llama4/error.h"
+#include "llama4/linear_config.h"
 #include "llama4/ops.h"
 #include "python/bindings.h"
 #include "python/tensor_bridge.h"
@@ -129,6 +130,21 @@ py::object linear(const py::object& x, const py::object& w, const std::string& o
   return call.out(out);
 }
 
+std::string linear_kernel_of(int arch, const std::string& x_dtype, const std::string& out_dtype, int64_t m,
+                             int64_t n, int64_t k, int64_t groups, int64_t ldx, bool aligned16) {
+  LinearProblem p;
+  p.arch = arch;
+  p.x_dtype = parse_float_dtype(x_dtype);
+  p.out_dtype = parse_float_dtype(out_dtype);
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.groups = groups;
+  p.ldx = ldx < 0 ? k : ldx;
+  p.aligned16 = aligned16;
+  return linear_kernel_name(linear_kernel(p));
+}
+
 py::object add(const py::object& a, const py::object& b) {
   const CallContext call(a, "a");
   const BorrowedView av = call.view(a, "a"), bv = call.view(b, "b");
@@ -219,6 +235,11 @@ py::object moe_unpermute(const py::object& y_perm, const py::object& perm_slot, 
 
 void register_ops(py::module_& m) {
   m.def("linear", &linear, py::arg("x"), py::arg("w"), py::arg("out_dtype") = "");
+  m.def("linear_kernel", &linear_kernel_of, py::arg("arch"), py::arg("x_dtype"), py::arg("out_dtype"),
+        py::arg("m"), py::arg("n"), py::arg("k"), py::arg("groups") = 0, py::arg("ldx") = -1,
+        py::arg("aligned16") = true,
+        "The CUDA kernel linear (groups = 0) or grouped_linear (groups >= 1) runs for this problem "
+        "on a device of compute capability `arch` (major * 10 + minor): llama4/linear_config.h");
   m.def("add", &add, py::arg("a"), py::arg("b"));
   m.def("grouped_linear", &grouped_linear, py::arg("x"), py::arg("w"), py::arg("offsets"));
   m.def("embedding", &embedding, py::arg("table"), py::arg("ids"));
