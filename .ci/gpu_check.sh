@@ -106,7 +106,7 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.c
   timeout "$(budget 120)" python3 "$repo/benchmarks/bench_kernels.py" 2>&1 | tee -a "$log"
   ((PIPESTATUS[0] == 0)) || failed+=(benchmarks)
 
-  section "Benchmark: text model kernels (linear GB/s and TFLOP/s, decode attention GB/s vs copy)"
+  section "Benchmark: text model kernels (linear GB/s and TFLOP/s, decode attention GB/s vs copy, prefill attention TFLOP/s vs sdpa flash)"
   timeout "$(budget 90)" python3 "$repo/benchmarks/bench_cuda_text.py" --quick 2>&1 | tee -a "$log"
   ((PIPESTATUS[0] == 0)) || failed+=(bench_cuda_text)
 

@@ -12,6 +12,9 @@ Cases:
   paged decode attention (40 / 8 heads, head_dim 128, pages of 64) at batch 1 and 32 over 4k-32k
            keys: GB/s of K/V read, vs copy and vs torch scaled_dot_product_attention on contiguous
            K/V of the same sizes;
+  paged prefill attention (40 / 8 heads, head_dim 128, pages of 64, one sequence of 1k-16k tokens,
+           causal): TFLOP/s with the causal half counted (4 H d L (L + 1) / 2), vs torch
+           scaled_dot_product_attention's flash backend on contiguous K/V in the same run;
   end-to-end decode of a Scout-shaped model cut to 4 layers (hidden 5120, 40/8 heads, 16 experts
            top-1, expert width 8192, vocab 202048; random bf16 weights on the GPU) at batch 1 and
            32: tok/s with CUDA graphs (the default) and with enforce_eager=True side by side, and
@@ -133,6 +136,59 @@ def bench_decode_attention(copy: float, quick: bool) -> None:
         del k_cache, v_cache, kq, vq
 
 
+def sdpa_flash(q4, k4, v4):
+    """torch's flash backend, causal, GQA through enable_gqa, or K/V expanded to every query head
+    when this torch's flash kernel does not take GQA."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    F = torch.nn.functional
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        try:
+            F.scaled_dot_product_attention(q4, k4, v4, is_causal=True, enable_gqa=True)
+            return lambda: F.scaled_dot_product_attention(q4, k4, v4, is_causal=True, enable_gqa=True), "gqa"
+        except RuntimeError:
+            R = q4.shape[1] // k4.shape[1]
+            ke, ve = k4.repeat_interleave(R, dim=1), v4.repeat_interleave(R, dim=1)
+            return lambda: F.scaled_dot_product_attention(q4, ke, ve, is_causal=True), "expanded K/V"
+
+
+def bench_prefill_attention(quick: bool) -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from llama4_native import _C
+
+    print("\n== paged prefill attention (H 40, KV 8, d 128, page 64, bf16, causal; TFLOP/s, causal half)")
+    print(f"{'tokens':>7} {'kernel':>9} {'ours ms':>9} {'TFLOP/s':>8} {'sdpa ms':>9} {'sdpa TF':>8} "
+          f"{'ours/sdpa':>9}")
+    H, KV, d, P = 40, 8, 128, 64
+    for L in ((4096, 16384) if quick else (1024, 2048, 4096, 8192, 16384)):
+        pages = L // P
+        k_cache = torch.randn(pages, P, KV, d, device="cuda").bfloat16()
+        v_cache = torch.randn(pages, P, KV, d, device="cuda").bfloat16()
+        table = torch.randperm(pages, device="cuda").to(torch.int32).view(1, pages)
+        q = torch.randn(L, H, d, device="cuda").bfloat16()
+        qseq = torch.zeros(L, dtype=torch.int32, device="cuda")
+        qpos = torch.arange(L, dtype=torch.int32, device="cuda")
+        kernel = _C._attention_kernel_choice(L, 1, H, KV, d, P, pages, 0, "bfloat16", "bfloat16")
+        ours = time_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos))
+        flop = 4.0 * H * d * L * (L + 1) / 2
+        # torch on contiguous K/V of the same values: [1, heads, L, d]
+        pos = torch.arange(L, device="cuda")
+        k4 = k_cache[table[0].long()[pos // P], pos % P].permute(1, 0, 2).unsqueeze(0).contiguous()
+        v4 = v_cache[table[0].long()[pos // P], pos % P].permute(1, 0, 2).unsqueeze(0).contiguous()
+        q4 = q.permute(1, 0, 2).unsqueeze(0).contiguous()
+        fn, how = sdpa_flash(q4, k4, v4)
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            ref = time_ms(fn)
+        print(f"{L:>7} {kernel:>9} {ours:9.3f} {flop / ours / 1e9:8.1f} {ref:9.3f} {flop / ref / 1e9:8.1f} "
+              f"{ref / ours:9.2f}" + ("" if how == "gqa" else f"  (sdpa: {how})"))
+        if L == 16384:  # Llama 4's RoPE layers: 8192-token chunks, half the causal work
+            ours_c = time_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos, chunk_size=8192))
+            flop_c = 4.0 * H * d * 2 * 8192 * 8193 / 2
+            print(f"{'16384 chunked 8192':>26} {ours_c:9.3f} {flop_c / ours_c / 1e9:8.1f}")
+        del k_cache, v_cache, q, k4, v4, q4
+
+
 # ---- end to end: a Scout-shaped model cut to 4 layers ---------------------------------------------
 
 SCOUT4 = dict(vocab_size=202048, hidden_size=5120, intermediate_size=8192, intermediate_size_mlp=16384,
@@ -242,6 +298,7 @@ def main() -> int:
     print(f"copy: {copy:.0f} GB/s (read + write)")
     bench_linear(copy, args.quick)
     bench_decode_attention(copy, args.quick)
+    bench_prefill_attention(args.quick)
     bench_engine_decode(copy, args.quick)
     return 0
 

@@ -31,19 +31,28 @@ def cache_write(k_cache, v_cache, k, v, slots, k_scale=None, v_scale=None) -> No
 
 def paged_attention(q, k_cache, v_cache, page_table, query_seq, query_pos, *,
                     scale: float | None = None, chunk_size: int = 0, attn_scale: float = 0.0,
-                    floor_scale: float = 8192.0, kv_splits: int = 0, k_scale=None, v_scale=None):
+                    floor_scale: float = 8192.0, kv_splits: int = 0, k_scale=None, v_scale=None,
+                    kernel: str = "auto"):
     """Attention of q [T, H, d] over K/V read through page tables -> out [T, H, d].
 
     chunk_size 0: global causal (keys [0, p]); > 0: chunked-local (keys [floor(p/C)*C, p]).
     attn_scale > 0: Llama 4 temperature tuning of q (NoPE layers). scale defaults to d**-0.5.
     kv_splits: 0 = heuristic; > 0 forces a split of each key window (flash-decoding).
-    FP8 caches: k_scale/v_scale as for cache_write; K/V are read as float(e4m3) * scale."""
+    FP8 caches: k_scale/v_scale as for cache_write; K/V are read as float(e4m3) * scale.
+    kernel (CUDA only; the CPU has one kernel): "auto" picks from the shapes, "split_kv" is the
+    per-query decode kernel, "prefill" the tensor-core kernel over tiles of consecutive queries
+    (bf16 q, bf16 or FP8 cache, head_dim 64 or 128)."""
+    if kernel not in _KERNELS:
+        raise ValueError(f"paged_attention: kernel must be one of {sorted(_KERNELS)}, got {kernel!r}")
     if scale is None:
         scale = 1.0 / math.sqrt(int(q.shape[-1]))
     out = _C.paged_attention(q, k_cache, v_cache, page_table, query_seq, query_pos, float(scale),
                              int(chunk_size), float(attn_scale), float(floor_scale), int(kv_splits),
-                             k_scale, v_scale)
+                             k_scale, v_scale, _KERNELS[kernel])
     return _like(out, q)
+
+
+_KERNELS = {"auto": 0, "split_kv": 1, "prefill": 2}  # ops::AttentionKernel
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -6,9 +6,12 @@
 // (no synchronisation), see cuda/paged_attention.h for what a bad entry does there. FP8 caches
 // (float8_e4m3fn) carry per-(token, head) scales (llama4/ops.h KVScales).
 #include <cmath>
+#include <cstdint>
 
 #include "cpu/paged_attention.h"
 #include "cuda/paged_attention.h"
+#include "cuda/paged_prefill_attention.h"
+#include "ops/attention_plan.h"
 #include "ops/checks.h"
 #include "ops/dispatch.h"
 
@@ -62,6 +65,9 @@ void check_params(const AttentionParams& p) {
   LLAMA4_CHECK_ARG(p.attn_scale == 0.f || (std::isfinite(p.floor_scale) && p.floor_scale > 0.f), op,
                    ": 'floor_scale' must be > 0 when attn_scale > 0, got ", p.floor_scale);
   LLAMA4_CHECK_ARG(p.kv_splits >= 0, op, ": 'kv_splits' must be >= 0 (0 = heuristic), got ", p.kv_splits);
+  LLAMA4_CHECK_ARG(p.kernel == AttentionKernel::kAuto || p.kernel == AttentionKernel::kSplitKV ||
+                       p.kernel == AttentionKernel::kPrefillTiles,
+                   op, ": 'kernel' must be auto (0), split_kv (1) or prefill (2), got ", int(p.kernel));
 }
 
 }  // namespace
@@ -137,7 +143,17 @@ void paged_attention(const Context& ctx, const TensorView& out, const TensorView
   const detail::LastDimContiguousInput qr(ctx, q);
   const detail::ContiguousInput pt(ctx, page_table), qs(ctx, query_seq), qp(ctx, query_pos);
   if (q.device.is_cuda()) {
-    LLAMA4_CUDA_CALL(cuda::paged_attention(ctx, out, qr, k_cache, v_cache, pt, qs, qp, params, scales));
+    AttentionShape shape;
+    shape.T = T, shape.S = page_table.size(0), shape.H = H, shape.KV = KV, shape.d = d;
+    shape.page_size = k_cache.size(1), shape.table_width = page_table.size(1), shape.chunk = params.chunk_size;
+    shape.q_dtype = q.dtype, shape.cache_dtype = k_cache.dtype, shape.kv_splits = params.kv_splits;
+    shape.aligned = reinterpret_cast<uintptr_t>(k_cache.data) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(v_cache.data) % 16 == 0;
+    if (choose_attention_kernel(shape, params.kernel) == AttentionKernel::kPrefillTiles) {
+      LLAMA4_CUDA_CALL(cuda::paged_prefill_attention(ctx, out, qr, k_cache, v_cache, pt, qs, qp, params, scales));
+    } else {
+      LLAMA4_CUDA_CALL(cuda::paged_attention(ctx, out, qr, k_cache, v_cache, pt, qs, qp, params, scales));
+    }
     return;
   }
   const int64_t S = page_table.size(0);

@@ -11,6 +11,7 @@
 #include "llama4/error.h"
 #include "llama4/kv_cache.h"
 #include "llama4/ops.h"
+#include "ops/attention_plan.h"
 #include "python/bindings.h"
 #include "python/tensor_bridge.h"
 
@@ -54,11 +55,29 @@ void cache_write(const py::object& k_cache, const py::object& v_cache, const py:
   ops::cache_write(call.ctx, kc, vc, kv, vv, sv, sc.get());
 }
 
+// "split_kv" or "prefill": the CUDA kernel paged_attention would run for these shapes.
+std::string attention_kernel_choice(int64_t T, int64_t S, int64_t H, int64_t KV, int64_t d, int64_t page_size,
+                                    int64_t table_width, int64_t chunk, const std::string& q_dtype,
+                                    const std::string& cache_dtype, int kv_splits, bool aligned, int kernel) {
+  ops::AttentionShape s;
+  s.T = T, s.S = S, s.H = H, s.KV = KV, s.d = d, s.page_size = page_size, s.table_width = table_width;
+  s.chunk = chunk, s.q_dtype = parse_cache_dtype(q_dtype), s.cache_dtype = parse_cache_dtype(cache_dtype);
+  s.kv_splits = kv_splits, s.aligned = aligned;
+  const ops::AttentionKernel k = ops::choose_attention_kernel(s, static_cast<ops::AttentionKernel>(kernel));
+  return k == ops::AttentionKernel::kPrefillTiles ? "prefill" : "split_kv";
+}
+
+std::vector<int32_t> prefill_tiles_list(const std::vector<int32_t>& query_seq, const std::vector<int32_t>& query_pos,
+                                        int64_t chunk, int64_t tile_tokens) {
+  LLAMA4_CHECK_ARG(query_seq.size() == query_pos.size(), "_prefill_tiles: query_seq and query_pos differ in length");
+  return ops::prefill_tiles(query_seq.data(), query_pos.data(), int64_t(query_seq.size()), chunk, tile_tokens);
+}
+
 py::object paged_attention(const py::object& q, const py::object& k_cache, const py::object& v_cache,
                            const py::object& page_table, const py::object& query_seq,
                            const py::object& query_pos, float scale, int64_t chunk_size,
                            float attn_scale, float floor_scale, int kv_splits, const py::object& k_scale,
-                           const py::object& v_scale) {
+                           const py::object& v_scale, int kernel) {
   const CallContext call(q, "q");
   const BorrowedView qv = call.view(q, "q"), kc = call.view(k_cache, "k_cache"),
                      vc = call.view(v_cache, "v_cache"),
@@ -72,6 +91,7 @@ py::object paged_attention(const py::object& q, const py::object& k_cache, const
   prm.attn_scale = attn_scale;
   prm.floor_scale = floor_scale;
   prm.kv_splits = kv_splits;
+  prm.kernel = static_cast<ops::AttentionKernel>(kernel);
   {
     py::gil_scoped_release nogil;
     ops::paged_attention(call.ctx, out, qv, kc, vc, pt, qs, qp, prm, sc.get());
@@ -112,7 +132,15 @@ void register_attention(py::module_& m) {
   m.def("paged_attention", &paged_attention, py::arg("q"), py::arg("k_cache"), py::arg("v_cache"),
         py::arg("page_table"), py::arg("query_seq"), py::arg("query_pos"), py::arg("scale"),
         py::arg("chunk_size") = 0, py::arg("attn_scale") = 0.0f, py::arg("floor_scale") = 8192.0f,
-        py::arg("kv_splits") = 0, py::arg("k_scale") = py::none(), py::arg("v_scale") = py::none());
+        py::arg("kv_splits") = 0, py::arg("k_scale") = py::none(), py::arg("v_scale") = py::none(),
+        py::arg("kernel") = 0);
+  // The host planning of CUDA paged attention (ops/attention_plan.h), for tests.
+  m.def("_attention_kernel_choice", &attention_kernel_choice, py::arg("T"), py::arg("S"), py::arg("H"),
+        py::arg("KV"), py::arg("d"), py::arg("page_size"), py::arg("table_width"), py::arg("chunk"),
+        py::arg("q_dtype"), py::arg("cache_dtype"), py::arg("kv_splits") = 0, py::arg("aligned") = true,
+        py::arg("kernel") = 0);
+  m.def("_prefill_tiles", &prefill_tiles_list, py::arg("query_seq"), py::arg("query_pos"), py::arg("chunk"),
+        py::arg("tile_tokens"));
 
   py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache",
                                                 "Paged KV cache: a chunked-layer and a global-layer page pool.")

@@ -66,6 +66,12 @@ void cache_write(const Context& ctx, const TensorView& k_cache, const TensorView
                  const TensorView& k, const TensorView& v, const TensorView& slots,
                  const KVScales& scales = {});
 
+// Which CUDA kernel runs paged_attention (the CPU has one kernel and ignores this): kAuto picks
+// from the shapes (ops/attention_plan.h); kSplitKV is the per-query CUDA-core kernel (decode);
+// kPrefillTiles the tensor-core kernel over tiles of consecutive queries (bf16 q and a bf16 or FP8
+// cache, head_dim 64 or 128; ValueError when forced on other inputs).
+enum class AttentionKernel : int { kAuto = 0, kSplitKV = 1, kPrefillTiles = 2 };
+
 struct AttentionParams {
   float scale = 0.f;       // softmax scale, d^-0.5 for Llama 4
   int64_t chunk_size = 0;  // 0: global causal (keys [0, p]); > 0: chunked-local, [floor(p/C)*C, p]
@@ -74,6 +80,7 @@ struct AttentionParams {
   // Split each query's key window into this many parts reduced afterwards (flash-decoding), so
   // that few long sequences still occupy every core. 0 = heuristic; > 0 forces it (tests, tuning).
   int kv_splits = 0;
+  AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
 // out[t, h] = softmax_j(q'[t, h] . k[j, h/(H/KV)] * scale) @ v[j, h/(H/KV)] over the keys j of the
