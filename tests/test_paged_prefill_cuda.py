@@ -8,8 +8,12 @@ round p_j * v_scale_j instead, the same relative bound). The row sum uses the un
 output element differs from the exact softmax(q k^T) v by at most
     2^-8 * w,   w = sum_j p_j |v_j| / sum_j p_j     (the softmax-weighted mean of |v| in that column)
 before it is rounded to bf16 (half an ulp), while the CPU's result is within half an ulp (plus fp32
-noise) of the exact value. Hence |gpu - cpu| <= 2^-8 w + ulp_bf16 + 2^-16 w, the last term a
-generous cover for fp32 score/sum rounding (about d * 2^-24 relative to the scores).
+noise) of the exact value. Hence |gpu - cpu| <= 2^-8 w + ulp_bf16 + 2^-13 w: the two half ulps are
+taken at the largest of the magnitudes involved (a value may round in the binade above the other's),
+and 2^-13 w covers the fp32 rounding of the sums in both kernels (at most n 2^-24 relative over n
+<= 2048 keys; scores' fp32 rounding, about d 2^-24 |q||k| * scale, is far smaller).
+A Python emulation of the kernel's arithmetic (64-key tiles, exp2, P rounded to bf16) stays within
+0.86 of this bound on test_prefill_matches_cpu's cases, with about 2/3 of outputs equal to the CPU's.
 """
 from __future__ import annotations
 
@@ -62,12 +66,12 @@ def assert_within_bound(gpu, cpu, ref, w, rows=None):
     if rows is not None:
         gpu, cpu, ref, w = gpu[rows], cpu[rows], ref[rows], w[rows]
     assert torch.isfinite(gpu).all(), "NaN/inf: a masked, unwritten or faulted slot was read"
-    bound = 2.0 ** -8 * w + bf16_ulp(torch.maximum(cpu.abs(), ref.abs())) + 2.0 ** -16 * w
+    bound = 2.0 ** -8 * w + bf16_ulp(torch.maximum(torch.maximum(gpu.abs(), cpu.abs()), ref.abs())) + 2.0 ** -13 * w
     err = (gpu - cpu).abs()
     worst = (err / bound).max().item()
     assert worst <= 1.0, f"error {worst:.3f} x the bound (max abs error {err.max().item():.3e})"
     # and directly against the float64 value: within 2^-8 w plus our own rounding (half an ulp)
-    bound_ref = 2.0 ** -8 * w + 0.5 * bf16_ulp(ref) + 2.0 ** -16 * w
+    bound_ref = 2.0 ** -8 * w + 0.5 * bf16_ulp(torch.maximum(gpu.abs(), ref.abs())) + 2.0 ** -13 * w
     assert ((gpu - ref).abs() <= bound_ref).all()
 
 
