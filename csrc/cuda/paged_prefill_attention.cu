@@ -165,7 +165,9 @@ __device__ __forceinline__ void store_e4m3_as_bf16(uint16_t* dst, const uint4& s
 }
 
 // Keys [k0, k0 + kBN) of KV head g into stage buffers dK/dV ([kBN][D + 8]); keys past `hi` and
-// keys whose page entry is bad are zeros (the latter recorded in *s_fault). bf16: cp.async (the
+// keys whose page entry is bad are zeros (the latter recorded in *s_fault). Two threads per key
+// row: one page-table lookup each (32-bit arithmetic: positions are int32), then alternate 16-byte
+// chunks of the row (each warp instruction reads whole 32-byte sectors). bf16: cp.async (the
 // caller commits); FP8: loaded, widened to bf16 and stored, with the rows' scales in sks/svs.
 template <int D, bool kFp8>
 __device__ __forceinline__ void load_kv(const PrefillArgs& a, uint16_t* dK, uint16_t* dV, float* sks,
@@ -174,42 +176,47 @@ __device__ __forceinline__ void load_kv(const PrefillArgs& a, uint16_t* dK, uint
   constexpr int LD = D + 8;
   constexpr int kElems = kFp8 ? 16 : 8;  // cache elements per 16-byte chunk
   constexpr int kChunks = D / kElems;    // chunks per key row
-  for (int c = threadIdx.x; c < kBN * kChunks; c += kThreads) {
-    const int j = c / kChunks, ch = c % kChunks;
-    const int64_t key = k0 + j;
-    int64_t row = -1;  // the key's (slot, head) row of the cache
-    if (key <= hi) {
-      const int64_t lp = key / a.P;
-      const int64_t entry = lp < a.max_pages ? int64_t(table[lp]) : -1;
-      if (entry >= 0 && entry < a.num_pages) {
-        row = (entry * a.P + key % a.P) * a.KV + g;
-      } else if (ch == 0) {
-        atomicMin(s_fault, int(key));
-      }
+  constexpr int kRowThreads = kThreads / kBN;
+  static_assert(kThreads % kBN == 0 && kChunks % kRowThreads == 0, "threads per key row");
+  const int j = threadIdx.x / kRowThreads, part = threadIdx.x % kRowThreads;
+  const int64_t key = k0 + j;
+  int64_t row = -1;  // the key's (slot, head) row of the cache
+  if (key <= hi) {
+    const int P = int(a.P), lp = int(key) / P;
+    const int64_t entry = lp < a.max_pages ? int64_t(table[lp]) : -1;
+    if (entry >= 0 && entry < a.num_pages) {
+      row = (entry * P + (int(key) - lp * P)) * a.KV + g;
+    } else if (part == 0) {
+      atomicMin(s_fault, int(key));
     }
-    uint16_t* kd = dK + j * LD + ch * kElems;
-    uint16_t* vd = dV + j * LD + ch * kElems;
-    if constexpr (!kFp8) {
-      const uint16_t* kc = static_cast<const uint16_t*>(a.kc);
-      const uint16_t* vc = static_cast<const uint16_t*>(a.vc);
-      const int64_t off = row >= 0 ? row * D + ch * 8 : 0;
-      const int bytes = row >= 0 ? 16 : 0;
-      cp_async_16(kd, kc + off, bytes);
-      cp_async_16(vd, vc + off, bytes);
-    } else {
-      const uint8_t* kc = static_cast<const uint8_t*>(a.kc);
-      const uint8_t* vc = static_cast<const uint8_t*>(a.vc);
+  }
+  uint16_t* kd = dK + j * LD;
+  uint16_t* vd = dV + j * LD;
+  if constexpr (!kFp8) {
+    const uint16_t* kc = static_cast<const uint16_t*>(a.kc) + (row >= 0 ? row * D : 0);
+    const uint16_t* vc = static_cast<const uint16_t*>(a.vc) + (row >= 0 ? row * D : 0);
+    const int bytes = row >= 0 ? 16 : 0;
+#pragma unroll
+    for (int ch = part; ch < kChunks; ch += kRowThreads) {
+      cp_async_16(kd + ch * 8, kc + (row >= 0 ? ch * 8 : 0), bytes);
+      cp_async_16(vd + ch * 8, vc + (row >= 0 ? ch * 8 : 0), bytes);
+    }
+  } else {
+    const uint8_t* kc = static_cast<const uint8_t*>(a.kc) + (row >= 0 ? row * D : 0);
+    const uint8_t* vc = static_cast<const uint8_t*>(a.vc) + (row >= 0 ? row * D : 0);
+#pragma unroll
+    for (int ch = part; ch < kChunks; ch += kRowThreads) {
       uint4 kq = make_uint4(0, 0, 0, 0), vq = kq;
       if (row >= 0) {
-        kq = *reinterpret_cast<const uint4*>(kc + row * D + ch * 16);
-        vq = *reinterpret_cast<const uint4*>(vc + row * D + ch * 16);
+        kq = *reinterpret_cast<const uint4*>(kc + ch * 16);
+        vq = *reinterpret_cast<const uint4*>(vc + ch * 16);
       }
-      store_e4m3_as_bf16(kd, kq);
-      store_e4m3_as_bf16(vd, vq);
-      if (ch == 0) {
-        sks[j] = row >= 0 ? a.ks[row] : 0.f;
-        svs[j] = row >= 0 ? a.vs[row] : 0.f;
-      }
+      store_e4m3_as_bf16(kd + ch * 16, kq);
+      store_e4m3_as_bf16(vd + ch * 16, vq);
+    }
+    if (part == 0) {
+      sks[j] = row >= 0 ? a.ks[row] : 0.f;
+      svs[j] = row >= 0 ? a.vs[row] : 0.f;
     }
   }
 }
