@@ -94,6 +94,27 @@ def test_grouped_gemm_within_accumulation_bound(counts, N, K):
     assert bool((err <= tol).all())
 
 
+def test_grouped_gemm_cached_setup_follows_each_call():
+    """The initialized CUTLASS GEMM is cached per (device, experts, workspace address): one
+    workspace reused by calls with other row counts, N and K (both kernels, both orders) must still
+    compute each call's own problem, bit for bit on integer data as above."""
+    E = 4
+    ws = torch.empty(ops.moe_grouped_gemm_fp8_workspace_bytes("cuda", E), dtype=torch.uint8, device="cuda")
+    for seed, (counts, N, K) in enumerate([([0, 300, 0, 257], 256, 512), ([1, 0, 3, 2], 200, 464),
+                                           ([64, 1, 0, 3], 200, 1280), ([0, 300, 0, 257], 128, 256)]):
+        g = torch.Generator().manual_seed(seed)
+        R = sum(counts)
+        a = torch.randint(-2, 3, (R, K), generator=g).float().to(E4M3)
+        w = torch.randint(-2, 3, (E, N, K), generator=g).float().to(E4M3)
+        a_scale = 2.0 ** torch.randint(-6, 3, (R,), generator=g).float()
+        w_scale = 2.0 ** torch.randint(-9, -3, (E, N), generator=g).float()
+        off = _offsets(counts)
+        cpu = ops.moe_grouped_gemm_fp8(a, a_scale, w, w_scale, off)
+        gpu = ops.moe_grouped_gemm_fp8(a.cuda(), a_scale.cuda(), w.cuda(), w_scale.cuda(), off.cuda(),
+                                       workspace=ws).cpu()
+        assert torch.equal(gpu.view(torch.int16), cpu.view(torch.int16)), f"call {seed}: {counts} {N}x{K}"
+
+
 def test_grouped_gemm_kernel_is_not_empty():
     """Guards the sm_90-instead-of-sm_90a pitfall: the build targets 90a, and a large random GEMM is
     non-zero and agrees with the CPU (an empty kernel leaves zeros/garbage or aborts)."""
