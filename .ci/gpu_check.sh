@@ -102,6 +102,28 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.c
     failed+=(cuda_test_count)
   fi
 
+  section "compute-sanitizer memcheck (a few CUDA kernel tests)"
+  # Out-of-bounds and misaligned accesses that a result comparison can miss: the paged gathers
+  # (page faults, scattered queries, the prefill kernel's cp.async tiles) and the CUTLASS linear's
+  # strided and fallback views. Small cases only: memcheck runs kernels 10-100x slower.
+  sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+  if [[ -n "$sanitizer" ]]; then
+    timeout "$(budget 90)" "$sanitizer" --tool memcheck --error-exitcode 86 --print-limit 20 \
+      python3 -m pytest -q -p no:cacheprovider -m cuda -x \
+      -k "page_fault or missing_page or scattered or bad_sequence or row_strided or unaligned or misaligned" \
+      "$repo/tests/test_paged_prefill_cuda.py" "$repo/tests/test_cuda_model_ops.py" \
+      "$repo/tests/test_linear_cutlass_cuda.py" >"$work/memcheck.log" 2>&1
+    rc=$?
+    grep -E "ERROR SUMMARY|Invalid|passed|failed|error" "$work/memcheck.log" | tail -20 | tee -a "$log"
+    if ((rc == 124)); then
+      say "memcheck: timed out (no verdict)"
+    elif ((rc != 0)); then
+      failed+=(memcheck)
+    fi
+  else
+    say "compute-sanitizer not found: memcheck skipped"
+  fi
+
   section "Benchmarks"
   timeout "$(budget 120)" python3 "$repo/benchmarks/bench_kernels.py" 2>&1 | tee -a "$log"
   ((PIPESTATUS[0] == 0)) || failed+=(benchmarks)
