@@ -15,6 +15,8 @@ Tolerances are derived, not fitted:
   * The whole block: GEMM differences pass through SiLU and a re-quantization, where a one-ulp
     change can move an e4m3 rounding, so only a ratio is meaningful: the GPU's distance from the CPU
     emulation must be at most a tenth of the FP8 emulation's own distance from bf16 experts.
+    On data built so that every GEMM partial sum is again a small integer (_integer_moe_case),
+    the whole block must match bit for bit.
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ GEMM_CASES = [
     ([0, 7, 0, 1, 0, 0, 5, 0], 200, 464),
     ([0, 300, 0, 257, 130, 0], 256, 512),  # prefill: cooperative
     ([64, 1, 0, 3], 200, 1280),
+    ([300, 129], 384, 256),              # cooperative, odd tile counts: 3 x 128 columns, 3 + 2 row tiles
+    ([3, 0, 1, 5, 0, 2, 0, 0] * 16, 256, 512),  # 128 experts (Maverick), swap-AB
+    ([40] * 128, 128, 256),              # 128 experts, cooperative
+    ([40000, 0, 30000], 64, 128),        # > 65535 rows: rows are never a grid dimension
 ]
 
 
@@ -125,6 +131,71 @@ def test_grouped_gemm_kernel_is_not_empty():
     cpu, gpu = _run_both(a, a_scale, w, w_scale, _offsets([256, 256]))
     assert gpu.float().abs().mean() > 0.1 * cpu.float().abs().mean()
     assert float((gpu.float() - cpu.float()).norm() / cpu.float().norm()) < 1e-2
+
+
+def test_grouped_gemm_on_a_torch_side_stream():
+    """Inputs written on a torch side stream behind a long queue, the op called inside
+    torch.cuda.stream(side): the GEMM must run after the producer on that stream (the DLPack
+    stream handshake), or it reads the inputs before they are written."""
+    counts, N, K = [0, 300, 0, 257], 256, 512
+    g = torch.Generator().manual_seed(5)
+    E, R = len(counts), sum(counts)
+    a = torch.randint(-2, 3, (R, K), generator=g).float().to(E4M3)
+    w = torch.randint(-2, 3, (E, N, K), generator=g).float().to(E4M3)
+    a_scale = 2.0 ** torch.randint(-6, 3, (R,), generator=g).float()
+    w_scale = 2.0 ** torch.randint(-9, -3, (E, N), generator=g).float()
+    off = _offsets(counts)
+    cpu = ops.moe_grouped_gemm_fp8(a, a_scale, w, w_scale, off)
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        busy = torch.randn(2048, 2048, device="cuda")
+        for _ in range(30):  # a queue the GPU needs a while to drain before `a` is written
+            busy = (busy @ busy).clamp_(-1, 1)
+        a_dev = torch.empty(R, K, dtype=torch.uint8, device="cuda")
+        a_dev.copy_(a.view(torch.uint8).cuda() + (busy[:1, :1] * 0).to(torch.uint8))
+        gpu = ops.moe_grouped_gemm_fp8(a_dev.view(E4M3), a_scale.cuda(), w.cuda(), w_scale.cuda(), off.cuda())
+        gpu_cpu = gpu.cpu()
+    assert torch.equal(gpu_cpu.view(torch.int16), cpu.view(torch.int16))
+
+
+def _integer_moe_case(T, D, I, E, seed):
+    """A whole FP8 MoE block on which the GPU must equal the CPU emulation bit for bit: every GEMM
+    partial sum is an integer of magnitude < 2^13 (exact in the tensor cores' accumulator), and
+    every other step (routing, the sigmoid, the row quantizers, SiLU-gate, un-permute) is bitwise
+    identical by design (tests/test_cuda_model_ops.py, test_moe_fp8_cuda_vs_cpu_emulation).
+      * the chosen expert's router logit is 0 (sigmoid 0.5 exactly), the others negative: x in
+        {1, 2} scaled by 0.5 quantizes to e4m3 codes 224 and 448 (the row's amax maps to 448);
+      * gate_up rows hold 8 nonzeros in {1, 2}: sums in [1792, 7168]; with a weight scale of 8 the
+        gate and up values lie in [16, 128], so act = SiLU(gate) * up spans at most 64x, and its
+        codes (amax -> 448) are >= 7: e4m3 values >= 7, integers (e4m3 steps by 1 up to 16);
+      * down rows hold 8 nonzeros in {-2, -1, 1, 2}: |sums| <= 448 * 2 * 8 = 7168 < 2^13."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(1, 3, (T, D), generator=g).to(torch.bfloat16)
+    logits = -1.0 - 8.0 * torch.rand(T, E, generator=g)
+    logits[torch.arange(T), torch.randint(0, E, (T,), generator=g)] = 0.0
+    shared = torch.randint(-4, 5, (T, D), generator=g).to(torch.bfloat16)
+
+    def sparse(rows, cols, values):
+        w = torch.zeros(rows, cols)
+        where = torch.rand(rows, cols, generator=g).argsort(dim=1)[:, :8]
+        picks = torch.tensor(values)[torch.randint(0, len(values), (rows, 8), generator=g)]
+        return w.scatter_(1, where, picks)
+
+    gu = torch.stack([sparse(2 * I, D, [1.0, 2.0]) for _ in range(E)]).to(E4M3)
+    dn = torch.stack([sparse(D, I, [-2.0, -1.0, 1.0, 2.0]) for _ in range(E)]).to(E4M3)
+    gu_s = torch.full((E, 2 * I), 8.0)
+    dn_s = 2.0 ** torch.randint(-8, -4, (E, D), generator=g).float()
+    return x, logits, shared, gu, gu_s, dn, dn_s
+
+
+@pytest.mark.parametrize("T,E", [(300, 4), (200, 128)])  # cooperative; swap-AB over 128 experts
+def test_moe_fp8_block_bitwise_on_integer_data(T, E):
+    args = _integer_moe_case(T, 256, 128, E, seed=T + E)
+    cpu = ops.moe_fp8(*args, 1, None)
+    gpu = ops.moe_fp8(*[t.cuda() for t in args], 1, None).cpu()
+    routed = cpu.float() - args[2].float()
+    assert float(routed.abs().amax(dim=1).min()) > 0, "every token's routed output must be nonzero"
+    assert torch.equal(gpu.view(torch.int16), cpu.view(torch.int16))
 
 
 def _moe_case(T, D, I, E, dtype, seed):
