@@ -88,8 +88,19 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices', torch.c
   select=(-m cuda -q -p no:cacheprovider --ignore-glob='*/test_server*.py')
   expected=$(timeout "$(budget 60)" python3 -m pytest "${select[@]}" --collect-only "$repo/tests" \
     2>/dev/null | grep -c '::')
-  timeout "$(budget 150)" python3 -m pytest "${select[@]}" --tb=short -rfEs \
-    "$repo/tests" >"$work/pytest.log" 2>&1
+  # The newest kernels and the whole model first, so that a run cut by the timeout has still
+  # tested them, then every other file (named one by one: pytest would fold files into a folder
+  # argument and lose the order). --durations: where the time goes, for the next session's budget.
+  files=()
+  for t in cuda_engine cuda_graphs linear_cutlass_cuda paged_prefill_cuda moe_fp8_cuda moe_int4_cuda \
+    cuda_model_ops sampler_cuda; do
+    files+=("$repo/tests/test_$t.py")
+  done
+  for f in "$repo"/tests/test_*.py; do
+    [[ " ${files[*]} " == *" $f "* || $f == */test_server* ]] || files+=("$f")
+  done
+  timeout "$(budget 200)" python3 -m pytest "${select[@]}" --tb=short -rfEs --durations=15 \
+    "${files[@]}" >"$work/pytest.log" 2>&1
   rc=$?
   cat "$work/pytest.log"
   # The log keeps failures and the summary, not the progress dots.
