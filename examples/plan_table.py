@@ -1,5 +1,7 @@
-"""Prints the README's table of what fits (llama4_native.plan): Scout and Maverick, bf16 and FP8
-experts (and INT4 W4A16 experts, group 128), bf16 and FP8 KV cache, on 1, 2, 4 and 8 H100 80 GB / H200 141 GB, per GPU, 90% of the memory used."""
+"""Prints the README's table of what fits (llama4_native.plan): Scout and Maverick in bf16, with FP8
+routed experts, and in INT4 W4A16 (group 128: routed experts, shared expert and dense MLPs, as
+quantization="int4" and llm-compressor's recipe make them), bf16 and FP8 KV cache, on 1, 2, 4 and 8
+H100 80 GB / H200 141 GB, per GPU, 90% of the memory used."""
 from __future__ import annotations
 
 import llama4_native as l4
@@ -15,7 +17,7 @@ def cell(p) -> str:
 
 def main() -> None:
     kv_dtypes = ["bf16", "fp8"]
-    print("| model | experts | KV | GPUs | H100 80 GB (per GPU) | H200 141 GB (per GPU) |")
+    print("| model | quantized | KV | GPUs | H100 80 GB (per GPU) | H200 141 GB (per GPU) |")
     print("|---|---|---|---|---|---|")
     for preset in ("scout", "maverick"):
         for quant in (None, "fp8", "int4"):

@@ -23,7 +23,8 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="checkpoint folder (Hugging Face layout)")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     p.add_argument("--quantization", default=None, choices=["fp8", "int4"],
-                   help="fp8: e4m3 MoE experts, int4: W4A16 MoE experts (group 128), quantized at load unless the checkpoint is")
+                   help="fp8: e4m3 MoE experts, int4: W4A16 MoE experts, shared expert and dense MLPs (group 128), "
+                        "quantized at load unless the checkpoint is")
     p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
                    help="fp8: e4m3 KV cache with a scale per token and head (~1.94x the tokens)")
     p.add_argument("--threads", type=int, default=None)

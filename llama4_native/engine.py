@@ -73,7 +73,8 @@ class Model:
         # experts stored in the checkpoint, or quantized at load; llama4/checkpoint.h).
         self._comm = None
         if tp > 1:  # a config that cannot be split fails here, before any process starts
-            parallel.check_shardable(self.path, tp, dtype)
+            parallel.check_shardable(self.path, tp, dtype, quantization, _layers(fp8_skip_layers),
+                                     _group_size(int4_group_size))
         if tp > 1 and store is None:  # rank 0 starts the others, which load their shards meanwhile
             self._group = parallel.start_workers(self.path, tp, dict(
                 device=device, dtype=dtype, kv_cache_bytes=kv_cache_bytes, max_sequences=max_sequences,
@@ -112,6 +113,7 @@ class Model:
         text = self.config.text
         self.fp8_layers = list(self._checkpoint.fp8_layers)
         self.int4_layers = list(self._checkpoint.int4_layers)
+        self.int4_mlp_layers = list(self._checkpoint.int4_mlp_layers)  # INT4 shared expert / dense MLP
         weights = self._checkpoint.text_weights
         if device != "cpu":
             weights = _upload(weights, device)
@@ -346,10 +348,15 @@ def load(path, device: str = "cpu", dtype: str = "bfloat16", **options) -> Model
     and the last: (0, -1)). activation_scale_ub bounds each activation row's amax before FP8
     quantization (default: the checkpoint's, 1200 when quantizing at load; 0: no bound).
 
-    INT4 routed experts (W4A16: int4 weights, one bf16 scale per group of int4_group_size along the
-    input, bf16 activations; llama4/moe_int4.h): compressed-tensors "pack-quantized" checkpoints
-    load as INT4; quantization="int4" quantizes at load (symmetric, round to nearest, group 128
-    unless int4_group_size says otherwise), except the layers in fp8_skip_layers (same rule as FP8).
+    INT4 (W4A16: int4 weights, one bf16 scale per group of int4_group_size along the input, bf16
+    activations; llama4/moe_int4.h): compressed-tensors "pack-quantized" checkpoints load as INT4
+    whatever their ignore list leaves quantized among the routed experts, the shared expert and the
+    dense MLPs (llm-compressor's Llama 4 recipe quantizes all three); quantization="int4" quantizes
+    the same three at load (symmetric, round to nearest, group 128 unless int4_group_size says
+    otherwise), except the layers in fp8_skip_layers (same rule as FP8), so both routes give the same
+    tensors. model.int4_layers lists the INT4 routed-expert layers, model.int4_mlp_layers the layers
+    whose shared expert or dense MLP is INT4. Under tensor parallelism each rank's share of the
+    shared expert's / dense MLP's intermediate width must be whole groups (ValueError otherwise).
 
     KV cache: kv_cache_bytes (default: the full context for a few sequences, at most 1 GiB), or on
     a GPU gpu_memory_utilization=F: the share F of the device's memory, less what the weights

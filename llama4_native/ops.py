@@ -187,6 +187,13 @@ def moe_grouped_gemm_int4(x, w, w_scale, expert_offsets, out=None, workspace=Non
     return out if out is not None else _like(res, x)
 
 
+def linear_int4(x, w, w_scale, out=None, workspace=None):
+    """bf16 [R, N]: moe_grouped_gemm_int4 with one weight for every row (the shared expert and the
+    dense MLP in INT4): x [R, K] bfloat16, w [N, K/2] uint8, w_scale [N, K/G] bfloat16."""
+    res = _C.linear_int4(x, w, w_scale, out, workspace)
+    return out if out is not None else _like(res, x)
+
+
 def quantize_int4_grouped(w, group: int = 128):
     """(q [..., N, K/2] uint8, scale [..., N, K/group] bfloat16): symmetric int4 per group of
     `group` along K, scale = bf16(amax / 7), q = clamp(round_half_even(w / scale), -8, 7)."""

@@ -209,11 +209,20 @@ def communicator(store, rank: int, world_size: int, device: str, timeout_s: floa
                                      rendezvous_timeout_s=join)
 
 
-def check_shardable(path: str, world_size: int, dtype: str) -> None:
+def check_shardable(path: str, world_size: int, dtype: str, quantization=None, fp8_skip_layers=(),
+                    int4_group_size: int = 0) -> None:
     """ValueError naming tensor_parallel_size when the checkpoint's config cannot be split over
-    world_size ranks (read from config.json alone)."""
+    world_size ranks (read from config.json alone), with its INT4 weights (stored, or quantization
+    "int4" at load with int4_group_size, 0: the default) cut on group boundaries on every rank."""
     config = _C.load_model_config(path)
     _C.text_shard_weight_bytes(config.text, dtype, [], 0, world_size)
+    fp8 = _C.fp8_plan(config, quantization, None, list(fp8_skip_layers), path, int(int4_group_size))
+    if fp8 is None or fp8.int4_group_size <= 0:
+        return
+    root = "language_model." if config.architecture == "Llama4ForConditionalGeneration" else ""
+    mlp = list(_C.int4_mlp_layers(config.text, fp8, root))
+    for rank in range(world_size):
+        _C.text_shard_specs(config.text, dtype, [], rank, world_size, fp8.int4_group_size, mlp)
 
 
 def shard_weight_bytes(config, dtype: str, world_size: int, fp8_layers=(), rank: int | None = None) -> int:

@@ -85,16 +85,19 @@ def _part(name: str) -> str:
     return "norms"
 
 
-def _rank_weights(text, dtype: str, fp8_layers: list, gpus: int, int4_group_size: int = 0) -> tuple[dict, int]:
+def _rank_weights(text, dtype: str, fp8_layers: list, gpus: int, int4_group_size: int = 0,
+                  int4_mlp_layers=()) -> tuple[dict, int]:
     """The weight bytes by part of the tensor-parallel rank holding the most (the parallel engine's
     own shard shapes, llama4/shard.h: its ValueError names tensor_parallel_size when the config
-    cannot be split over `gpus` ranks) and the KV heads a rank holds."""
+    cannot be split over `gpus` ranks, or an INT4 down projection not on group boundaries) and the
+    KV heads a rank holds."""
     best, kv_heads = None, text.num_key_value_heads
+    mlp = list(int4_mlp_layers)
     for rank in range(gpus):
         if gpus == 1:
-            specs = _C.text_weight_specs(text, dtype, fp8_layers, int4_group_size)
+            specs = _C.text_weight_specs(text, dtype, fp8_layers, int4_group_size, mlp)
         else:
-            specs, kv_heads = _C.text_shard_specs(text, dtype, fp8_layers, rank, gpus, int4_group_size)
+            specs, kv_heads = _C.text_shard_specs(text, dtype, fp8_layers, rank, gpus, int4_group_size, mlp)
         parts = dict.fromkeys(PARTS, 0)
         for name, _, _, nbytes in specs:
             parts[_part(name)] += nbytes
@@ -163,6 +166,7 @@ class MemoryPlan:
     max_context: int               # longest single sequence that fits (<= max_model_len); 0: none
     sequences: dict = field(default_factory=dict)  # context length -> sequences of it that fit
     int4_group_size: int = 0       # > 0: the quantized experts are INT4 (W4A16) with this group size
+    int4_mlp_layers: list = field(default_factory=list)  # layers whose shared expert / dense MLP is INT4
     _layout: object = field(default=None, repr=False)
 
     @property
@@ -221,7 +225,8 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
     `kv_cache_bytes`, for a given KV budget (what load(kv_cache_bytes=...) gets; weights and workspace
     are then reported but not subtracted). `quantization`: None, "fp8" (routed experts e4m3, except
     fp8_skip_layers) or "int4" (W4A16: packed int4 + a bf16 scale per int4_group_size inputs, default
-    128) — as load() takes them; a checkpoint stored quantized plans as stored. `max_sequences`:
+    128; the routed experts, the shared expert and the dense MLPs, except fp8_skip_layers) — as load()
+    takes them; a checkpoint stored quantized plans as stored. `max_sequences`:
     the sequences the chunked-layer pool is sized for (as load()); `lengths`: the context lengths
     `sequences` answers for (default: DEFAULT_LENGTHS and max_model_len)."""
     config, name = _config(model, preset)
@@ -248,8 +253,9 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
     fp8 = _C.fp8_plan(config, quantization, None, list(fp8_skip_layers), name, _group_size(int4_group_size))
     root = "language_model." if config.architecture == "Llama4ForConditionalGeneration" else ""
     fp8_layers = list(_C.fp8_expert_layers(text, fp8, root)) if fp8 is not None else []
+    mlp_layers = list(_C.int4_mlp_layers(text, fp8, root)) if fp8 is not None else []
     group = fp8.int4_group_size if fp8 is not None else 0
-    weights, kv_heads = _rank_weights(text, dtype, fp8_layers, gpus, group)
+    weights, kv_heads = _rank_weights(text, dtype, fp8_layers, gpus, group, mlp_layers)
     if vision and config.vision is not None:  # replicated on every rank
         weights["vision"] = sum(spec[3] for spec in _C.vision_weight_specs(config.vision, dtype))
 
@@ -280,12 +286,13 @@ def plan(model=None, *, preset: str | None = None, gpu_memory=None, gpus: int = 
             return None
 
     stored = ("int4" if group else "fp8") if fp8 is not None and fp8.stored else quantization
-    p = MemoryPlan(model=name, gpus=gpus, dtype=dtype, quantization=stored if fp8_layers else None,
+    p = MemoryPlan(model=name, gpus=gpus, dtype=dtype, quantization=stored if fp8_layers or mlp_layers else None,
                    kv_cache_dtype=kv_dtype, weights=weights, fp8_layers=fp8_layers, kv_bytes_per_token=per_token,
                    chunk_size=text.attention_chunk_size, chunked_pages_per_sequence=bound, page_size=page_size,
                    max_step_tokens=step, workspace_bytes=workspace, memory_bytes=memory,
                    gpu_memory_utilization=gpu_memory_utilization, kv_budget_bytes=budget,
-                   max_model_len=max_model_len, max_context=0, _layout=layout, int4_group_size=group)
+                   max_model_len=max_model_len, max_context=0, _layout=layout, int4_group_size=group,
+                   int4_mlp_layers=mlp_layers)
     one = layout(1)
     if one is not None:
         ctx = one["num_pages_global"] * page_size if per_token["global"] else max_model_len
@@ -327,6 +334,9 @@ def format_plan(p: MemoryPlan) -> str:
     if p.fp8_layers:
         kind = f"INT4 (group {p.int4_group_size})" if p.int4_group_size else "FP8"
         lines.append(f"  {kind} expert layers: {len(p.fp8_layers)} ({p.fp8_layers[0]}..{p.fp8_layers[-1]})")
+    if p.int4_mlp_layers:
+        lines.append(f"  INT4 shared expert / dense MLP layers: {len(p.int4_mlp_layers)} "
+                     f"({p.int4_mlp_layers[0]}..{p.int4_mlp_layers[-1]})")
     kv = p.kv_bytes_per_token
     lines.append("KV cache per token:")
     if kv["chunked"]:

@@ -1,10 +1,12 @@
 """Quantized routed experts: what a checkpoint's `quantization_config` says (compressed-tensors FP8
 or INT4 pack-quantized, fbgemm_fp8), and what `load(..., quantization="fp8" | "int4")` asks for. The
 rules and checks live in C++ (llama4/checkpoint.h, `make_fp8_plan`, one plan for both formats): only
-the routed experts are ever quantized; quantization at load skips `fp8_skip_layers` (either format);
-FP8 uses the engine's quantize_fp8_rowwise per output channel and bounds the activations at 1200
-(Meta's recipe) unless `activation_scale_ub` is given; INT4 uses quantize_int4_grouped (group 128
-unless `int4_group_size` is given).
+the routed experts are ever FP8; INT4 also covers the shared expert and the dense MLPs (as
+llm-compressor's Llama 4 W4A16 checkpoints store them); quantization at load skips `fp8_skip_layers`
+(either format); FP8 uses the engine's quantize_fp8_rowwise per output channel and bounds the
+activations at 1200 (Meta's recipe) unless `activation_scale_ub` is given; INT4 uses
+quantize_int4_grouped (group 128 unless `int4_group_size` is given) on the routed experts, the shared
+expert and the dense MLPs alike.
 """
 from __future__ import annotations
 

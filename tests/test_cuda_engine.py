@@ -110,14 +110,16 @@ def test_fp8_experts_error_within_cpu_fp8_error(tiny_checkpoint, name):
 
 @pytest.mark.parametrize("name", ["scout_i32", "maverick_i32"])
 def test_int4_experts_error_within_cpu_int4_error(tiny_checkpoint, name):
-    """INT4 routed experts quantized at load (groups of 32: the CUDA decode kernel's any-shape path):
-    both engines hold the same int4 values and scales (quantized on the host) and bf16 activations;
-    only the GEMMs' summation orders differ."""
+    """INT4 routed experts, shared experts and (maverick) dense MLPs quantized at load (groups of 32:
+    the CUDA decode kernel's any-shape path; the dense ones through ops.linear_int4): both engines
+    hold the same int4 values and scales (quantized on the host) and bf16 activations; only the
+    GEMMs' summation orders differ."""
     folder, _ = tiny_checkpoint(name)
     ref32 = l4.load(folder, dtype="float32")
     kw = dict(dtype="bfloat16", quantization="int4", int4_group_size=32)
     cpu4, gpu4 = l4.load(folder, **kw), l4.load(folder, device="cuda", **kw)
     assert gpu4.int4_layers == cpu4.int4_layers == list(ref32.config.text.moe_layers)
+    assert gpu4.int4_mlp_layers == cpu4.int4_mlp_layers == list(range(ref32.config.text.num_hidden_layers))
     _assert_cuda_error_within_cpu_error(f"{name}: INT4 experts", ref32, cpu4, gpu4, 300)
 
 

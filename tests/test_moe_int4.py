@@ -128,6 +128,47 @@ def test_grouped_gemm_errors():
         f(x, w, scale, off, out=torch.empty(16, 3, dtype=torch.bfloat16).t())
 
 
+# ---- the dense INT4 linear (shared expert, dense MLP) ----------------------------------------------
+
+# (rows, N, K, G): decode, a prefill past the kernels' row chunks, N off the 16-row blocks, G = K.
+DENSE_SHAPES = [(1, 64, 256, 128), (70, 33, 384, 128), (9, 48, 192, 32), (3, 16, 128, 128), (0, 16, 64, 32)]
+
+
+@pytest.mark.parametrize("R,N,K,G", DENSE_SHAPES)
+def test_linear_int4_within_fp32_bound(R, N, K, G):
+    """Every row against x @ W^T of the exactly dequantized weight, within the grouped GEMM's bound,
+    and bit for bit the grouped GEMM with one expert owning all rows (the same kernel)."""
+    x, w, scale, _ = _case([R], N, K, G, seed=R * 7 + N + K)
+    out = ops.linear_int4(x, w[0], scale[0])
+    assert out.shape == (R, N) and out.dtype == torch.bfloat16
+    W = ref.dequantize(w[0], scale[0])
+    exact, mag = x.double() @ W.T, x.double().abs() @ W.abs().T
+    B = ref.fp32_sum_bound(K, G) * mag
+    assert ((out.double() - exact).abs() <= ref.BF16_U * (exact.abs() + B) + B).all()
+    assert torch.equal(out, ops.moe_grouped_gemm_int4(x, w, scale, _offsets([R])))
+    if R and K > G:  # not vacuous: scales of the wrong groups break the bound
+        bad = ops.linear_int4(x, w[0], scale[0].roll(1, dims=-1)).double()
+        assert ((bad - exact).abs() > ref.BF16_U * (exact.abs() + B) + B).float().mean() > 0.5
+
+
+def test_linear_int4_errors():
+    x, w, scale, _ = _case([3], 16, 128, 64, seed=4)
+    w, scale = w[0], scale[0]
+    f = ops.linear_int4
+    with pytest.raises(TypeError, match="linear_int4: 'x' must have dtype bfloat16"):
+        f(x.float(), w, scale)
+    with pytest.raises(ValueError, match=r"linear_int4: 'w' must have shape \[N, 64\]"):
+        f(x, w[:, :-1].contiguous(), scale)
+    with pytest.raises(ValueError, match="linear_int4: 'w' must be 2-d"):
+        f(x, w[None], scale)
+    with pytest.raises(ValueError, match=r"linear_int4: 'w_scale' must have shape \[16, K / G\]"):
+        f(x, w, scale[:8].contiguous())
+    with pytest.raises(ValueError, match="multiple of 32"):  # G = 16
+        f(x, w, torch.ones(16, 8, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="'w' must be contiguous"):
+        f(x, w.t().contiguous().t(), scale)
+
+
 # ---- the quantizer -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -193,6 +234,7 @@ def test_portable_path_without_avx512_bf16():
         "for c in t.SHAPES: t.test_grouped_gemm_within_fp32_bound(*c)\n"
         "t.test_rows_beyond_the_last_offset_are_not_written()\n"
         "t.test_grouped_gemm_bound_is_not_vacuous()\n"
+        "for c in t.DENSE_SHAPES: t.test_linear_int4_within_fp32_bound(*c)\n"
         "print('ok')\n").format(tests=os.path.dirname(__file__))
     env = dict(os.environ, LLAMA4_NO_AVX512_BF16="1",
                PYTHONPATH=os.path.dirname(os.path.dirname(llama4_native.__file__)))

@@ -211,3 +211,26 @@ def test_preallocated_workspace_and_too_small_one():
     with pytest.raises(ValueError, match="at least"):
         ops.moe_grouped_gemm_int4_kernel(*args, "cutlass", workspace=ws[: n // 2])
 
+
+
+# ---- the dense INT4 linear (shared expert, dense MLP): one expert owning every row ---------------
+
+@pytest.mark.parametrize("R,N,K,G", [(1, 256, 512, 128), (7, 200, 512, 64), (300, 256, 1024, 128),
+                                     (129, 384, 192, 64), (5, 64, 256, 32)])
+def test_linear_int4_equals_the_grouped_op_and_its_bound(R, N, K, G):
+    """ops.linear_int4 on the GPU (its offsets [0, R] written on the device): bit for bit the
+    grouped op with one expert and host-made offsets (the same configured kernel), within that
+    kernel's bound of its formula, and bit for bit the CPU op on integer data."""
+    x, q, w, s, off = _case([R], N, K, G, seed=R + N + K)
+    got = ops.linear_int4(x.cuda(), w[0].cuda(), s[0].cuda())
+    torch.cuda.synchronize()
+    got = got.cpu()
+    assert torch.equal(got.view(torch.int16), _gpu(None, x, w, s, off).view(torch.int16))
+    kernel = ops.moe_int4_gemm_config(R, 1, N, G)["name"]
+    _check(f"linear_int4 ({kernel})", got, x, q, s, off, kernel, formula="bf16" if kernel == "cutlass" else "op")
+    xi, _, wi, si, _ = _case([R], N, K, G, seed=R + 1, integer=True)
+    cpu = ops.linear_int4(xi, wi[0], si[0])
+    gpu = ops.linear_int4(xi.cuda(), wi[0].cuda(), si[0].cuda())
+    torch.cuda.synchronize()
+    gpu = gpu.cpu()
+    assert torch.equal(gpu.view(torch.int16), cpu.view(torch.int16))

@@ -64,11 +64,13 @@ def test_planner_matches_engine_fp8(tiny_checkpoint, tmp_path, quant):
 
 @pytest.mark.parametrize("quant", ["at_load", "pack_quantized", "two_gpus"])
 def test_planner_matches_engine_int4(tiny_checkpoint, tmp_path, quant):
-    """INT4 experts (packed uint8 + bf16 group scales), quantized at load, stored pack-quantized
-    (written by compressed-tensors) and per GPU of two ranks: weights and KV pool to the byte."""
+    """INT4 (packed uint8 + bf16 group scales) routed experts, shared experts and dense MLPs,
+    quantized at load, stored pack-quantized (llm-compressor's recipe, written by compressed-tensors)
+    and per GPU of two ranks (the down projections cut on group boundaries): weights and KV pool to
+    the byte."""
     import int4_checkpoints as i4
 
-    folder, _ = tiny_checkpoint("maverick_i32")  # intermediate 32: groups of 32
+    folder, _ = tiny_checkpoint("maverick_i32")  # intermediate 128, 192: groups of 32
     kwargs, gpus = dict(quantization="int4", int4_group_size=32, fp8_skip_layers=(-1,)), 1
     if quant == "pack_quantized":
         folder, kwargs = i4.to_pack_quantized(folder, tmp_path / "ct", 32, skip=(3,)), {}
@@ -79,10 +81,12 @@ def test_planner_matches_engine_int4(tiny_checkpoint, tmp_path, quant):
     try:
         # the control: this load has INT4 experts (layer 3 skipped or ignored, except on two GPUs)
         assert model.int4_layers == ([1, 3] if gpus == 2 else [1])
+        assert model.int4_mlp_layers == ([0, 1, 2, 3] if gpus == 2 else [0, 1, 2])  # dense 0, 2; MoE 1, 3
         weights, kv = _engine_bytes(model)
         p = l4.plan(folder, kv_cache_bytes=1 << 20, max_sequences=2, dtype="float32", gpus=gpus,
                     **kwargs)
         assert p.fp8_layers == model.int4_layers and p.int4_group_size == 32 and p.quantization == "int4"
+        assert p.int4_mlp_layers == model.int4_mlp_layers
         assert p.weight_bytes == weights
         assert p.kv_pool(2)["pool_bytes"] == kv
     finally:
@@ -147,23 +151,28 @@ def test_scout_preset_by_hand():
 
 
 def test_scout_int4_by_hand():
-    """INT4 routed experts: half a byte per weight plus a bf16 scale per 128 inputs of each output
-    row; the rest stays bf16. Meta says Scout fits one H100 in INT4; with only the routed experts in
-    INT4 (68.8 GiB of weights with the vision tower) our planner says: not at the default 90% of the
-    memory (the 3.4 GiB workspace estimate leaves no KV room), but at 95%: 3.5 GiB of KV, a 28k
-    context with the bf16 cache, 101k with the FP8 cache (the chunked layers' 8k window costs most)."""
+    """INT4 routed experts and shared expert (what llm-compressor's W4A16 recipe stores and
+    quantization="int4" makes): half a byte per weight plus a bf16 scale per 128 inputs of each
+    output row; the rest stays bf16. Meta says Scout fits one H100 in INT4; our planner agrees: 60.4
+    GiB of weights with the vision tower, at the default 90% of the memory 7.9 GiB of KV, a 123k
+    context with the bf16 cache, 285k with the FP8 cache (the chunked layers' 8k window costs most).
+    (With only the routed experts INT4 it was 68.8 GiB, no room for KV at 90%.)"""
     D, I, E, L = 5120, 8192, 16, 48
+    int4 = 3 * I * D // 2 + (2 * I * D // 128 + D * I // 128) * 2  # one SwiGLU of width I in INT4
     p = l4.plan(preset="scout", gpu_memory="h100", quantization="int4")
-    assert p.weights["experts"] == L * E * (3 * I * D // 2 + (2 * I * D // 128 + D * I // 128) * 2)
-    assert p.int4_group_size == 128 and len(p.fp8_layers) == L
+    assert p.weights["experts"] == L * E * int4
+    assert p.weights["shared_expert"] == L * (int4 + E * D * 2)  # + the bf16 router
+    assert p.int4_group_size == 128 and len(p.fp8_layers) == L and p.int4_mlp_layers == list(range(L))
     bf16 = l4.plan(preset="scout", gpu_memory="h100")
-    assert {k: v for k, v in p.weights.items() if k != "experts"} == \
-        {k: v for k, v in bf16.weights.items() if k != "experts"}
-    assert 68 < _gib(p.weight_bytes) < 69 and not p.fits
-    more = l4.plan(preset="scout", gpu_memory="h100", quantization="int4", gpu_memory_utilization=0.95)
-    fp8kv = l4.plan(preset="scout", gpu_memory="h100", quantization="int4", gpu_memory_utilization=0.95,
-                    kv_cache_dtype="fp8")
-    assert 20_000 < more.max_context < 40_000 and fp8kv.max_context > 3 * more.max_context
+    assert {k: v for k, v in p.weights.items() if k not in ("experts", "shared_expert")} == \
+        {k: v for k, v in bf16.weights.items() if k not in ("experts", "shared_expert")}
+    assert 60 < _gib(p.weight_bytes) < 61 and p.fits
+    assert 7.5 < _gib(p.kv_budget_bytes) < 8.5 and 100_000 < p.max_context < 150_000
+    fp8kv = l4.plan(preset="scout", gpu_memory="h100", quantization="int4", kv_cache_dtype="fp8")
+    assert fp8kv.max_context > 2 * p.max_context
+    # skipping the first and last layers (Meta's FP8 recipe) keeps both kinds of weights bf16 there
+    skip = l4.plan(preset="scout", gpu_memory="h100", quantization="int4", fp8_skip_layers=(0, -1))
+    assert skip.fp8_layers == skip.int4_mlp_layers == list(range(1, L - 1))
 
 
 def test_maverick_per_gpu_sharding():

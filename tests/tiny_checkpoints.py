@@ -74,11 +74,15 @@ TINY_CONFIGS: dict[str, dict] = {
 }
 
 
-# INT4 (W4A16) tests need reduction sizes that whole groups of 32 divide (llama4/moe_int4.h): the
-# same configs with intermediate_size 32 (D 64 = 2 groups, I 32 = 1 group), named "<name>_i32".
-# Kept out of TINY_CONFIGS so the suites that run every tiny config do not run these too.
+# INT4 (W4A16) tests need reduction sizes that whole groups of 32 divide (llama4/moe_int4.h), also
+# on each of two tensor-parallel ranks (the shared expert's and dense MLP's down projections are cut
+# along K on group boundaries): the same configs with intermediate_size 128 and intermediate_size_mlp
+# 192 (D 64 = 2 groups, I 128 = 4, Imlp 192 = 6; 2 and 3 per rank of two), named "<name>_i32". All
+# dimensions still differ. Kept out of TINY_CONFIGS so the suites that run every tiny config do not
+# run these too.
 INT4_CONFIGS: dict[str, dict] = {
-    f"{n}_i32": dict(TINY_CONFIGS[n], text=dict(TINY_CONFIGS[n]["text"], intermediate_size=32))
+    f"{n}_i32": dict(TINY_CONFIGS[n], text=dict(TINY_CONFIGS[n]["text"], intermediate_size=128,
+                                                intermediate_size_mlp=192))
     for n in ("scout", "maverick", "scout_text")}
 
 

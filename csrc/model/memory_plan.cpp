@@ -20,13 +20,14 @@ int64_t WeightSpec::nbytes() const {
 }
 
 std::vector<WeightSpec> text_weight_specs(const TextConfig& config, DType dtype,
-                                          const std::vector<int>& fp8_moe_layers) {
-  const auto table = expected_text_weights(config, fp8_moe_layers);
+                                          const std::vector<int>& fp8_moe_layers,
+                                          const std::vector<int>& int4_mlp_layers) {
+  const auto table = expected_text_weights(config, fp8_moe_layers, int4_mlp_layers);
   std::vector<WeightSpec> out;
   out.reserve(table.size());
   for (const auto& [name, shape] : table) {
-    // Only quantized layers list scales: a weight with a scale is e4m3 (FP8) or packed uint8 (INT4),
-    // a scale is float32 (FP8) or bfloat16 (INT4).
+    // Only quantized weights list scales: a weight with a scale is e4m3 (FP8) or packed uint8 (INT4),
+    // a scale is float32 (FP8) or bfloat16 (INT4). (INT4 shared experts / MLPs only in INT4 models.)
     const std::string scale = name + "_scale";  // (a C++17 lambda cannot capture a structured binding)
     const bool has_scale = std::any_of(table.begin(), table.end(), [&](const auto& e) { return e.first == scale; });
     const bool int4 = config.moe_int4_group_size > 0;
@@ -41,6 +42,21 @@ std::vector<WeightSpec> text_weight_specs(const TextConfig& config, DType dtype,
 std::vector<WeightSpec> vision_weight_specs(const VisionConfig& config, DType dtype) {
   std::vector<WeightSpec> out;
   for (const auto& [name, shape] : expected_vision_weights(config)) out.push_back({name, shape, dtype});
+  return out;
+}
+
+std::vector<int> int4_mlp_layers(const TextConfig& config, const Fp8Plan& plan, const std::string& root) {
+  std::vector<int> out;
+  if (plan.int4_group_size <= 0) return out;
+  for (int i = 0; i < int(config.num_hidden_layers); ++i) {
+    if (!plan.stored) {
+      if (!plan.skip_layers.count(i)) out.push_back(i);
+      continue;
+    }
+    // The loader rejects a module whose projections are partly ignored: gate_proj stands for them.
+    const std::string ff = root + "model.layers." + std::to_string(i) + ".feed_forward.";
+    if (!plan.ignores(ff + (config.is_moe_layer(i) ? "shared_expert.gate_proj" : "gate_proj"), root)) out.push_back(i);
+  }
   return out;
 }
 

@@ -73,18 +73,36 @@ Shape shard_weight_shape(const std::string& name, const Shape& full, const TextC
     out[0] = s.expert_count;
     return out;
   }
-  if (w == "moe.shared_gate_up") return {2 * s.inter_count, full[1]};
-  if (w == "moe.shared_down") return {full[0], s.inter_count};
-  if (w == "mlp.gate_up") return {2 * s.mlp_count, full[1]};
-  if (w == "mlp.down") return {full[0], s.mlp_count};
+  // Gate and up rows (INT4: their packed rows and scale rows alike).
+  if (w == "moe.shared_gate_up" || w == "moe.shared_gate_up_scale") return {2 * s.inter_count, full[1]};
+  if (w == "mlp.gate_up" || w == "mlp.gate_up_scale") return {2 * s.mlp_count, full[1]};
+  // Down columns, i.e. a cut of K: full[1] holds K weights, K / 2 packed INT4 bytes or K / G scales.
+  const bool shared_down = w == "moe.shared_down" || w == "moe.shared_down_scale";
+  if (shared_down || w == "mlp.down" || w == "mlp.down_scale") {
+    const int64_t K = shared_down ? c.intermediate_size : c.intermediate_size_mlp;
+    const int64_t first = shared_down ? s.inter_first : s.mlp_first, count = shared_down ? s.inter_count : s.mlp_count;
+    LLAMA4_CHECK(full[1] > 0 && K % full[1] == 0, "'", name, "' of ", full[1], " columns is no form of K = ", K);
+    const int64_t per = K / full[1];  // K elements per column: 1 (weights), 2 (packed int4), G (scales)
+    if (per > 1) check_int4_k_split(name, K, first, count, c.moe_int4_group_size, s);
+    return {full[0], count / per};
+  }
   return full;  // norms, routers
 }
 
+void check_int4_k_split(const std::string& name, int64_t K, int64_t first, int64_t count, int64_t group,
+                        const TextShard& s) {
+  LLAMA4_CHECK(group > 0, "'", name, "' is INT4 but the config has no moe_int4_group_size");
+  LLAMA4_CHECK_ARG(first % group == 0 && count % group == 0, "tensor_parallel_size ", s.size, " cuts the INT4 weight '",
+                   name, "' along its K = ", K, " at [", first, ", ", first + count, ") on rank ", s.rank,
+                   ", not on the boundaries of its groups of ", group, " (int4_group_size): each rank's share of K "
+                   "must be whole groups (K / group = ", K / group, " groups over ", s.size, " ranks)");
+}
+
 int64_t text_shard_weight_bytes(const TextConfig& config, DType dtype, const std::vector<int>& fp8_moe_layers,
-                                int rank, int size) {
+                                int rank, int size, const std::vector<int>& int4_mlp_layers) {
   const TextShard s = TextShard::of(config, rank, size);
   int64_t n = 0;
-  for (const WeightSpec& w : text_weight_specs(config, dtype, fp8_moe_layers)) {
+  for (const WeightSpec& w : text_weight_specs(config, dtype, fp8_moe_layers, int4_mlp_layers)) {
     const TensorView layout(nullptr, w.dtype, shard_weight_shape(w.name, w.shape, config, s));
     n += layout.nbytes();
   }

@@ -51,6 +51,21 @@ std::vector<int> quantized_moe_layers(const TextConfig& c, const WeightMap& w) {
   return out;
 }
 
+// The layers whose shared expert (MoE) or dense MLP is INT4: its gate_up is uint8 (then the config
+// must say the group size).
+std::vector<int> int4_mlp_layers(const TextConfig& c, const WeightMap& w) {
+  std::vector<int> out;
+  for (int i = 0; i < int(c.num_hidden_layers); ++i) {
+    const std::string name = layer_name(i, c.is_moe_layer(i) ? "moe.shared_gate_up" : "mlp.gate_up");
+    auto it = w.find(name);
+    if (it == w.end() || it->second.dtype != DType::U8) continue;
+    LLAMA4_CHECK_ARG(c.moe_int4_group_size > 0, "weight '", name, "' is uint8 (INT4), but the config's "
+                     "moe_int4_group_size is 0 (set it to the scales' group size)");
+    out.push_back(i);
+  }
+  return out;
+}
+
 // The typed view of a validated WeightMap (every name is known to be present).
 TextWeights resolve_weights(const TextConfig& c, const WeightMap& w) {
   TextWeights out;
@@ -66,6 +81,11 @@ TextWeights resolve_weights(const TextConfig& c, const WeightMap& w) {
     l.qkv = get("attn.qkv");
     l.o = get("attn.o");
     l.is_moe = c.is_moe_layer(i);
+    l.mlp_int4 = get(l.is_moe ? "moe.shared_gate_up" : "mlp.gate_up").dtype == DType::U8;
+    if (l.mlp_int4) {  // the shared expert's (MoE layers) or the MLP's scales
+      l.mlp_gate_up_scale = get(l.is_moe ? "moe.shared_gate_up_scale" : "mlp.gate_up_scale");
+      l.mlp_down_scale = get(l.is_moe ? "moe.shared_down_scale" : "mlp.down_scale");
+    }
     if (l.is_moe) {
       l.router = get("moe.router");
       l.gate_up = get("moe.gate_up");
@@ -103,7 +123,8 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights, const Te
                     "model dtype must be float32 or bfloat16, got ", dtype_name(dtype));
   const std::vector<int> quantized = quantized_moe_layers(config_, weights_);
   // The same table the memory planner counts (llama4/memory_plan.h).
-  const std::vector<WeightSpec> expected = text_weight_specs(config_, dtype, quantized);
+  const std::vector<WeightSpec> expected =
+      text_weight_specs(config_, dtype, quantized, int4_mlp_layers(config_, weights_));
   std::unordered_set<std::string> known;
   for (const WeightSpec& e : expected) known.insert(e.name);
   bool first = true;
@@ -249,14 +270,17 @@ Tensor TextModel::attention(const Context& ctx, int i, const TensorView& x, KVCa
 
 Tensor TextModel::feed_forward(const Context& ctx, int i, const TensorView& x) const {
   const LayerWeights& lw = w_.layers[size_t(i)];
-  Tensor out = lw.is_moe ? moe(ctx, lw, x) : mlp(ctx, x, lw.mlp_gate_up, lw.mlp_down);
+  Tensor out = lw.is_moe ? moe(ctx, lw, x) : mlp(ctx, lw, x);
   all_reduce(ctx, out);  // one all-reduce per feed-forward: MLP or shared expert + routed experts
   return out;
 }
 
-// down(silu(x gate^T) * (x up^T)) with gate_up [2I, D] = [gate rows; up rows].
-Tensor TextModel::mlp(const Context& ctx, const TensorView& x, const TensorView& gate_up,
-                      const TensorView& down) const {
+// down(silu(x gate^T) * (x up^T)) with gate_up [2I, D] = [gate rows; up rows]: the layer's dense MLP
+// or (MoE layers) its shared expert, in INT4 when the layer holds it so (model/moe_int4_experts.h).
+Tensor TextModel::mlp(const Context& ctx, const LayerWeights& w, const TensorView& x) const {
+  const TensorView& gate_up = w.is_moe ? w.shared_gate_up : w.mlp_gate_up;
+  const TensorView& down = w.is_moe ? w.shared_down : w.mlp_down;
+  if (w.mlp_int4) return detail::mlp_int4(ctx, x, gate_up, w.mlp_gate_up_scale, down, w.mlp_down_scale, dtype_);
   const int64_t T = x.size(0), I = gate_up.size(0) / 2;
   Tensor gu = ctx.empty({T, 2 * I}, dtype_);
   ops::linear(ctx, gu, x, gate_up);
@@ -281,12 +305,12 @@ Tensor TextModel::moe(const Context& ctx, const LayerWeights& w, const TensorVie
   Tensor logits = ctx.empty({T, E}, DType::F32);
   ops::linear(ctx, logits, x, w.router);
   if (!shard_.single()) {
-    Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);  // this rank's part of the shared expert
+    Tensor out = mlp(ctx, w, x);  // this rank's part of the shared expert
     moe_shard(ctx, w, x, logits, out);
     return out;
   }
   if (w.fp8) {
-    Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);
+    Tensor out = mlp(ctx, w, x);
     const ops::MoeFp8Experts ex{w.gate_up, w.gate_up_scale, w.down, w.down_scale};
     ops::moe_fp8(ctx, out, x, logits, out, ex, k, c.moe_fp8_activation_scale_ub);
     return out;
@@ -303,7 +327,7 @@ Tensor TextModel::moe(const Context& ctx, const LayerWeights& w, const TensorVie
 
   if (w.int4) {
     const Tensor y_perm = detail::moe_int4_experts(ctx, w, x_perm, offsets, dtype_);
-    Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);
+    Tensor out = mlp(ctx, w, x);
     ops::moe_unpermute(ctx, out, y_perm, perm_slot, out);
     return out;
   }
@@ -315,7 +339,7 @@ Tensor TextModel::moe(const Context& ctx, const LayerWeights& w, const TensorVie
   Tensor y_perm = ctx.empty({T * k, D}, dtype_);
   ops::grouped_linear(ctx, y_perm, act, w.down, offsets);
 
-  Tensor out = mlp(ctx, x, w.shared_gate_up, w.shared_down);
+  Tensor out = mlp(ctx, w, x);
   ops::moe_unpermute(ctx, out, y_perm, perm_slot, out);
   return out;
 }

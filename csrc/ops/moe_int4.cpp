@@ -2,6 +2,7 @@
 // dispatch.
 #include "cpu/moe_int4.h"
 #include "cuda/moe_int4.h"
+#include "cuda/moe_int4_dense.h"
 #include "llama4/moe_int4.h"
 #include "llama4/moe_int4_config.h"
 #include "ops/checks.h"
@@ -107,6 +108,37 @@ void moe_grouped_gemm_int4_kernel(const Context& ctx, const TensorView& out, con
                                   const TensorView& workspace) {
   grouped_gemm_int4("moe_grouped_gemm_int4_kernel", ctx, out, x, w, w_scale, expert_offsets, workspace,
                     &kernel);
+}
+
+void linear_int4(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& w,
+                 const TensorView& w_scale, const TensorView& workspace) {
+  constexpr const char* op = "linear_int4";
+  detail::check_dtype(op, "x", x, DType::BF16);
+  detail::check_ndim(op, "x", x, 2);
+  detail::check_dtype(op, "w", w, DType::U8);
+  detail::check_ndim(op, "w", w, 2);
+  detail::check_dtype(op, "w_scale", w_scale, DType::BF16);
+  detail::check_ndim(op, "w_scale", w_scale, 2);
+  check_weight(op, "w", w, x);
+  check_weight(op, "w_scale", w_scale, x);
+  detail::check_context(op, ctx, "x", x);
+  const int64_t R = x.size(0), K = x.size(1), N = w.size(0);
+  LLAMA4_CHECK_ARG(w.size(1) * 2 == K, op, ": 'w' must have shape [N, ", K / 2, "] (two int4 per byte) to match 'x' ",
+                   x.shape_str(), ", got ", w.shape_str());
+  LLAMA4_CHECK_ARG(w_scale.size(0) == N, op, ": 'w_scale' must have shape [", N, ", K / G], got ",
+                   w_scale.shape_str());
+  LLAMA4_CHECK_ARG(R <= INT32_MAX, op, ": the rows of 'x' must fit in int32, got ", R);
+  // One expert owning every row: the weights as [1, N, ...] views, the offsets [0, R].
+  TensorView w3 = w.reshape({1, N, w.size(1)}), s3 = w_scale.reshape({1, w_scale.size(0), w_scale.size(1)});
+  Tensor off;
+  if (x.device.is_cpu()) {
+    off = Tensor::empty({2}, DType::I32, x.device);
+    off.ptr<int32_t>()[0] = 0;
+    off.ptr<int32_t>()[1] = int32_t(R);
+  } else {
+    LLAMA4_CUDA_CALL(off = cuda::int4_all_rows_offsets(ctx, R));
+  }
+  grouped_gemm_int4(op, ctx, out, x, w3, s3, off, workspace, nullptr);
 }
 
 int64_t moe_grouped_gemm_int4_workspace_bytes(Device device, int64_t experts) {

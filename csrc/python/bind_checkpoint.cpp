@@ -172,7 +172,9 @@ void bind_loader(py::module_& m) {
       .def_property_readonly("text_weights", [](const LoadedCheckpoint& l) { return weight_dict(l.text_weights); })
       .def_property_readonly("vision_weights", [](const LoadedCheckpoint& l) { return weight_dict(l.vision_weights); })
       .def_property_readonly("fp8_layers", [](const LoadedCheckpoint& l) { return l.text_weights.fp8_layers(); })
-      .def_property_readonly("int4_layers", [](const LoadedCheckpoint& l) { return l.text_weights.int4_layers(); });
+      .def_property_readonly("int4_layers", [](const LoadedCheckpoint& l) { return l.text_weights.int4_layers(); })
+      .def_property_readonly("int4_mlp_layers",
+                             [](const LoadedCheckpoint& l) { return l.text_weights.int4_mlp_layers(); });
   m.def(
       "load_checkpoint",
       [](const std::string& path, const std::string& dtype, const py::object& quantization, const py::object& ub,

@@ -1,4 +1,4 @@
-// Bindings of the INT4 MoE ops (llama4/moe_int4.h): the grouped GEMM and the quantizer. Outputs
+// Bindings of the INT4 ops (llama4/moe_int4.h): the grouped GEMM, the dense linear and the quantizer. Outputs
 // may be passed in (preallocated, e.g. by a benchmark); otherwise they are allocated on the
 // input's device.
 #include <pybind11/pybind11.h>
@@ -29,6 +29,24 @@ py::object grouped_gemm(const py::object& x, const py::object& w, const py::obje
   return out.is_none() ? call.out(owned) : out;
 }
 
+py::object linear(const py::object& x, const py::object& w, const py::object& w_scale, const py::object& out,
+                  const py::object& workspace) {
+  const CallContext call(x, "x");
+  const BorrowedView xv = call.view(x, "x"), wv = call.view(w, "w"), sv = call.view(w_scale, "w_scale"),
+                     ws = call.optional(workspace, "workspace");
+  const int64_t R = xv.view.ndim >= 1 ? xv.view.size(0) : 0, N = wv.view.ndim >= 1 ? wv.view.size(0) : 0;
+  Tensor owned;
+  BorrowedView given;
+  if (out.is_none()) owned = call.empty({R, N}, DType::BF16);
+  else given = call.view(out, "out");
+  const TensorView o = out.is_none() ? owned.view() : given.view;
+  {
+    py::gil_scoped_release nogil;
+    ops::linear_int4(call.ctx, o, xv, wv, sv, ws);
+  }
+  return out.is_none() ? call.out(owned) : out;
+}
+
 py::tuple quantize(const py::object& w, int64_t group) {
   const CallContext call(w, "w");
   const BorrowedView wv = call.view(w, "w");
@@ -50,6 +68,8 @@ py::tuple quantize(const py::object& w, int64_t group) {
 void register_moe_int4(py::module_& m) {
   m.def("moe_grouped_gemm_int4", &grouped_gemm, py::arg("x"), py::arg("w"), py::arg("w_scale"),
         py::arg("expert_offsets"), py::arg("out") = py::none(), py::arg("workspace") = py::none());
+  m.def("linear_int4", &linear, py::arg("x"), py::arg("w"), py::arg("w_scale"), py::arg("out") = py::none(),
+        py::arg("workspace") = py::none());
   m.def("quantize_int4_grouped", &quantize, py::arg("w"), py::arg("group"));
 }
 

@@ -117,11 +117,13 @@ void register_parallel(py::module_& m) {
   }, py::arg("store"), py::arg("rank"), py::arg("world_size"), py::arg("device"), py::arg("timeout_s") = 60.0,
      py::arg("prefix") = "llama4", py::arg("rendezvous_timeout_s") = CommOptions().rendezvous_timeout_s);
   m.def("text_shard_weight_bytes", [](const py::object& config, const std::string& dtype,
-                                      const std::vector<int>& fp8_moe_layers, int rank, int world_size) {
+                                      const std::vector<int>& fp8_moe_layers, int rank, int world_size,
+                                      const std::vector<int>& int4_mlp_layers) {
     LLAMA4_CHECK_ARG(dtype == "float32" || dtype == "bfloat16", "dtype must be 'float32' or 'bfloat16', got '", dtype, "'");
     return text_shard_weight_bytes(text_config_from_py(config), dtype == "float32" ? DType::F32 : DType::BF16,
-                                   fp8_moe_layers, rank, world_size);
+                                   fp8_moe_layers, rank, world_size, int4_mlp_layers);
   }, py::arg("config"), py::arg("dtype"), py::arg("fp8_moe_layers"), py::arg("rank"), py::arg("world_size"),
+     py::arg("int4_mlp_layers") = std::vector<int>{},
      "Bytes of the text-decoder weights rank `rank` of `world_size` holds (llama4/shard.h)");
   m.def("gloo_available", &gloo_available);
   m.def("nccl_available", &nccl_available);

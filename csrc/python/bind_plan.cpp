@@ -1,13 +1,16 @@
 // Bindings of the memory planner's shared facts (llama4/memory_plan.h, llama4/kv_cache.h):
-//   _C.text_weight_specs(config, dtype, fp8_moe_layers=(), int4_group_size=0)
+//   _C.text_weight_specs(config, dtype, fp8_moe_layers=(), int4_group_size=0, int4_mlp_layers=())
 //                                                          -> [(name, shape, dtype, nbytes)]; the
 //                                                             quantized layers are INT4 with that group
-//                                                             size when > 0 (config.moe_int4_group_size)
+//                                                             size when > 0 (config.moe_int4_group_size),
+//                                                             int4_mlp_layers' shared expert / MLP too
 //   _C.vision_weight_specs(vision_config, dtype)           -> [(name, shape, dtype, nbytes)]
 //   _C.fp8_expert_layers(text_config, fp8_plan, root)      -> [layer]
+//   _C.int4_mlp_layers(text_config, fp8_plan, root)        -> [layer]
 //   _C.kv_cache_layout(..., budget_bytes, max_seqs, ...)   -> dict: the pools from_budget sizes
 //   _C.kv_page_bytes(...)                                  -> (chunked, global) bytes of one page
-//   _C.text_shard_specs(config, dtype, fp8, rank, size)    -> text_weight_specs of one tensor-parallel
+//   _C.text_shard_specs(config, dtype, fp8, rank, size, int4_group_size=0, int4_mlp_layers=())
+//                                                          -> text_weight_specs of one tensor-parallel
 //                                                             rank's share (llama4/shard.h), and its KV heads
 // llama4_native/plan.py builds its answers from these, so it counts what the engine allocates.
 #include <pybind11/pybind11.h>
@@ -65,13 +68,14 @@ KVCacheConfig page_config(int num_layers, std::vector<int> layer_chunked, int nu
 void register_plan(py::module_& m) {
   m.def(
       "text_weight_specs",
-      [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8, int64_t int4_group_size) {
+      [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8, int64_t int4_group_size,
+         const std::vector<int>& int4_mlp) {
         TextConfig c = text_config_from_py(config);
         if (int4_group_size > 0) c.moe_int4_group_size = int4_group_size;
-        return spec_list(text_weight_specs(c, weight_dtype(dtype), fp8));
+        return spec_list(text_weight_specs(c, weight_dtype(dtype), fp8, int4_mlp));
       },
       py::arg("config"), py::arg("dtype") = "bfloat16", py::arg("fp8_moe_layers") = std::vector<int>{},
-      py::arg("int4_group_size") = 0);
+      py::arg("int4_group_size") = 0, py::arg("int4_mlp_layers") = std::vector<int>{});
   m.def(
       "vision_weight_specs",
       [](const VisionConfig& config, const std::string& dtype) {
@@ -81,17 +85,18 @@ void register_plan(py::module_& m) {
   m.def(
       "text_shard_specs",
       [](const py::object& config, const std::string& dtype, const std::vector<int>& fp8, int rank, int size,
-         int64_t int4_group_size) {
+         int64_t int4_group_size, const std::vector<int>& int4_mlp) {
         TextConfig c = text_config_from_py(config);
         if (int4_group_size > 0) c.moe_int4_group_size = int4_group_size;
         const TextShard shard = TextShard::of(c, rank, size);
-        std::vector<WeightSpec> specs = text_weight_specs(c, weight_dtype(dtype), fp8);
+        std::vector<WeightSpec> specs = text_weight_specs(c, weight_dtype(dtype), fp8, int4_mlp);
         for (WeightSpec& w : specs) w.shape = shard_weight_shape(w.name, w.shape, c, shard);
         return py::make_tuple(spec_list(specs), shard.kv_count);
       },
       py::arg("config"), py::arg("dtype"), py::arg("fp8_moe_layers"), py::arg("rank"), py::arg("size"),
-      py::arg("int4_group_size") = 0);
+      py::arg("int4_group_size") = 0, py::arg("int4_mlp_layers") = std::vector<int>{});
   m.def("fp8_expert_layers", &fp8_expert_layers, py::arg("config"), py::arg("plan"), py::arg("root"));
+  m.def("int4_mlp_layers", &int4_mlp_layers, py::arg("config"), py::arg("plan"), py::arg("root"));
   m.def(
       "kv_page_bytes",
       [](int num_layers, std::vector<int> layer_chunked, int num_kv_heads, int head_dim, const std::string& dtype,

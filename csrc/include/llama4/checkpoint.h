@@ -37,6 +37,13 @@
 //    +8 offset: byte ^ 0x88.
 //  * quantized at load (quantization = "int4"): the rule of llama4/moe_int4.h on the stored values,
 //    group size Fp8Request::int4_group_size (default kMoeInt4DefaultGroup), skip_layers as for FP8.
+// INT4 also covers the shared expert (MoE layers) and the dense MLP (llm-compressor's Llama 4 W4A16
+// recipe quantizes every Linear outside attention, router, lm_head and vision; llama4/model.h's INT4
+// shared / MLP tensors): stored, `feed_forward.shared_expert.{gate,up,down}_proj` and
+// `feed_forward.{gate,up,down}_proj` pack-quantized as above, each module all INT4 or all unquantized,
+// as the ignore list says (G must then divide intermediate_size_mlp too); quantized at load, every
+// layer's shared expert / MLP except skip_layers', so both routes give the same tensors
+// (int4_mlp_layers in llama4/memory_plan.h). FP8 stays routed experts only.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -96,6 +103,8 @@ struct WeightSet {
   std::vector<int> fp8_layers() const;
   // MoE layers whose experts are INT4 (uint8 layers.{i}.moe.gate_up), ascending.
   std::vector<int> int4_layers() const;
+  // Layers whose shared expert or dense MLP is INT4 (uint8 moe.shared_gate_up / mlp.gate_up), ascending.
+  std::vector<int> int4_mlp_layers() const;
 };
 
 // The engine tensors one at a time, in load order: a consumer that copies each tensor elsewhere

@@ -52,8 +52,9 @@ struct TextConfig {
   // FP8 experts (layers whose moe.gate_up is e4m3): the per-row amax bound of the activation
   // quantization (quantization_config's activation_scale_ub; Meta's recipe: 1200). 0: none.
   float moe_fp8_activation_scale_ub = 0.f;
-  // INT4 experts (layers whose moe.gate_up is uint8, llama4/moe_int4.h): the group size along K of
-  // their bf16 scales (quantization_config's group_size, or the one used at load). 0: none.
+  // INT4 weights (routed experts whose moe.gate_up is uint8, shared experts and dense MLPs whose
+  // moe.shared_gate_up / mlp.gate_up is uint8; llama4/moe_int4.h): the group size along K of their
+  // bf16 scales (quantization_config's group_size, or the one used at load). 0: none.
   int64_t moe_int4_group_size = 0;
 
   // Throws ValueError naming the first inconsistent field.

@@ -15,7 +15,11 @@
 // or INT4 experts (W4A16, llama4/moe_int4.h; config.moe_int4_group_size = G > 0): moe.gate_up is
 // uint8 [E, 2I, D/2], moe.down uint8 [E, D, I/2], with bfloat16 scales per group of G along K:
 //          layers.{i}.moe.gate_up_scale [E, 2I, D/G]   layers.{i}.moe.down_scale [E, D, I/G]
-// A model's quantized layers are all FP8 or all INT4.
+// A model's quantized layers are all FP8 or all INT4. An INT4 model may also hold a layer's shared
+// expert or dense MLP in INT4 (its moe.shared_gate_up / mlp.gate_up is uint8), each projection with
+// its scales:
+//          layers.{i}.moe.shared_gate_up [2I, D/2] + _scale [2I, D/G]   moe.shared_down [D, I/2] + _scale [D, I/G]
+//          layers.{i}.mlp.gate_up [2 Imlp, D/2] + _scale [2 Imlp, D/G]  mlp.down [D, Imlp/2] + _scale [D, Imlp/G]
 #pragma once
 #include <string>
 #include <unordered_map>
@@ -43,6 +47,9 @@ struct LayerWeights {
   TensorView router, gate_up, down, gate_up_scale, down_scale, shared_gate_up, shared_down;
   // Dense layers: the SwiGLU MLP.
   TensorView mlp_gate_up, mlp_down;
+  // INT4 shared expert (MoE layers) or MLP (dense layers): packed weights above, their scales here.
+  bool mlp_int4 = false;
+  TensorView mlp_gate_up_scale, mlp_down_scale;  // (of the shared expert on MoE layers)
 };
 
 struct TextWeights {
@@ -93,8 +100,7 @@ class TextModel {
                    const KVCache::StepPlan& plan) const;
   Tensor feed_forward(const Context& ctx, int layer, const TensorView& x) const;
   Tensor moe(const Context& ctx, const LayerWeights& w, const TensorView& x) const;
-  Tensor mlp(const Context& ctx, const TensorView& x, const TensorView& gate_up,
-             const TensorView& down) const;
+  Tensor mlp(const Context& ctx, const LayerWeights& w, const TensorView& x) const;
   // Sharded pieces: the embedding of the rank's vocabulary rows (all-reduced), the routed experts
   // of the rank (expert parallelism), and the logits gathered from every rank.
   Tensor embed_shard(const Context& ctx, const TensorView& token_ids, const TensorView& image_features,
@@ -115,8 +121,10 @@ class TextModel {
 
 // The weight names and shapes a config needs (used for validation and by loaders), with the
 // quantized experts' scales for the MoE layers listed in fp8_moe_layers: FP8, or INT4 (packed
-// shapes) when config.moe_int4_group_size > 0.
+// shapes) when config.moe_int4_group_size > 0; the layers in int4_mlp_layers hold their shared
+// expert (MoE layers) or dense MLP in INT4 (packed, with scales; needs moe_int4_group_size > 0).
 std::vector<std::pair<std::string, Shape>> expected_text_weights(const TextConfig& config,
-                                                                 const std::vector<int>& fp8_moe_layers = {});
+                                                                 const std::vector<int>& fp8_moe_layers = {},
+                                                                 const std::vector<int>& int4_mlp_layers = {});
 
 }  // namespace llama4

@@ -60,6 +60,15 @@ void moe_grouped_gemm_int4(const Context& ctx, const TensorView& out, const Tens
 // Scratch bytes moe_grouped_gemm_int4 needs on `device` for E experts (0 on CPU).
 int64_t moe_grouped_gemm_int4_workspace_bytes(Device device, int64_t experts);
 
+// ---- INT4 dense linear (the shared expert and the dense MLP in INT4) ----
+// out[r, :] = the GEMM element above with one weight for every row: x [R, K] bfloat16 (any strides),
+// w [N, K/2] uint8 and w_scale [N, K/G] bfloat16 (contiguous, used in place), out [R, N] bfloat16
+// contiguous. It is the grouped GEMM with one expert owning all rows (the same kernels, picked on
+// CUDA by moe_int4_gemm_config(R, 1, N, G)); on CUDA those offsets are written on the device, so
+// nothing waits for the host. `workspace`: as moe_grouped_gemm_int4's for one expert.
+void linear_int4(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& w,
+                 const TensorView& w_scale, const TensorView& workspace = {});
+
 // ---- quantization (the rule above) ----
 // w [..., N, K] float32 or bfloat16 -> q_out [..., N, K/2] uint8 (packed as above) and
 // scale_out [..., N, K/group] bfloat16. K % group == 0, group % kMoeInt4GroupStep == 0,

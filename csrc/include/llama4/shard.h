@@ -10,6 +10,8 @@
 //   shared      the shared expert and the dense MLP split along their intermediate width (gate and
 //   expert, MLP up rows [first, +count) of each half; down: those columns), partial sums all-reduced;
 //               a MoE layer's routed and shared partials are summed first: one all-reduce per FFN.
+//               INT4 (llama4/moe_int4.h): the same rows of the packed weights and their scales; the
+//               down columns (K) must fall on group boundaries, else ValueError (check_int4_k_split).
 //   vocabulary  rows [vocab_first, +vocab_count) of embed_tokens and lm_head, vocab_padded =
 //               ceil(V / N) rows per rank (the last rank's missing rows are zeros). Each rank's
 //               embedding table has two zero rows more: row vocab_padded stands for the tokens of
@@ -43,15 +45,22 @@ struct TextShard {
   bool single() const { return size == 1; }
 };
 
-// The shape rank `shard` holds of the engine tensor `name` whose full shape is `full`.
+// The shape rank `shard` holds of the engine tensor `name` whose full shape is `full` (an INT4
+// down projection or its scales: check_int4_k_split first).
 Shape shard_weight_shape(const std::string& name, const Shape& full, const TextConfig& config, const TextShard& shard);
+// An INT4 weight cut along K (the shared expert's and the dense MLP's down projections: K columns
+// [first, first + count) of K on this rank) must be cut on the boundaries of its groups of `group`:
+// ValueError naming tensor_parallel_size, the tensor and the group size otherwise.
+void check_int4_k_split(const std::string& name, int64_t K, int64_t first, int64_t count, int64_t group,
+                        const TextShard& shard);
 // What an engine name is within its layer: "layers.3.attn.qkv" -> "attn.qkv"; model-level names
 // ("embed_tokens", "lm_head", ...) as they are.
 std::string weight_role(const std::string& name);
 
 // Bytes of the text-decoder weights rank `rank` of `size` holds (dtype: the model dtype; the MoE
-// layers in fp8_moe_layers hold e4m3 experts with float32 scales): for a memory planner.
+// layers in fp8_moe_layers hold e4m3 experts with float32 scales, or INT4 ones when
+// config.moe_int4_group_size > 0; int4_mlp_layers: text_weight_specs'): for a memory planner.
 int64_t text_shard_weight_bytes(const TextConfig& config, DType dtype, const std::vector<int>& fp8_moe_layers,
-                                int rank, int size);
+                                int rank, int size, const std::vector<int>& int4_mlp_layers = {});
 
 }  // namespace llama4

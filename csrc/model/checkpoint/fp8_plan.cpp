@@ -93,15 +93,25 @@ Fp8Plan compressed_tensors(const json& qc, const std::string& where) {
   return plan;
 }
 
-// An INT4 group size must be a whole number of the kernels' steps and divide both reduction sizes
-// (hidden_size for gate_up, intermediate_size for down): no partial groups.
+bool has_dense_layers(const TextConfig& c) {
+  for (int i = 0; i < int(c.num_hidden_layers); ++i)
+    if (!c.is_moe_layer(i)) return true;
+  return false;
+}
+
+// An INT4 group size must be a whole number of the kernels' steps and divide every reduction size
+// (hidden_size for gate_up, intermediate_size for the experts' down, intermediate_size_mlp for the
+// dense MLPs' down when there are dense layers): no partial groups.
 bool int4_group_fits(const TextConfig& c, int64_t g) {
   return g >= kMoeInt4GroupStep && g % kMoeInt4GroupStep == 0 && c.hidden_size % g == 0 &&
-         c.intermediate_size % g == 0;
+         c.intermediate_size % g == 0 && (!has_dense_layers(c) || c.intermediate_size_mlp % g == 0);
 }
 std::string int4_group_rule(const TextConfig& c) {
+  const std::string I = "intermediate_size " + std::to_string(c.intermediate_size);
   return "a multiple of " + std::to_string(kMoeInt4GroupStep) + " dividing hidden_size " +
-         std::to_string(c.hidden_size) + " and intermediate_size " + std::to_string(c.intermediate_size);
+         std::to_string(c.hidden_size) + (has_dense_layers(c) ? ", " + I + " and intermediate_size_mlp " +
+                                                                    std::to_string(c.intermediate_size_mlp)
+                                                              : " and " + I);
 }
 
 Fp8Plan fbgemm(const json& qc, const std::string& where) {

@@ -35,6 +35,20 @@ std::vector<PieceCut> halves(const PlannedTensor& p, int64_t first, int64_t coun
   return {rows(first, count), rows(first, count)};
 }
 
+// A row-parallel piece's columns for K elements [first, first + count) (the shared expert's and the
+// dense MLP's down projections): weights hold one element a column, INT4 words (int32) eight, INT4
+// scales a group of them. An INT4 cut (stored, or quantized at load after the cut) falls on group
+// boundaries (check_int4_k_split, which shard_weight_shape also applies).
+PieceCut k_columns(const PlannedTensor& p, const TextShard& s, const TextConfig& c, int64_t K, int64_t first,
+                   int64_t count) {
+  const int64_t cols = p.int4_words ? p.shape.back() / 4 : p.shape.back();  // p.shape: the whole tensor's
+  LLAMA4_CHECK(cols > 0 && K % cols == 0, "weight table bug: '", p.name, "' has ", cols, " columns for K = ", K);
+  const int64_t per = K / cols;
+  if (per > 1 || p.quantize == Quantize::Int4)
+    check_int4_k_split(p.name, K, first, count, p.quantize == Quantize::Int4 ? p.int4_group : c.moe_int4_group_size, s);
+  return columns(first / per, count / per);
+}
+
 }  // namespace
 
 void cut_to_shard(std::vector<PlannedTensor>& plan, const TextConfig& c, const TextShard& s) {
@@ -54,14 +68,14 @@ void cut_to_shard(std::vector<PlannedTensor>& plan, const TextConfig& c, const T
                 rows(s.kv_first * d, s.kv_count * d)};
     } else if (role == "attn.o") {
       p.cuts = {columns(s.q_first * d, s.q_count * d)};
-    } else if (role == "moe.shared_gate_up") {
+    } else if (role == "moe.shared_gate_up" || role == "moe.shared_gate_up_scale") {
       p.cuts = halves(p, s.inter_first, s.inter_count);
-    } else if (role == "mlp.gate_up") {
+    } else if (role == "mlp.gate_up" || role == "mlp.gate_up_scale") {
       p.cuts = halves(p, s.mlp_first, s.mlp_count);
-    } else if (role == "moe.shared_down") {
-      p.cuts = {columns(s.inter_first, s.inter_count)};
-    } else if (role == "mlp.down") {
-      p.cuts = {columns(s.mlp_first, s.mlp_count)};
+    } else if (role == "moe.shared_down" || role == "moe.shared_down_scale") {
+      p.cuts = {k_columns(p, s, c, c.intermediate_size, s.inter_first, s.inter_count)};
+    } else if (role == "mlp.down" || role == "mlp.down_scale") {
+      p.cuts = {k_columns(p, s, c, c.intermediate_size_mlp, s.mlp_first, s.mlp_count)};
     }
     p.shape = shard_weight_shape(p.name, full, c, s);
     // Vocabulary shards are padded to vocab_padded rows (+2 sentinel rows in the embedding table).

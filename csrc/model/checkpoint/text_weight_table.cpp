@@ -33,6 +33,18 @@ std::vector<EntrySpec> build() {
   const SourceSpec int4_gate_up = src({X + "{e}.gate_proj.weight_packed", X + "{e}.up_proj.weight_packed"},
                                       {{"I", "D8"}, {"I", "D8"}}).each_expert().in_int4();
   const SourceSpec int4_down = src({X + "{e}.down_proj.weight_packed"}, {{"D", "I8"}}).each_expert().in_int4();
+  // The shared expert and the dense MLP (nn.Linear gate/up/down) as they are, or pack-quantized as
+  // llm-compressor's Llama 4 recipe writes them (targets "Linear": every MLP projection).
+  const auto mlp = [](const std::string& m, const std::string& I) {
+    return std::vector<SourceSpec>{
+        src({m + "gate_proj.weight", m + "up_proj.weight"}, {{I, "D"}, {I, "D"}}),
+        src({m + "gate_proj.weight_packed", m + "up_proj.weight_packed"}, {{I, "D8"}, {I, "D8"}}).in_int4(),
+        src({m + "down_proj.weight"}, {{"D", I}}),
+        src({m + "down_proj.weight_packed"}, {{"D", I + "8"}}).in_int4(),
+        src({m + "gate_proj.weight_scale", m + "up_proj.weight_scale"}, {{I, "DG"}, {I, "DG"}}).in_int4(),
+        src({m + "down_proj.weight_scale"}, {{"D", I + "G"}}).in_int4()};
+  };
+  const std::vector<SourceSpec> shared = mlp(FF + "shared_expert.", "I"), dense = mlp(FF, "Imlp");
   return {
       entry("embed_tokens", Scope::Model, {"V", "D"}, {src({"model.embed_tokens.weight"}, {{"V", "D"}})}),
       entry("norm", Scope::Model, {"D"}, {src({"model.norm.weight"}, {{"D"}})}),
@@ -67,12 +79,16 @@ std::vector<EntrySpec> build() {
              src({X + "{e}.down_proj.weight_scale"}, {{"D", "1"}}).each_expert(),
              src({X + "{e}.down_proj.weight_scale"}, {{"D", "IG"}}).each_expert().in_int4()},
             true),
-      entry("layers.{i}.moe.shared_gate_up", Scope::Moe, {"2I", "D"},
-            {src({FF + "shared_expert.gate_proj.weight", FF + "shared_expert.up_proj.weight"}, {{"I", "D"}, {"I", "D"}})}),
-      entry("layers.{i}.moe.shared_down", Scope::Moe, {"D", "I"}, {src({FF + "shared_expert.down_proj.weight"}, {{"D", "I"}})}),
-      entry("layers.{i}.mlp.gate_up", Scope::Dense, {"2Imlp", "D"},
-            {src({FF + "gate_proj.weight", FF + "up_proj.weight"}, {{"Imlp", "D"}, {"Imlp", "D"}})}),
-      entry("layers.{i}.mlp.down", Scope::Dense, {"D", "Imlp"}, {src({FF + "down_proj.weight"}, {{"D", "Imlp"}})}),
+      // INT4 shapes: packed [N, K/2] bytes from [N, K/8] words (text_weights.cpp halves the last
+      // dimension), bf16 scales [N, K/G] as stored.
+      entry(kSharedGateUp, Scope::Moe, {"2I", "D"}, {shared[0], shared[1]}),
+      entry(kSharedDown, Scope::Moe, {"D", "I"}, {shared[2], shared[3]}),
+      entry("layers.{i}.moe.shared_gate_up_scale", Scope::SharedQuant, {"2I", "DG"}, {shared[4]}),
+      entry("layers.{i}.moe.shared_down_scale", Scope::SharedQuant, {"D", "IG"}, {shared[5]}),
+      entry(kMlpGateUp, Scope::Dense, {"2Imlp", "D"}, {dense[0], dense[1]}),
+      entry(kMlpDown, Scope::Dense, {"D", "Imlp"}, {dense[2], dense[3]}),
+      entry("layers.{i}.mlp.gate_up_scale", Scope::DenseQuant, {"2Imlp", "DG"}, {dense[4]}),
+      entry("layers.{i}.mlp.down_scale", Scope::DenseQuant, {"D", "ImlpG"}, {dense[5]}),
   };
 }
 

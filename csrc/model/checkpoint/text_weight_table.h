@@ -17,6 +17,8 @@ enum class Scope : uint8_t {
   Moe,     // moe_layers
   Dense,   // the other layers
   MoeQuant,  // MoE layers whose experts the checkpoint stores quantized, FP8 or INT4 (their scales)
+  SharedQuant,  // MoE layers whose shared expert the checkpoint stores INT4 (its scales)
+  DenseQuant,   // dense layers whose MLP the checkpoint stores INT4 (its scales)
 };
 
 struct SourceSpec {
@@ -50,5 +52,11 @@ const std::vector<EntrySpec>& text_weight_table();
 // The engine's expert weights: FP8, INT4 or quantizable, and consistent within a layer.
 constexpr const char* kExpertGateUp = "layers.{i}.moe.gate_up";
 constexpr const char* kExpertDown = "layers.{i}.moe.down";
+// The shared expert's and the dense MLP's weights: INT4 (pack-quantized, or quantized at load with
+// quantization="int4") or not, one format per module (gate_up and down alike).
+constexpr const char* kSharedGateUp = "layers.{i}.moe.shared_gate_up";
+constexpr const char* kSharedDown = "layers.{i}.moe.shared_down";
+constexpr const char* kMlpGateUp = "layers.{i}.mlp.gate_up";
+constexpr const char* kMlpDown = "layers.{i}.mlp.down";
 
 }  // namespace llama4::checkpoint

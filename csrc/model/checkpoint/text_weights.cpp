@@ -1,7 +1,8 @@
 // Resolves the text weight table against a checkpoint: picks each entry's source layout, expands
 // layer / expert names, decides the experts' format per MoE layer (FP8 or INT4: stored, quantized at
-// load, or neither) and validates names, shapes and dtypes from the headers (and the INT4 experts'
-// weight_shape values). Then the WeightStream reads the data.
+// load, or neither) and the shared expert's / dense MLP's per layer (INT4 or not), and validates
+// names, shapes and dtypes from the headers (and the INT4 modules' weight_shape values). Then the
+// WeightStream reads the data.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -39,10 +40,15 @@ std::map<std::string, int64_t> dims(const TextConfig& c, int64_t G) {
   return {{"1", 1}, {"V", c.vocab_size}, {"D", D}, {"E", c.num_local_experts}, {"I", I},
           {"2I", 2 * I}, {"Imlp", Im}, {"2Imlp", 2 * Im}, {"Hd", c.num_attention_heads * d},
           {"KVd", c.num_key_value_heads * d}, {"QKV", (c.num_attention_heads + 2 * c.num_key_value_heads) * d},
-          {"D8", D / 8}, {"I8", I / 8}, {"DG", G ? D / G : 0}, {"IG", G ? I / G : 0}};
+          {"D8", D / 8}, {"I8", I / 8}, {"Imlp8", Im / 8}, {"DG", G ? D / G : 0}, {"IG", G ? I / G : 0},
+          {"ImlpG", G ? Im / G : 0}};
 }
 
 bool is_scale_entry(const EntrySpec& e) { return e.scope == Scope::MoeQuant; }
+bool is_mlp_scale_entry(const EntrySpec& e) { return e.scope == Scope::SharedQuant || e.scope == Scope::DenseQuant; }
+bool is_mlp_weight(const std::string& entry) {
+  return entry == kSharedGateUp || entry == kSharedDown || entry == kMlpGateUp || entry == kMlpDown;
+}
 
 Stored stored_as(const SourceSpec& s, bool scale) {
   if (s.fp8) return Stored::Fp8;
@@ -113,7 +119,9 @@ struct Planner {
       out.shape.push_back((e.name == "layers.{i}.moe.gate_up_scale" ? c.hidden_size : c.intermediate_size) /
                           int4_group());
       out.dtype = DType::BF16;
-    } else if (s.int4) {  // [E, N, K] -> two int4 per byte
+    } else if (is_mlp_scale_entry(e)) {  // [N, K / G] as stored
+      out.dtype = DType::BF16;
+    } else if (s.int4) {  // [.., N, K] -> two int4 per byte
       out.shape.back() /= 2;
       out.dtype = DType::U8;
       out.int4_words = true;
@@ -151,6 +159,34 @@ struct Planner {
       throw CheckpointError(info.file + ": tensor '" + name + "' says [" + std::to_string(v[0]) + ", " +
                             std::to_string(v[1]) + "], expected " + shape_repr(want) + " from config.json");
     return name;
+  }
+
+  // A stored INT4 checkpoint's ignore list must agree with its shared expert's (MoE layer) or
+  // dense MLP's tensors: its gate, up and down projections are all INT4 exactly when the list
+  // leaves them quantized. `first`: the module's gate tensor as the checkpoint holds it.
+  void check_mlp_ignore_list(int layer, bool stored_int4, const std::string& first) const {
+    const std::string ff = root + "model.layers." + std::to_string(layer) + ".feed_forward." +
+                           (c.is_moe_layer(layer) ? "shared_expert." : "");
+    const char* what = c.is_moe_layer(layer) ? "shared expert" : "MLP";
+    size_t ignored = 0;
+    std::string first_ignored, first_kept;
+    for (const char* w : {"gate", "up", "down"}) {
+      const std::string m = ff + w + "_proj";
+      if (fp8->ignores(m, root)) {
+        if (ignored++ == 0) first_ignored = m;
+      } else if (first_kept.empty()) {
+        first_kept = m;
+      }
+    }
+    const TensorInfo& info = ckpt.info(first);
+    const std::string L = std::to_string(layer);
+    if (ignored && ignored != 3)
+      throw CheckpointError(ckpt.path() + ": quantization_config ignores '" + first_ignored + "' but not '" +
+                            first_kept + "'; the engine runs a " + what + "'s projections all in INT4 or all unquantized");
+    if ((ignored == 3) == stored_int4)
+      throw CheckpointError(info.file + ": tensor '" + first + "' is " + info.dtype + ", but config.json's "
+                            "quantization_config " + (stored_int4 ? "leaves" : "quantizes") + " layer " + L + "'s " +
+                            what + (stored_int4 ? " unquantized (ignore list)" : " (not in its ignore list)"));
   }
 
   // A stored-FP8 checkpoint's quantization_config must agree with its tensors: a MoE layer's
@@ -230,13 +266,17 @@ std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextC
     bool per_expert, int4;
   };
   std::map<int, StoredExperts> stored;  // MoE layers whose experts the checkpoint stores quantized
+  std::set<int> stored_mlp;             // layers whose shared expert / MLP the checkpoint stores INT4
+  std::map<int, std::string> mlp_first;  // each layer's shared expert / MLP gate tensor
   const auto kind = [](bool int4) { return int4 ? "INT4" : "FP8"; };
   const auto add = [&](const EntrySpec& e, int layer) {
     if (e.scope == Scope::MoeQuant && !stored.count(layer)) return;
+    if (is_mlp_scale_entry(e) && !stored_mlp.count(layer)) return;
     PlannedTensor p;
     const SourceSpec& s = pl.resolve(e, layer, p, e.scope == Scope::MoeQuant && stored.at(layer).int4);
     const bool quantized = s.fp8 || s.int4;
-    if (quantized && (e.name == kExpertGateUp || e.name == kExpertDown)) {
+    const bool mlp = is_mlp_weight(e.name);
+    if (quantized && (e.name == kExpertGateUp || e.name == kExpertDown || mlp)) {
       const std::string& first = p.hf_names[0];
       if (s.int4 && G == 0)
         throw CheckpointError(ckpt.info(first).file + ": tensor '" + first + "' is pack-quantized INT4, but config.json "
@@ -244,10 +284,24 @@ std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextC
       if (s.fp8 && G > 0)
         throw CheckpointError(ckpt.info(first).file + ": tensor '" + first + "' is F8_E4M3, but config.json's "
                               "quantization_config says INT4 (pack-quantized)");
-      if (s.int4) {
-        const int64_t per = int64_t(s.names.size()), N = p.shape[1] / per, K = p.shape[2] * 2;
+      if (s.int4) {  // [E, N, K/2] or [N, K/2] from `per` modules of N / per rows each
+        const int64_t per = int64_t(s.names.size()), N = p.shape[p.shape.size() - 2] / per, K = p.shape.back() * 2;
         for (const std::string& n : p.hf_names) shape_tensors.push_back(pl.check_weight_shape(n, {N, K}));
       }
+    }
+    if (mlp && (e.name == kSharedGateUp || e.name == kMlpGateUp)) {
+      mlp_first[layer] = p.hf_names[0];
+      if (s.int4) stored_mlp.insert(layer);
+    } else if (mlp && s.int4 != (stored_mlp.count(layer) != 0)) {
+      throw CheckpointError(ckpt.path() + ": layer " + std::to_string(layer) + " mixes INT4 and unquantized " +
+                            (c.is_moe_layer(layer) ? "shared-expert" : "MLP") + " weights ('" + p.hf_names[0] +
+                            "' is " + ckpt.info(p.hf_names[0]).dtype + ", '" + mlp_first.at(layer) + "' is " +
+                            ckpt.info(mlp_first.at(layer)).dtype + "); the engine runs its projections in one format");
+    }
+    // quantization="int4" at load: the shared expert and the dense MLP too, with the experts' rule.
+    if (mlp && fp8 && !fp8->stored && G > 0 && !s.int4 && !fp8->skip_layers.count(layer)) {
+      p.quantize = Quantize::Int4;
+      p.int4_group = G;
     }
     if (e.name == kExpertGateUp && quantized) {
       stored[layer] = {p.hf_names[0], s.per_expert, s.int4};
@@ -274,8 +328,9 @@ std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextC
   for (int i = 0; i < int(c.num_hidden_layers); ++i) {
     const bool moe = c.is_moe_layer(i);
     for (const EntrySpec& e : table) {
-      const bool in_layer = e.scope == Scope::Layer || (moe && (e.scope == Scope::Moe || e.scope == Scope::MoeQuant)) ||
-                            (!moe && e.scope == Scope::Dense);
+      const bool in_layer = e.scope == Scope::Layer ||
+                            (moe && (e.scope == Scope::Moe || e.scope == Scope::MoeQuant || e.scope == Scope::SharedQuant)) ||
+                            (!moe && (e.scope == Scope::Dense || e.scope == Scope::DenseQuant));
       if (in_layer) add(e, i);
     }
   }
@@ -286,6 +341,8 @@ std::vector<PlannedTensor> plan_text_weights(const Checkpoint& ckpt, const TextC
       const int layer = std::stoi(n.substr(7));
       pl.check_ignore_list(layer, sources[k]->per_expert, stored.count(layer) != 0, plan[k].hf_names[0]);
     }
+    if (G > 0)
+      for (const auto& [layer, first] : mlp_first) pl.check_mlp_ignore_list(layer, stored_mlp.count(layer) != 0, first);
   }
   for (size_t k = 0; k < plan.size(); ++k) pl.check_shapes(plan[k], *sources[k]);
   check_unexpected(ckpt, plan, shape_tensors);

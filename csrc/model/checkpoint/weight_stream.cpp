@@ -149,12 +149,16 @@ std::pair<Tensor, Tensor> quantize_experts(const PlannedTensor& p, const std::ve
   return {std::move(q), std::move(scale)};
 }
 
-// Expert weights [E, N, K] -> (uint8 [E, N, K/2], bfloat16 [E, N, K/G]): llama4/moe_int4.h's rule
-// on the stored values (before any model-dtype conversion), one expert at a time.
+// Expert weights [E, N, K] -> (uint8 [E, N, K/2], bfloat16 [E, N, K/G]), or a shared expert's / MLP's
+// [N, K] -> ([N, K/2], [N, K/G]): llama4/moe_int4.h's rule on the stored values (before any
+// model-dtype conversion), one piece (expert) at a time.
 std::pair<Tensor, Tensor> quantize_experts_int4(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
-  const int64_t E = p.shape[0], N = p.shape[1], K = p.shape[2], G = p.int4_group;
-  Tensor q = Tensor::empty({E, N, K / 2}, DType::U8), scale = Tensor::empty({E, N, K / G}, DType::BF16);
-  const TensorView q_rows = q.view().reshape({E * N, K / 2}), s_rows = scale.view().reshape({E * N, K / G});
+  const int64_t K = p.shape.back(), G = p.int4_group, rows = TensorView(nullptr, p.dtype, p.shape).numel() / K;
+  Shape q_shape = p.shape, s_shape = p.shape;
+  q_shape.back() = K / 2;
+  s_shape.back() = K / G;
+  Tensor q = Tensor::empty(q_shape, DType::U8), scale = Tensor::empty(s_shape, DType::BF16);
+  const TensorView q_rows = q.view().reshape({rows, K / 2}), s_rows = scale.view().reshape({rows, K / G});
   int64_t r = 0;
   const auto put = [&](const TensorView& block) {  // block: [rows, K]
     TensorView src = block;
@@ -170,14 +174,14 @@ std::pair<Tensor, Tensor> quantize_experts_int4(const PlannedTensor& p, const st
   };
   try {
     if (p.layout == Layout::TransposeExperts) {
-      for (int64_t e = 0; e < E; ++e) put(transposed_expert(pieces[0].view(), e).view());
+      for (int64_t e = 0; e < p.shape[0]; ++e) put(transposed_expert(pieces[0].view(), e).view());
     } else {
       for (const Tensor& piece : pieces) put(piece.view().reshape({piece.numel() / K, K}));
     }
   } catch (const ValueError& err) {  // a non-finite weight: name the tensor
     throw CheckpointError("'" + p.hf_names[0] + "' (quantized to INT4 at load): " + err.what());
   }
-  LLAMA4_CHECK(r == E * N, "weight table bug: the pieces of '", p.name, "' do not fill it");
+  LLAMA4_CHECK(r == rows, "weight table bug: the pieces of '", p.name, "' do not fill it");
   return {std::move(q), std::move(scale)};
 }
 
@@ -333,6 +337,16 @@ std::vector<int> expert_layers_of(const WeightSet& w, DType dtype) {
 }  // namespace
 
 std::vector<int> WeightSet::fp8_layers() const { return expert_layers_of(*this, DType::F8E4M3); }
+std::vector<int> WeightSet::int4_mlp_layers() const {
+  std::vector<int> out;
+  for (const auto& [n, t] : tensors) {
+    if (t.dtype() != DType::U8 || n.rfind("layers.", 0) != 0) continue;
+    const std::string role = weight_role(n);
+    if (role == "moe.shared_gate_up" || role == "mlp.gate_up") out.push_back(std::stoi(n.substr(7)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 std::vector<int> WeightSet::int4_layers() const { return expert_layers_of(*this, DType::U8); }
 
 }  // namespace llama4
