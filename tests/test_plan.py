@@ -154,8 +154,8 @@ def test_scout_int4_by_hand():
     """INT4 routed experts and shared expert (what llm-compressor's W4A16 recipe stores and
     quantization="int4" makes): half a byte per weight plus a bf16 scale per 128 inputs of each
     output row; the rest stays bf16. Meta says Scout fits one H100 in INT4; our planner agrees: 60.4
-    GiB of weights with the vision tower, at the default 90% of the memory 7.9 GiB of KV, a 123k
-    context with the bf16 cache, 285k with the FP8 cache (the chunked layers' 8k window costs most).
+    GiB of weights with the vision tower, at the default 90% of the memory 7.9 GiB of KV, a 122k
+    context with the bf16 cache, 284k with the FP8 cache (the chunked layers' 8k window costs most).
     (With only the routed experts INT4 it was 68.8 GiB, no room for KV at 90%.)"""
     D, I, E, L = 5120, 8192, 16, 48
     int4 = 3 * I * D // 2 + (2 * I * D // 128 + D * I // 128) * 2  # one SwiGLU of width I in INT4
