@@ -324,9 +324,21 @@ def _parse_device(device) -> str:
 def _upload(weights: dict, device: str) -> dict:
     """The weights copied to the GPU once (torch's allocator owns them; the engine keeps views).
     Waits for the copies, since the engine reads them from its own stream."""
-    out = {name: (t if isinstance(t, torch.Tensor) else torch.from_dlpack(t)).to(device)
-           for name, t in weights.items()}
+    out = {}
+    for name, t in weights.items():
+        t = t if isinstance(t, torch.Tensor) else torch.from_dlpack(t)
+        out[name] = t.to(device) if t.is_contiguous() else _upload_experts(t, device)
     torch.cuda.synchronize(device)
+    return out
+
+
+def _upload_experts(t: torch.Tensor, device: str) -> torch.Tensor:
+    """Float experts the CPU reads in Hugging Face's layout (a transposed view of the mapped file,
+    ops.expert_layout) -> contiguous [E, N, K] on the GPU, as its kernels read them: one expert's
+    transpose at a time on the host, never a copy of the whole tensor."""
+    out = torch.empty(t.shape, dtype=t.dtype, device=device)
+    for e in range(t.shape[0]):
+        out[e].copy_(t[e].contiguous())
     return out
 
 

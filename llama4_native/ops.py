@@ -103,7 +103,8 @@ def add(a, b):
 
 def grouped_linear(x, w, offsets):
     """Rows [offsets[e], offsets[e + 1]) of x times w[e]^T (w: [E, N, K]), for every group e: the
-    experts of a MoE layer in one call. offsets: [E + 1] int32."""
+    experts of a MoE layer in one call. offsets: [E + 1] int32. On the CPU w may also be Hugging
+    Face's fused [E, K, N] viewed as [E, N, K] (w_hf.transpose(1, 2)), read in place."""
     return _like(_C.grouped_linear(x, w, offsets), x)
 
 

@@ -52,7 +52,14 @@ def test_engine_tensors_equal_hf_parameters(tiny_checkpoint, name):
     t = load_config(folder).text
     w = _load(folder)
     assert {k: tuple(v.shape) for k, v in w.items()} == expected_shapes(t)
-    assert all(v.is_contiguous() and v.dtype == torch.float32 for v in w.values())
+    assert all(v.dtype == torch.float32 for v in w.values())
+    # row-major, except the fused float experts: Hugging Face's [E, K, N] in place, viewed as [E, N, K]
+    for k, v in w.items():
+        if k.endswith((".moe.gate_up", ".moe.down")):
+            E, N, K = v.shape
+            assert v.stride() == (K * N, 1, N), k
+        else:
+            assert v.is_contiguous(), k
     sd, r = model.state_dict(), _root(name) + "model."
     I = t.intermediate_size
     assert torch.equal(w["embed_tokens"], sd[r + "embed_tokens.weight"])
@@ -152,7 +159,7 @@ def test_bfloat16_conversion(tiny_checkpoint, name):
     f32, b16 = _load(folder), _load(folder, "bfloat16")
     assert f32.keys() == b16.keys()
     for k in f32:
-        assert b16[k].dtype == torch.bfloat16 and b16[k].is_contiguous()
+        assert b16[k].dtype == torch.bfloat16 and b16[k].stride() == f32[k].stride(), k  # converted in place
         assert torch.equal(b16[k], f32[k].to(torch.bfloat16)), k
 
 
@@ -172,8 +179,9 @@ def test_half_precision_sources(tiny_checkpoint, tmp_path, src_dtype):
 
 
 DIRECT = ("embed_tokens", "norm", "lm_head", "layers.1.input_layernorm", "layers.1.attn.o",
-          "layers.1.moe.router", "layers.1.moe.shared_down", "layers.0.mlp.down")
-BUILT = ("layers.0.attn.qkv", "layers.1.moe.gate_up", "layers.1.moe.down", "layers.0.mlp.gate_up")
+          "layers.1.moe.router", "layers.1.moe.shared_down", "layers.0.mlp.down",
+          "layers.1.moe.gate_up", "layers.1.moe.down")  # the fused experts: in place, transposed views
+BUILT = ("layers.0.attn.qkv", "layers.0.mlp.gate_up")
 
 
 def _inside(t: torch.Tensor, ck: Checkpoint) -> bool:
@@ -189,7 +197,7 @@ def test_matching_dtype_is_zero_copy(tiny_checkpoint):
     base = ck.files[0].address_range()[0]
     for k in DIRECT:
         assert w[k].data_ptr() == base + ck.info(HF_NAME[k]).start, k
-    for k in BUILT:  # concatenated / transposed: new memory
+    for k in BUILT:  # concatenated: new memory
         assert not _inside(w[k], ck), k
     b16 = load_text_weights(ck, load_config(folder).text, "bfloat16")
     assert not any(_inside(v, ck) for v in b16.values())  # converted: copies
@@ -203,7 +211,9 @@ HF_NAME = {k: "language_model." + v for k, v in {
     "layers.1.attn.o": "model.layers.1.self_attn.o_proj.weight",
     "layers.1.moe.router": "model.layers.1.feed_forward.router.weight",
     "layers.1.moe.shared_down": "model.layers.1.feed_forward.shared_expert.down_proj.weight",
-    "layers.0.mlp.down": "model.layers.0.feed_forward.down_proj.weight"}.items()}
+    "layers.0.mlp.down": "model.layers.0.feed_forward.down_proj.weight",
+    "layers.1.moe.gate_up": "model.layers.1.feed_forward.experts.gate_up_proj",
+    "layers.1.moe.down": "model.layers.1.feed_forward.experts.down_proj"}.items()}
 
 
 def test_tied_lm_head_is_the_embedding(tiny_checkpoint):

@@ -29,18 +29,22 @@ void single_threaded_blas() {
   std::call_once(once, [] { LLAMA4_OPENBLAS_SET_THREADS(1); });
 }
 
-void gemm(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
-  LLAMA4_CBLAS(sgemm)(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+// B is [N, K] (trans_b) or [K, N].
+void gemm(bool trans_b, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  LLAMA4_CBLAS(sgemm)(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B,
+                      ldb, 0.0f, C, ldc);
 }
-void gemm(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
-  LLAMA4_CBLAS(dgemm)(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+void gemm(bool trans_b, int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C,
+          int ldc) {
+  LLAMA4_CBLAS(dgemm)(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A, lda, B,
+                      ldb, 0.0, C, ldc);
 }
 
 constexpr int64_t kMinFlopsPerThread = int64_t(1) << 22;  // below this, splitting costs more than it saves
 constexpr int kMinRows = 16;                               // rows (or columns) per block at least
 
 template <typename T>
-void gemm_nt_parallel(int M, int N, int K, const T* A, int lda, const T* B, int ldb, T* C, int ldc) {
+void gemm_parallel(bool trans_b, int M, int N, int K, const T* A, int lda, const T* B, int ldb, T* C, int ldc) {
   single_threaded_blas();
   const int64_t flops = 2 * int64_t(M) * N * K;
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -49,7 +53,7 @@ void gemm_nt_parallel(int M, int N, int K, const T* A, int lda, const T* B, int 
   const int extent = split_rows ? M : N;
   const int blocks = std::min({threads, by_work, std::max(1, extent / kMinRows)});
   if (blocks <= 1) {
-    gemm(M, N, K, A, lda, B, ldb, C, ldc);
+    gemm(trans_b, M, N, K, A, lda, B, ldb, C, ldc);
     return;
   }
   const int step = (extent + blocks - 1) / blocks;
@@ -58,20 +62,24 @@ void gemm_nt_parallel(int M, int N, int K, const T* A, int lda, const T* B, int 
     const int lo = b * step, n = std::min(extent, lo + step) - lo;
     if (n <= 0) continue;
     if (split_rows)
-      gemm(n, N, K, A + int64_t(lo) * lda, lda, B, ldb, C + int64_t(lo) * ldc, ldc);
+      gemm(trans_b, n, N, K, A + int64_t(lo) * lda, lda, B, ldb, C + int64_t(lo) * ldc, ldc);
     else
-      gemm(M, n, K, A, lda, B + int64_t(lo) * ldb, ldb, C + lo, ldc);
+      gemm(trans_b, M, n, K, A, lda, B + (trans_b ? int64_t(lo) * ldb : lo), ldb, C + lo, ldc);
   }
 }
 
 }  // namespace
 
 void sgemm_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
-  gemm_nt_parallel(M, N, K, A, lda, B, ldb, C, ldc);
+  gemm_parallel(true, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void sgemm_nn(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  gemm_parallel(false, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 void dgemm_nt(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
-  gemm_nt_parallel(M, N, K, A, lda, B, ldb, C, ldc);
+  gemm_parallel(true, M, N, K, A, lda, B, ldb, C, ldc);
 }
 
 }  // namespace llama4::cpu::blas

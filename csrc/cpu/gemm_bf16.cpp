@@ -18,7 +18,8 @@
 //  - tasks of whole column chunks (each packs only its own columns; row chunks too when there are
 //    few columns), taken by the threads dynamically (split()).
 // Weights are packed per call (a 16 x 16 dword transpose per 16 columns x 32 K): the weight
-// layout stays the checkpoint's [N, K], which the decode GEMV streams as is.
+// layout stays the checkpoint's, which the decode GEMVs stream as is: [N, K] (nn.Linear), or
+// [K, N] (Hugging Face's fused experts, x @ W; pack_kn interleaves two rows instead).
 #include "cpu/gemm_bf16.h"
 
 #include <omp.h>
@@ -62,11 +63,6 @@ LLAMA4_AVX512 inline __m512i shuffle_lanes(__m512i a, __m512i b, int sel) {
   }
 }
 
-inline uint32_t load_pair(const uint16_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 // Pack w rows [n0, n0 + cols) x K [k0, k0 + klen) into groups of kGroup columns: group g holds
 // [pairs][gw] dwords (gw = its columns rounded up to 16), at dst + g * kGroup * pairs. Columns past
@@ -120,6 +116,32 @@ LLAMA4_AVX512 void pack(uint32_t* dst, const uint16_t* w, int64_t K, int64_t n0,
   }
 }
 
+// The same panels from w [K, N] with row stride ldw (Hugging Face's x @ W layout, read in place):
+// the dwords of pair step p are rows k0 + 2p and k0 + 2p + 1 of 16 columns interleaved (a 16-bit
+// unpack per 128-bit lane, then the lanes put in column order). Packing reads two rows' 128 bytes
+// at a time; like pack(), it is paid once per weight per call.
+LLAMA4_AVX512 void pack_kn(uint32_t* dst, const uint16_t* w, int64_t ldw, int64_t n0, int64_t cols, int64_t k0,
+                           int64_t klen) {
+  const int64_t pairs = (klen + 1) / 2;
+  for (int64_t g0 = 0; g0 < cols; g0 += kGroup) {
+    const int64_t gcols = std::min(kGroup, cols - g0), gw = (gcols + 15) / 16 * 16;
+    uint32_t* gd = dst + g0 * pairs;
+    for (int64_t p = 0; p < pairs; ++p) {
+      const uint16_t* r0 = w + (k0 + 2 * p) * ldw + n0 + g0;
+      const bool second = 2 * p + 1 < klen;  // else the half pair of an odd klen: zeros
+      for (int64_t v0 = 0; v0 < gw; v0 += 16) {
+        const __mmask16 m = avx512::mask16(gcols - v0);
+        const __m256i a = _mm256_maskz_loadu_epi16(m, r0 + v0);
+        const __m256i b = second ? _mm256_maskz_loadu_epi16(m, r0 + ldw + v0) : _mm256_setzero_si256();
+        // lanes: columns 0-3, 8-11 (unpacklo), 4-7, 12-15 (unpackhi) -> 0-3, 4-7, 8-11, 12-15
+        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi16(a, b)),
+                                             _mm256_unpackhi_epi16(a, b), 1);
+        _mm512_storeu_si512(gd + p * gw + v0, _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)));
+      }
+    }
+  }
+}
+
 // Where a register tile's sums come from and go: `in` (fp32 partial sums of earlier K blocks;
 // nullptr: start from zero), then `f` (fp32: results or partial sums) or, when `h` is set, `h`
 // (final results rounded once to bf16 exactly as f32_to_bf16 does). Row strides in elements.
@@ -136,16 +158,6 @@ struct Io {
   }
 };
 
-// 16 fp32 -> 16 bf16 with f32_to_bf16's arithmetic (nearest even; NaN -> 0x7FC0).
-LLAMA4_AVX512 inline __m256i to_bf16(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb)), 16);
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)),
-                                                 _mm512_set1_epi32(0x7F800000));
-  r = _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7FC0));
-  return _mm512_cvtepi32_epi16(r);
-}
 
 // Register tile: io[MR, NV * 16] (the last vector masked by `last`) gets its sums plus
 // x[MR, pairs] . panel. x rows have stride lda (elements); `half`: the last pair has only its
@@ -168,7 +180,7 @@ LLAMA4_AVX512 void micro(const Io& io, const uint16_t* x, int64_t lda, const uin
     for (int j = 0; j < NV; ++j) wv[j] = (__m512bh)_mm512_loadu_si512(wp + p * NV * 16 + j * 16);
     #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512bh xb = (__m512bh)_mm512_set1_epi32(int(load_pair(x + i * lda + 2 * p)));
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(int(avx512::load_pair(x + i * lda + 2 * p)));
       #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xb, wv[j]);
     }
@@ -191,7 +203,7 @@ LLAMA4_AVX512 void micro(const Io& io, const uint16_t* x, int64_t lda, const uin
       #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j)
         _mm256_mask_storeu_epi16(io.h + i * io.ld_h + j * 16, j == NV - 1 ? last : __mmask16(0xFFFF),
-                                 to_bf16(acc[i][j]));
+                                 avx512::to_bf16(acc[i][j]));
   } else {
     #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
@@ -225,10 +237,17 @@ struct FreeDeleter {
 using Buffer = std::unique_ptr<void, FreeDeleter>;
 Buffer aligned_buffer(size_t bytes) { return Buffer(std::aligned_alloc(64, (bytes + 63) / 64 * 64)); }
 
+// The weights: [N, K] contiguous, or (kn) [K, N] with row stride ld.
+struct Weights {
+  const uint16_t* w;
+  int64_t ld;
+  bool kn;
+};
+
 // Rows [m0, m1) x columns [n0, n1) of out (fp32 `outf` or bf16 `outh`, [M, N]), one thread.
 // buf: packed weights, (kNC + kGroup) * kKC / 2 dwords; part: bf16 results over several K
 // blocks keep their fp32 partial sums there, [m1 - m0, kNC].
-void tile(float* outf, uint16_t* outh, const uint16_t* x, int64_t lda, const uint16_t* w, int64_t N,
+void tile(float* outf, uint16_t* outh, const uint16_t* x, int64_t lda, const Weights& w, int64_t N,
           int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1, uint32_t* buf, float* part) {
   for (int64_t nc0 = n0; nc0 < n1; nc0 += kNC) {
     const int64_t cols = std::min(kNC, n1 - nc0);
@@ -240,7 +259,11 @@ void tile(float* outf, uint16_t* outh, const uint16_t* x, int64_t lda, const uin
       const bool half = klen % 2 != 0, last_k = k0 + klen == K;
       const Io io{k0 == 0 ? nullptr : sums, ld_sums, last_k && outh ? nullptr : sums, ld_sums,
                   last_k && outh ? outh + m0 * N + nc0 : nullptr, N};
-      pack(buf, w, K, nc0, cols, k0, klen);
+      if (w.kn) {
+        pack_kn(buf, w.w, w.ld, nc0, cols, k0, klen);
+      } else {
+        pack(buf, w.w, K, nc0, cols, k0, klen);
+      }
       for (int64_t mc0 = m0; mc0 < m1; mc0 += kMC) {
         const int64_t mc1 = std::min(m1, mc0 + kMC);
         for (int64_t g0 = 0; g0 < cols; g0 += kGroup) {
@@ -276,11 +299,10 @@ Split split(int64_t M, int64_t N, int nt) {
   return Split{cols, rows, n_tasks, (M + rows - 1) / rows};
 }
 
-void gemm(float* outf, uint16_t* outh, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
+void gemm(float* outf, uint16_t* outh, const bf16* x, int64_t lda, const Weights& ws, int64_t M, int64_t N,
           int64_t K) {
   if (M <= 0 || N <= 0) return;
   const uint16_t* xs = &x->bits;
-  const uint16_t* ws = &w->bits;
   const bool parallel = M * N * K > 262144;
   const Split sp = split(M, N, parallel ? omp_get_max_threads() : 1);
 #pragma omp parallel if (parallel)
@@ -300,11 +322,19 @@ void gemm(float* outf, uint16_t* outh, const bf16* x, int64_t lda, const bf16* w
 
 void gemm_bf16_avx512(float* out, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
                       int64_t K) {
-  gemm(out, nullptr, x, lda, w, M, N, K);
+  gemm(out, nullptr, x, lda, Weights{&w->bits, K, false}, M, N, K);
 }
 void gemm_bf16_avx512(bf16* out, const bf16* x, int64_t lda, const bf16* w, int64_t M, int64_t N,
                       int64_t K) {
-  gemm(nullptr, &out->bits, x, lda, w, M, N, K);
+  gemm(nullptr, &out->bits, x, lda, Weights{&w->bits, K, false}, M, N, K);
+}
+void gemm_bf16_avx512_kn(float* out, const bf16* x, int64_t lda, const bf16* w, int64_t ldw, int64_t M,
+                         int64_t N, int64_t K) {
+  gemm(out, nullptr, x, lda, Weights{&w->bits, ldw, true}, M, N, K);
+}
+void gemm_bf16_avx512_kn(bf16* out, const bf16* x, int64_t lda, const bf16* w, int64_t ldw, int64_t M,
+                         int64_t N, int64_t K) {
+  gemm(nullptr, &out->bits, x, lda, Weights{&w->bits, ldw, true}, M, N, K);
 }
 
 }  // namespace llama4::cpu

@@ -137,7 +137,14 @@ TextModel::TextModel(TextConfig config, DType dtype, WeightMap weights, const Te
     const TensorView want(nullptr, dtype, shard_weight_shape(name, shape, config_, shard_));
     LLAMA4_CHECK_ARG(t.sizes() == want.sizes(), "weight '", name, "' must have shape ",
                      want.shape_str(), ", got ", t.shape_str());
-    LLAMA4_CHECK_ARG(t.is_contiguous(), "weight '", name, "' must be contiguous");
+    // Float experts on the CPU may stay in Hugging Face's fused layout (ops::ExpertLayout::KN).
+    const std::string role = weight_role(name);
+    const bool experts_in_place = (role == "moe.gate_up" || role == "moe.down") && t.dtype == dtype &&
+                                  t.device.is_cpu() && ops::expert_layout(t) == ops::ExpertLayout::KN;
+    LLAMA4_CHECK_ARG(t.is_contiguous() || experts_in_place, "weight '", name, "' must be contiguous",
+                     role == "moe.gate_up" || role == "moe.down"
+                         ? " (or, on the CPU, each expert a transposed row-major [K, N]: ops::expert_layout)"
+                         : "");
     if (first) device_ = t.device;
     first = false;
     LLAMA4_CHECK_TYPE(t.device == device_, "weight '", name, "' is on ", t.device.str(),

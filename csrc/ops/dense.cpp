@@ -1,4 +1,5 @@
 // Op entries for linear (plain and grouped by expert), embedding and the residual add.
+#include <string>
 #include <utility>
 
 #include "cpu/dense.h"
@@ -8,6 +9,21 @@
 #include "ops/dispatch.h"
 
 namespace llama4::ops {
+
+namespace {
+std::string strides_str(const TensorView& t) {
+  std::string s = "[";
+  for (int d = 0; d < t.ndim; ++d) s += (d ? ", " : "") + std::to_string(t.stride(d));
+  return s + "]";
+}
+
+// Expert e of a KN weight [E, N, K] as the row-major [K, N] it is.
+TensorView kn_expert(const TensorView& w, int64_t e) {
+  const int64_t N = w.size(1), K = w.size(2);
+  void* data = static_cast<char*>(w.data) + e * w.stride(0) * int64_t(element_size(w.dtype));
+  return TensorView(data, w.dtype, {K, N}, {K == 1 ? N : w.stride(2), 1}, w.device);
+}
+}  // namespace
 
 void linear(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& w) {
   constexpr const char* op = "linear";
@@ -38,6 +54,14 @@ void linear(const Context& ctx, const TensorView& out, const TensorView& x, cons
   }
 }
 
+ExpertLayout expert_layout(const TensorView& w) {
+  if (w.ndim != 3) return ExpertLayout::Other;
+  if (w.is_contiguous()) return ExpertLayout::NK;
+  const int64_t E = w.size(0), N = w.size(1), K = w.size(2);
+  const bool kn = (N == 1 || w.stride(1) == 1) && (K == 1 || w.stride(2) == N) && (E == 1 || w.stride(0) >= N * K);
+  return kn ? ExpertLayout::KN : ExpertLayout::Other;
+}
+
 void grouped_linear(const Context& ctx, const TensorView& out, const TensorView& x,
                     const TensorView& w, const TensorView& offsets) {
   constexpr const char* op = "grouped_linear";
@@ -53,10 +77,13 @@ void grouped_linear(const Context& ctx, const TensorView& out, const TensorView&
   LLAMA4_CHECK_ARG(E >= 1, op, ": 'w' needs at least one group, got ", w.shape_str());
   detail::check_shape(op, "offsets", offsets, {E + 1});
   detail::check_shape(op, "out", out, {R, N});
-  for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"x", &x}, {"w", &w},
-                                {"offsets", &offsets}})
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"x", &x}, {"offsets", &offsets}})
     LLAMA4_CHECK_ARG(t->is_contiguous(), op, ": '", name, "' must be contiguous, got shape ",
                      t->shape_str());
+  const ExpertLayout layout = expert_layout(w);
+  LLAMA4_CHECK_ARG(layout == ExpertLayout::NK || (layout == ExpertLayout::KN && x.device.is_cpu()), op,
+                   ": 'w' must be contiguous", x.device.is_cpu() ? " or each expert a transposed row-major [K, N]" : "",
+                   ", got shape ", w.shape_str(), " with strides ", strides_str(w));
   detail::check_contiguous_out(op, "out", out);
   for (const auto& [name, t] : {std::pair<const char*, const TensorView*>{"w", &w},
                                 {"offsets", &offsets}, {"out", &out}})
@@ -76,8 +103,13 @@ void grouped_linear(const Context& ctx, const TensorView& out, const TensorView&
         LLAMA4_CHECK_ARG(off[e] <= off[e + 1], op, ": 'offsets' must be non-decreasing, got offsets[",
                          e, "] = ", off[e], " > offsets[", e + 1, "] = ", off[e + 1]);
       for (int64_t e = 0; e < E; ++e) {
-        if (off[e + 1] > off[e])
-          cpu::linear(out.slice0(off[e], off[e + 1]), x.slice0(off[e], off[e + 1]), w.select0(e));
+        if (off[e + 1] == off[e]) continue;
+        const TensorView rows_out = out.slice0(off[e], off[e + 1]), rows_x = x.slice0(off[e], off[e + 1]);
+        if (layout == ExpertLayout::KN) {
+          cpu::linear_kn(rows_out, rows_x, kn_expert(w, e));
+        } else {
+          cpu::linear(rows_out, rows_x, w.select0(e));
+        }
       }
       break;
     }

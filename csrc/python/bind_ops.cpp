@@ -242,6 +242,13 @@ void register_ops(py::module_& m) {
         "on a device of compute capability `arch` (major * 10 + minor): llama4/linear_config.h");
   m.def("add", &add, py::arg("a"), py::arg("b"));
   m.def("grouped_linear", &grouped_linear, py::arg("x"), py::arg("w"), py::arg("offsets"));
+  m.def(
+      "expert_layout",
+      [](const py::object& w) {
+        const ops::ExpertLayout l = ops::expert_layout(as_view(w, "w").view);
+        return std::string(l == ops::ExpertLayout::NK ? "nk" : l == ops::ExpertLayout::KN ? "kn" : "other");
+      },
+      py::arg("w"), "How expert weights [E, N, K] lie in memory: 'nk', 'kn' or 'other' (llama4/ops.h)");
   m.def("embedding", &embedding, py::arg("table"), py::arg("ids"));
   m.def("moe_route", &moe_route, py::arg("logits"), py::arg("k"), py::arg("score_dtype") = "");
   m.def("moe_localize", &moe_localize, py::arg("topk_ids"), py::arg("first"), py::arg("count"));

@@ -8,6 +8,9 @@
 //          layers.{i}.moe.down [E, D, I]  layers.{i}.moe.shared_gate_up [2I, D]
 //          layers.{i}.moe.shared_down [D, I]
 //   dense: layers.{i}.mlp.gate_up [2 Imlp, D]   layers.{i}.mlp.down [D, Imlp]
+// Layouts: row-major, except that float routed experts on the CPU may be Hugging Face's fused
+// [E, D, 2I] / [E, I, D] (x @ W) viewed as the shapes above (ops::expert_layout KN): the loader
+// keeps them where they lie in the memory map, and the CPU kernels read them there.
 // All weights share the model dtype (float32 or bfloat16) and device, except FP8 experts: a MoE
 // layer is FP8 iff its moe.gate_up is float8_e4m3fn; then moe.gate_up and moe.down are e4m3 and
 // come with float32 per-output-channel scales (llama4/moe_fp8.h):

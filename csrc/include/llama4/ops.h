@@ -123,12 +123,22 @@ namespace llama4::ops {
 // stride (e.g. a column slice of a fused projection) but unit column stride.
 void linear(const Context& ctx, const TensorView& out, const TensorView& x, const TensorView& w);
 
+// How expert weights w [E, N, K] (grouped_linear's w; the MoE's moe.gate_up and moe.down) lie in
+// memory -- the one rule the loader, the model's checks and the ops follow:
+//   NK     contiguous: each expert nn.Linear's [N, K];
+//   KN     each expert the transpose of a row-major [K, N], strides [s >= K N, 1, N]: Hugging
+//          Face's fused experts [E, K, N] (x @ W) as the checkpoint stores them, viewed as
+//          [E, N, K]; the CPU kernels read them in place (loading copies nothing);
+//   Other  any other strides (not accepted).
+enum class ExpertLayout { NK, KN, Other };
+ExpertLayout expert_layout(const TensorView& w);
+
 // The experts of a MoE layer in one call: rows [offsets[e], offsets[e + 1]) of out are the same
-// rows of x . w[e]^T (each group exactly as ops::linear computes it). x: [R, K] f32/bf16
-// contiguous; w: [E, N, K] contiguous, x's dtype; offsets: [E + 1] int32, non-decreasing from 0 to
-// at most R (checked on the CPU; on CUDA they stay on the device and are not read back); rows from
-// offsets[E] on belong to no group and are not written (moe_localize's other ranks' choices);
-// out: [R, N] contiguous, x's dtype.
+// rows of x . w[e]^T (each group as ops::linear computes it; KN experts sum in another order, see
+// cpu/linear.h). x: [R, K] f32/bf16 contiguous; w: [E, N, K], x's dtype, NK (or KN on the CPU);
+// offsets: [E + 1] int32, non-decreasing from 0 to at most R (checked on the CPU; on CUDA they stay
+// on the device and are not read back); rows from offsets[E] on belong to no group and are not
+// written (moe_localize's other ranks' choices); out: [R, N] contiguous, x's dtype.
 void grouped_linear(const Context& ctx, const TensorView& out, const TensorView& x,
                     const TensorView& w, const TensorView& offsets);
 

@@ -21,12 +21,13 @@ EntrySpec entry(std::string name, Scope scope, std::vector<std::string> shape, s
 
 std::vector<EntrySpec> build() {
   const std::string L = "model.layers.{i}.", FF = L + "feed_forward.", X = FF + "experts.";
-  // HF fused experts are x @ W ([E, in, out]); the engine wants [E, out, in]. Per-expert tensors
-  // are nn.Linear already and stack expert after expert (gate rows, then up rows).
-  const SourceSpec fused_gate_up = src({X + "gate_up_proj"}, {{"E", "D", "2I"}}).transposed();
+  // HF fused experts are x @ W ([E, in, out]); the engine's [E, out, in] is their transposed view
+  // (gate_up's columns [0, I) are the gate, [I, 2I) the up). Per-expert tensors are nn.Linear
+  // already and stack expert after expert (gate rows, then up rows).
+  const SourceSpec fused_gate_up = src({X + "gate_up_proj"}, {{"E", "D", "2I"}}).fused_experts();
   const SourceSpec split_gate_up =
       src({X + "{e}.gate_proj.weight", X + "{e}.up_proj.weight"}, {{"I", "D"}, {"I", "D"}}).each_expert();
-  const SourceSpec fused_down = src({X + "down_proj"}, {{"E", "I", "D"}}).transposed();
+  const SourceSpec fused_down = src({X + "down_proj"}, {{"E", "I", "D"}}).fused_experts();
   const SourceSpec split_down = src({X + "{e}.down_proj.weight"}, {{"D", "I"}}).each_expert();
   // compressed-tensors pack-quantized INT4: int32 words of 8 nibbles along the input, bf16 scales
   // per group of G inputs (D8 = D / 8, DG = D / G, ...).

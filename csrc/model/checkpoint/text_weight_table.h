@@ -33,7 +33,7 @@ struct SourceSpec {
   bool int4 = false;       // INT4 pack-quantized: I32 packed weights or their BF16 scales
   bool tied_only = false;  // only when tie_word_embeddings (lm_head read from the embedding)
 
-  SourceSpec transposed() const { SourceSpec s = *this; s.layout = Layout::TransposeExperts; return s; }
+  SourceSpec fused_experts() const { SourceSpec s = *this; s.layout = Layout::FusedExperts; return s; }
   SourceSpec each_expert() const { SourceSpec s = *this; s.per_expert = true; return s; }
   SourceSpec in_fp8() const { SourceSpec s = *this; s.fp8 = true; return s; }
   SourceSpec in_int4() const { SourceSpec s = *this; s.int4 = true; return s; }

@@ -23,7 +23,10 @@ enum class Stored : uint8_t {
 // How the source tensors become the engine tensor.
 enum class Layout : uint8_t {
   Concat,            // the pieces' elements back to back, in order (one piece: a reshape)
-  TransposeExperts,  // one piece [E, a, b] (HF fused experts, x @ W) -> [E, b, a] (nn.Linear)
+  // One piece [E, a, b] (HF fused experts, x @ W) -> [E, b, a]: float experts as its KN view
+  // (ops::expert_layout, no copy when the dtype matches); FP8 ones (stored or quantized at load)
+  // and INT4 ones transposed per expert.
+  FusedExperts,
 };
 
 // The part of one source tensor a rank reads: items [first, first + count) along `dim` (0: rows or

@@ -1,7 +1,9 @@
 // Executes a weight plan: each engine tensor is a zero-copy view of the mapped file when no
-// conversion is needed, else assembled into owned memory (concatenation, the fused experts'
-// transpose, dtype conversion with PyTorch's rounding, FP8 quantization at load). One engine tensor
-// at a time, so converting costs at most one expert's transient copy.
+// conversion is needed, else assembled into owned memory (concatenation, dtype conversion with
+// PyTorch's rounding, FP8 / INT4 quantization at load). Hugging Face's fused float experts stay in
+// their layout, as KN views (ops::expert_layout) of the file (or of their dtype conversion); only
+// the quantizers transpose them, one expert at a time. One engine tensor at a time, so converting
+// costs at most one expert's transient copy.
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -99,22 +101,33 @@ uint64_t read_bytes(const TensorInfo& info, const PieceCut& cut) {
   return info.nbytes() / uint64_t(info.shape[size_t(cut.dim)]) * uint64_t(cut.count);
 }
 
+// A fused [E, a, b] piece (x @ W) as the engine's [E, b, a] in the KN layout (ops::expert_layout):
+// the piece itself when its dtype is the engine's (zero-copy: the mapped file, or a rank's experts
+// of it), else its conversion in the same layout.
+Tensor fused_experts(const PlannedTensor& p, const Tensor& piece) {
+  Tensor src = piece;
+  if (piece.dtype() != p.dtype) {
+    src = Tensor::empty(piece.view().sizes(), p.dtype);
+    convert(src.view(), piece.view());
+  }
+  const TensorView& v = src.view();
+  const int64_t E = v.size(0), a = v.size(1), b = v.size(2);
+  LLAMA4_CHECK(v.is_contiguous() && Shape({E, b, a}) == p.shape, "weight table bug: '", p.name,
+               "' is not a fused [E, a, b] piece");
+  return Tensor::wrap(TensorView(v.data, p.dtype, {E, b, a}, {a * b, 1, b}, v.device), src.storage());
+}
+
 Tensor assemble(const PlannedTensor& p, const std::vector<Tensor>& pieces) {
   if (p.int4_words) return assemble_int4_words(p, pieces);
+  const bool float_experts = p.dtype == DType::F32 || p.dtype == DType::BF16;
+  if (p.layout == Layout::FusedExperts && float_experts) return fused_experts(p, pieces[0]);
   const bool fills = pieces.size() == 1 && pieces[0].numel() == TensorView(nullptr, p.dtype, p.shape).numel();
   if (p.layout == Layout::Concat && fills && pieces[0].dtype() == p.dtype)
     return Tensor::wrap(pieces[0].view().reshape(p.shape), pieces[0].storage());  // zero-copy
   Tensor out = p.zero_fill ? Tensor::zeros(p.shape, p.dtype) : Tensor::empty(p.shape, p.dtype);
-  if (p.layout == Layout::TransposeExperts) {
+  if (p.layout == Layout::FusedExperts) {  // stored FP8 experts: the FP8 kernels read [E, N, K]
     const TensorView& src = pieces[0].view();
-    for (int64_t e = 0; e < src.size(0); ++e) {
-      const TensorView dst = out.view().select0(e);
-      if (src.dtype == p.dtype) {
-        transpose_block(dst, src.select0(e));
-      } else {
-        convert(dst, transposed_expert(src, e).view());
-      }
-    }
+    for (int64_t e = 0; e < src.size(0); ++e) transpose_block(out.view().select0(e), src.select0(e));
     return out;
   }
   char* at = static_cast<char*>(out.data());
@@ -140,7 +153,7 @@ std::pair<Tensor, Tensor> quantize_experts(const PlannedTensor& p, const std::ve
     ops::quantize_fp8_rowwise(Context::cpu(), q_rows.slice0(r, r + block.size(0)), s_rows.slice0(r, r + block.size(0)), block, 0.f);
     r += block.size(0);
   };
-  if (p.layout == Layout::TransposeExperts) {
+  if (p.layout == Layout::FusedExperts) {
     for (int64_t e = 0; e < E; ++e) put(transposed_expert(pieces[0].view(), e).view());
   } else {
     for (const Tensor& piece : pieces) put(piece.view().reshape({piece.numel() / K, K}));
@@ -173,7 +186,7 @@ std::pair<Tensor, Tensor> quantize_experts_int4(const PlannedTensor& p, const st
     r += block.size(0);
   };
   try {
-    if (p.layout == Layout::TransposeExperts) {
+    if (p.layout == Layout::FusedExperts) {
       for (int64_t e = 0; e < p.shape[0]; ++e) put(transposed_expert(pieces[0].view(), e).view());
     } else {
       for (const Tensor& piece : pieces) put(piece.view().reshape({piece.numel() / K, K}));
