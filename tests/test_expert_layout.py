@@ -134,3 +134,29 @@ def test_kn_portable_path_without_avx512_bf16():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
                        cwd=tempfile.gettempdir())
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def _upload_case():
+    g = torch.Generator().manual_seed(5)
+    w_hf = torch.randn(3, 40, 24, generator=g).to(torch.bfloat16)
+    return {"layers.0.moe.gate_up": w_hf.transpose(1, 2), "norm": torch.randn(8, generator=g)}
+
+
+def test_upload_experts_makes_them_row_major():
+    """The GPU kernels read row-major experts: engine._upload_experts transposes a KN view expert by
+    expert into a contiguous [E, N, K] (checked here on the CPU; the CUDA run is below)."""
+    from llama4_native.engine import _upload_experts
+
+    w = _upload_case()["layers.0.moe.gate_up"]
+    out = _upload_experts(w, "cpu")
+    assert out.is_contiguous() and _C.expert_layout(out) == "nk" and torch.equal(out, w)
+
+
+@pytest.mark.cuda
+def test_upload_to_cuda_gives_row_major_experts():
+    from llama4_native.engine import _upload
+
+    weights = _upload_case()
+    out = _upload(weights, "cuda:0")
+    for k, v in weights.items():
+        assert out[k].is_cuda and out[k].is_contiguous() and torch.equal(out[k].cpu(), v), k

@@ -108,3 +108,26 @@ def test_each_rank_loads_exactly_its_share(tiny_checkpoint, name, size):
     kv_readers = 1 if KV % size == 0 else size // KV
     extra = (size - 1) * _file_bytes(folder, "norm", "router") + (kv_readers - 1) * _file_bytes(folder, "k_proj", "v_proj")
     assert read == single_bytes + extra
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_each_ranks_fused_experts_are_views_of_the_file(tiny_checkpoint, size):
+    """The fused float experts stay where they lie in the memory map on every rank (expert
+    parallelism cuts whole experts: rows of the fused [E, K, N], still one block of the file), as
+    the KN view [E_rank, N, K] of exactly that rank's experts' bytes."""
+    folder, _ = tiny_checkpoint("scout")
+    for rank in range(size):
+        loaded, part, _ = _load(folder, rank, size)
+        c = loaded.config.text
+        first, count = _even(c.num_local_experts, rank, size)
+        ck = loaded.checkpoint
+        for i in c.moe_layers:
+            for role, hf in (("moe.gate_up", "gate_up_proj"), ("moe.down", "down_proj")):
+                name = f"language_model.model.layers.{i}.feed_forward.experts.{hf}"
+                info = ck.info(name)
+                t = part[f"layers.{i}.{role}"]
+                E, N, K = t.shape
+                assert E == count and t.stride() == (K * N, 1, N), (rank, role)
+                per_expert = info.nbytes // c.num_local_experts
+                base = ck.file_of(name).address_range()[0]
+                assert t.data_ptr() == base + info.start + first * per_expert, (rank, role)
