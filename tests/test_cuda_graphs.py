@@ -69,7 +69,7 @@ def _assert_bitwise(graphs, eager, prompts, steps, finish_every=0):
         assert torch.equal(a, b), f"decode step {k}: graph replay differs from eager by {(a - b).abs().max():.3e}"
     sg, se = graphs.decode_graph_stats(), eager.decode_graph_stats()
     assert sg["error"] == "", sg["error"]
-    assert sg["replays"] > 0 and sg["captures"] == sg["graphs"] > 0
+    assert sg["replays"] > 0 and sg["graphs"] > 0 and sg["captures"] == sg["graphs"] + sg["evictions"]
     assert sg["replays"] + sg["eager_steps"] == se["eager_steps"]  # every decode step went through a layout
     assert se["replays"] == 0 and se["captures"] == 0
 
@@ -148,3 +148,21 @@ def test_sampled_generation_with_seeds_same_with_and_without_graphs(tiny_checkpo
             assert x.token_ids == y.token_ids
             assert torch.equal(x.logits.cpu(), y.logits.cpu())
     assert graphs.decode_graph_stats()["replays"] > 0
+
+
+def test_graph_eviction_keeps_results(tiny_checkpoint):
+    """max_decode_graphs=2 while 11 sequences finish one by one (buckets 16, 8, 4, 2, 1; tables 4
+    then 8 pages wide): graphs are destroyed and recaptured as layouts come back, and every step
+    still equals the eager engine's bit for bit."""
+    from llama4_native import _C
+    from llama4_native.engine import _upload
+
+    folder, _ = tiny_checkpoint("scout")
+    graphs, eager = _pair(folder)
+    weights = _upload(dict(graphs._checkpoint.text_weights), "cuda")
+    graphs._engine = _C.Engine(graphs.config.text, "float32", weights,
+                               {"max_sequences": MAX_SEQS, "max_decode_graphs": 2})
+    prompts = [_prompt(170 + i, graphs.vocab_size, 30 + 3 * i) for i in range(11)]
+    _assert_bitwise(graphs, eager, prompts, steps=44, finish_every=4)
+    s = graphs.decode_graph_stats()
+    assert s["evictions"] > 0 and s["graphs"] <= 2 and s["captures"] == s["graphs"] + s["evictions"]

@@ -32,6 +32,7 @@ std::shared_ptr<void> end_capture(int, void*) { no_cuda("capturing a CUDA graph"
 void abort_capture(int, void*) noexcept {}
 void launch_graph(const std::shared_ptr<void>&, int, void*) { no_cuda("launching a CUDA graph"); }
 GraphMemory graph_memory(int) { return {}; }
+void trim_graph_memory(int) {}
 std::shared_ptr<void> allocate_pinned(size_t) { no_cuda("allocating pinned host memory"); }
 std::shared_ptr<void> new_event(int) { no_cuda("creating a CUDA event"); }
 void record_event(const std::shared_ptr<void>&, int, void*) { no_cuda("recording a CUDA event"); }

@@ -94,6 +94,8 @@ GraphMemory graph_memory(int device) {
   return {int64_t(used), int64_t(reserved)};
 }
 
+void trim_graph_memory(int device) { LLAMA4_CUDA_CHECK(cudaDeviceGraphMemTrim(device)); }
+
 std::shared_ptr<void> allocate_pinned(size_t nbytes) {
   if (nbytes == 0) return {};
   void* p = nullptr;

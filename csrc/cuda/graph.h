@@ -42,6 +42,8 @@ struct GraphMemory {
   int64_t reserved_bytes = 0;
 };
 GraphMemory graph_memory(int device);
+// Returns the graph memory pool's unused physical memory to the driver (after graphs were destroyed).
+void trim_graph_memory(int device);
 
 // Page-locked host memory (cudaMallocHost): copies from it to the device are truly asynchronous,
 // so the buffer must not be rewritten before the copy has run (see the events below).

@@ -39,10 +39,14 @@ int64_t decode_table_width(int64_t pages) {
   return w;
 }
 
-DecodeGraphs::DecodeGraphs(const Context& ctx, int64_t max_batch, int64_t vocab, bool use_graphs)
-    : ctx_(ctx), max_batch_(max_batch), vocab_(vocab), use_graphs_(use_graphs) {
-  LLAMA4_CHECK_ARG(ctx.is_cuda(), "DecodeGraphs: decode layouts are for CUDA devices, got ", ctx.device().str());
+DecodeGraphs::DecodeGraphs(const Context& ctx, int64_t max_batch, int64_t vocab, bool use_graphs,
+                           int64_t max_graphs)
+    : ctx_(ctx), max_batch_(max_batch), vocab_(vocab), use_graphs_(use_graphs), max_graphs_(max_graphs) {
+  // The CPU runs decode layouts only eagerly, for tests (EngineOptions::decode_layouts_on_cpu).
+  LLAMA4_CHECK_ARG(ctx.is_cuda() || !use_graphs, "DecodeGraphs: CUDA graphs need a CUDA device, got ",
+                   ctx.device().str());
   LLAMA4_CHECK_ARG(max_batch >= 1, "DecodeGraphs: max_batch must be >= 1, got ", max_batch);
+  LLAMA4_CHECK_ARG(max_graphs >= 1, "max_decode_graphs must be >= 1, got ", max_graphs);
   // Long-lived (cudaMalloc), not from the step pool: graphs write it at a fixed address.
   logits_ = Tensor::empty({decode_buckets(max_batch).back(), vocab}, DType::F32, ctx.device());
 }
@@ -75,16 +79,19 @@ void DecodeGraphs::upload(const Layout& L, const KVCache& cache, const KVCache::
                           const std::vector<int32_t>& tokens) {
   const int64_t B = int64_t(tokens.size()), R = L.rows, W = L.width;
   const size_t bytes = size_t(L.inputs.view().numel()) * sizeof(int32_t);
-  Staging& st = staging_[next_staging_];
-  next_staging_ = (next_staging_ + 1) % 2;
   const int device = ctx_.device().index;
-  if (st.copied) cuda::wait_event(st.copied, device);  // its previous copy has read it
-  else st.copied = cuda::new_event(device);
-  if (st.bytes < bytes) {
-    st.host = cuda::allocate_pinned(std::max(bytes, 2 * st.bytes));
-    st.bytes = std::max(bytes, 2 * st.bytes);
+  Staging& st = staging_[next_staging_];
+  int32_t* h = L.inputs.ptr<int32_t>();  // the CPU: packed in place
+  if (ctx_.is_cuda()) {
+    next_staging_ = (next_staging_ + 1) % 2;
+    if (st.copied) cuda::wait_event(st.copied, device);  // its previous copy has read it
+    else st.copied = cuda::new_event(device);
+    if (st.bytes < bytes) {
+      st.host = cuda::allocate_pinned(std::max(bytes, 2 * st.bytes));
+      st.bytes = std::max(bytes, 2 * st.bytes);
+    }
+    h = static_cast<int32_t*>(st.host.get());
   }
-  int32_t* h = static_cast<int32_t*>(st.host.get());
   int32_t* ids = h;
   int32_t* qseq = h + R;
   int32_t* qpos = h + 2 * R;
@@ -108,12 +115,26 @@ void DecodeGraphs::upload(const Layout& L, const KVCache& cache, const KVCache::
       row[0] = cache.total_pages(g) > 0 ? 0 : -1;  // position 0 reads page 0's first slot
     }
   }
+  if (!ctx_.is_cuda()) return;
   cuda::memcpy(L.inputs.view().data, h, bytes, 0, device, ctx_.stream());
   cuda::record_event(st.copied, device, ctx_.stream());
 }
 
+void DecodeGraphs::evict_oldest_graph(const Layout& keep) {
+  Layout* oldest = nullptr;
+  for (auto& [key, L] : layouts_)
+    if (L.graph && &L != &keep && (!oldest || L.last_use < oldest->last_use)) oldest = &L;
+  if (!oldest) return;
+  ctx_.synchronize();  // no replay of it in flight (rare: only past max_graphs layouts)
+  oldest->graph.reset();
+  --stats_.graphs;
+  ++stats_.evictions;
+  cuda::trim_graph_memory(ctx_.device().index);
+}
+
 void DecodeGraphs::capture(const TextModel& model, KVCache& cache, Layout& L, const TensorView& logits) {
   const int device = ctx_.device().index;
+  if (stats_.graphs >= max_graphs_) evict_oldest_graph(L);
   if (!capture_stream_) capture_stream_ = cuda::new_stream(device);
   void* stream = capture_stream_.get();
   const Context cap = Context::cuda(device, stream);
@@ -141,6 +162,7 @@ Tensor DecodeGraphs::step(const TextModel& model, KVCache& cache, const std::vec
   const int64_t width = decode_table_width(cache.table_width(seqs));
   const KVCache::HostPlan plan = cache.host_plan(seqs, std::vector<int64_t>(seqs.size(), 1), width);
   Layout& L = layout(rows, width);
+  L.last_use = ++steps_;
   upload(L, cache, plan, tokens);
   const TensorView out = logits_.view().slice0(0, rows);
   if (use_graphs_ && L.graph) {
@@ -158,7 +180,7 @@ Tensor DecodeGraphs::step(const TextModel& model, KVCache& cache, const std::vec
 
 DecodeGraphStats DecodeGraphs::stats() const {
   DecodeGraphStats s = stats_;
-  s.graph_memory_bytes = cuda::graph_memory(ctx_.device().index).reserved_bytes;
+  if (ctx_.is_cuda()) s.graph_memory_bytes = cuda::graph_memory(ctx_.device().index).reserved_bytes;
   return s;
 }
 

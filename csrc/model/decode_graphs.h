@@ -21,8 +21,13 @@
 // computed in the attention kernel from the positions in the buffer. A capture that fails (an op that
 // cannot be captured) leaves that layout eager and records why (DecodeGraphStats::error).
 //
+// On the CPU (EngineOptions::decode_layouts_on_cpu, for tests) the same layouts run eagerly, so the
+// padding is checked against the plain path on machines without a GPU (tests/test_decode_graphs.py).
+//
 // Graph memory: the forward's temporaries become the graph's allocations (cuda/graph.h), held by
-// CUDA's graph memory pool while the graph lives (stats().graph_memory_bytes).
+// CUDA's graph memory pool while the graph lives (stats().graph_memory_bytes). At most max_graphs
+// graphs live at once (EngineOptions::max_decode_graphs): capturing one more first destroys the least recently replayed (its layout
+// captures again when next used) and trims the pool, so long runs over many widths stay bounded.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -49,9 +54,10 @@ int64_t decode_table_width(int64_t pages);
 
 class DecodeGraphs {
  public:
-  // ctx: the engine's (a CUDA device and its stream); max_batch: the most sequences of a step in
-  // a decode layout; vocab: the logits' width; use_graphs false = enforce_eager.
-  DecodeGraphs(const Context& ctx, int64_t max_batch, int64_t vocab, bool use_graphs);
+  // ctx: the engine's (a CUDA device and its stream; the CPU without graphs); max_batch: the most sequences of a step in
+  // a decode layout; vocab: the logits' width; use_graphs false = enforce_eager; max_graphs: the
+  // most graphs kept at once.
+  DecodeGraphs(const Context& ctx, int64_t max_batch, int64_t vocab, bool use_graphs, int64_t max_graphs);
 
   // One pure-decode step: tokens[i] appended to seqs[i], whose slots `cache` has reserved (the
   // caller commits afterwards). 1 <= seqs.size() <= max_batch. Returns logits [B, V] float32 in
@@ -72,6 +78,7 @@ class DecodeGraphs {
     KVCache::StepPlan plan;
     std::shared_ptr<void> graph;  // the executable graph once captured
     bool failed = false;          // its capture failed: eager from now on
+    uint64_t last_use = 0;        // step count at its last use (the graph evicted first: the oldest)
   };
   // A pinned host buffer the inputs are packed into, reused once its copy has run.
   struct Staging {
@@ -84,15 +91,18 @@ class DecodeGraphs {
   void upload(const Layout& L, const KVCache& cache, const KVCache::HostPlan& plan,
               const std::vector<int32_t>& tokens);
   void capture(const TextModel& model, KVCache& cache, Layout& L, const TensorView& logits);
+  void evict_oldest_graph(const Layout& keep);
 
   Context ctx_;
   int64_t max_batch_, vocab_;
   bool use_graphs_;
+  int64_t max_graphs_;
   Tensor logits_;  // [max bucket, V] float32, shared by every layout
   std::map<std::pair<int64_t, int64_t>, Layout> layouts_;
   Staging staging_[2];
   int next_staging_ = 0;
   std::shared_ptr<void> capture_stream_;
+  uint64_t steps_ = 0;
   DecodeGraphStats stats_;
 };
 

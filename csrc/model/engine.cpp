@@ -36,6 +36,8 @@ Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOp
   const TextConfig& c = model_.config();
   LLAMA4_CHECK_ARG(options.page_size > 0, "page_size must be positive, got ", options.page_size);
   LLAMA4_CHECK_ARG(options.max_sequences > 0, "max_sequences must be positive, got ", options.max_sequences);
+  LLAMA4_CHECK_ARG(options.max_decode_graphs >= 1, "max_decode_graphs must be >= 1, got ",
+                   options.max_decode_graphs);
   LLAMA4_CHECK_ARG(options.max_step_tokens >= 0, "max_step_tokens must be >= 0, got ", options.max_step_tokens);
   LLAMA4_CHECK_ARG(options.image_token_id >= -1 && options.image_token_id < c.vocab_size,
                    "image_token_id must be -1 (no images) or a token id in [0, ", c.vocab_size, "), got ",
@@ -61,9 +63,10 @@ Engine::Engine(TextConfig config, DType dtype, WeightMap weights, const EngineOp
     }
   }
   cache_ = std::make_unique<KVCache>(kc, ctx_);
-  if (ctx_.is_cuda() && ctx_.world_size() == 1)
+  if ((ctx_.is_cuda() || options_.decode_layouts_on_cpu) && ctx_.world_size() == 1)
     decode_ = std::make_unique<detail::DecodeGraphs>(ctx_, options_.max_sequences, c.vocab_size,
-                                                     !options_.enforce_eager);
+                                                     ctx_.is_cuda() && !options_.enforce_eager,
+                                                     options_.max_decode_graphs);
   start_group();
 }
 

@@ -53,6 +53,8 @@ std::unique_ptr<PyEngine> make_engine(const py::object& config, const std::strin
       throw TypeError("enforce_eager must be a bool, got " + std::string(py::str(py::type::of(v).attr("__name__"))));
     opt.enforce_eager = v.cast<bool>();
   }
+  if (options.contains("max_decode_graphs")) opt.max_decode_graphs = options["max_decode_graphs"].cast<int>();
+  if (options.contains("decode_layouts_on_cpu")) opt.decode_layouts_on_cpu = options["decode_layouts_on_cpu"].cast<bool>();
   if (options.contains("comm") && !options["comm"].is_none())
     opt.comm = options["comm"].cast<std::shared_ptr<Communicator>>();
   TextConfig cfg = text_config_from_py(config);
@@ -123,10 +125,11 @@ void register_model(py::module_& m) {
         d["captures"] = s.captures;
         d["replays"] = s.replays;
         d["eager_steps"] = s.eager_steps;
+        d["evictions"] = s.evictions;
         d["graph_memory_bytes"] = s.graph_memory_bytes;
         d["error"] = s.error;
         return d;
-      }, "What the decode layouts did: graphs, captures, replays, eager_steps, graph_memory_bytes, error")
+      }, "What the decode layouts did: graphs, captures, replays, eager_steps, evictions, graph_memory_bytes, error")
       .def_property_readonly("rank", [](PyEngine& e) { return e.engine->rank(); })
       .def_property_readonly("world_size", [](PyEngine& e) { return e.engine->world_size(); })
       .def("free_pages", [](PyEngine& e, int g) { return e.engine->cache().free_pages(g); }, py::arg("group"))

@@ -38,6 +38,12 @@ struct EngineOptions {
   // once each in a CUDA graph and replayed (model/decode_graphs.h). enforce_eager (vLLM's name) runs
   // the same layouts without graphs, with the same results bit for bit. No effect on the CPU.
   bool enforce_eager = false;
+  // The most decode graphs kept at once (one per layout in use); capturing one more destroys the
+  // least recently used. Each holds one decode step's activations in CUDA's graph memory pool.
+  int max_decode_graphs = 32;
+  // For tests on machines without a GPU: CPU decode steps run in the same padded layouts (eagerly),
+  // so the padding and the layout's inputs can be checked against the plain CPU path.
+  bool decode_layouts_on_cpu = false;
 };
 
 // What the decode layouts of a CUDA engine did (all zero elsewhere).
@@ -46,6 +52,7 @@ struct DecodeGraphStats {
   int64_t captures = 0;     // graphs captured (once per layout)
   int64_t replays = 0;      // decode steps run by replaying a graph
   int64_t eager_steps = 0;  // decode-layout steps run eagerly (enforce_eager, a layout's first step, failed captures)
+  int64_t evictions = 0;    // graphs destroyed to keep at most max_decode_graphs
   int64_t graph_memory_bytes = 0;  // CUDA's graph memory pool on the device (reserved bytes)
   std::string error;        // why the last failed capture failed ("" if none failed)
 };
