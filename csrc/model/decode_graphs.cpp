@@ -51,6 +51,13 @@ DecodeGraphs::DecodeGraphs(const Context& ctx, int64_t max_batch, int64_t vocab,
   logits_ = Tensor::empty({decode_buckets(max_batch).back(), vocab}, DType::F32, ctx.device());
 }
 
+DecodeGraphs::~DecodeGraphs() {
+  try {
+    ctx_.synchronize();
+  } catch (...) {  // a destructor must not throw; a broken context has nothing left to wait for
+  }
+}
+
 DecodeGraphs::Layout& DecodeGraphs::layout(int64_t rows, int64_t width) {
   auto it = layouts_.find({rows, width});
   if (it != layouts_.end()) return it->second;

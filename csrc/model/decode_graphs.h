@@ -58,6 +58,10 @@ class DecodeGraphs {
   // a decode layout; vocab: the logits' width; use_graphs false = enforce_eager; max_graphs: the
   // most graphs kept at once.
   DecodeGraphs(const Context& ctx, int64_t max_batch, int64_t vocab, bool use_graphs, int64_t max_graphs);
+  // Waits for the stream first: no graph is destroyed while a replay of it may still run.
+  ~DecodeGraphs();
+  DecodeGraphs(const DecodeGraphs&) = delete;
+  DecodeGraphs& operator=(const DecodeGraphs&) = delete;
 
   // One pure-decode step: tokens[i] appended to seqs[i], whose slots `cache` has reserved (the
   // caller commits afterwards). 1 <= seqs.size() <= max_batch. Returns logits [B, V] float32 in
