@@ -145,8 +145,8 @@ void DecodeGraphs::capture(const TextModel& model, KVCache& cache, Layout& L, co
   if (!capture_stream_) capture_stream_ = cuda::new_stream(device);
   void* stream = capture_stream_.get();
   const Context cap = Context::cuda(device, stream);
-  cuda::begin_capture(device, stream);
   try {
+    cuda::begin_capture(device, stream);
     model.forward_into(cap, L.ids, cache, L.plan, logits);
     L.graph = cuda::end_capture(device, stream);
   } catch (const std::exception& e) {
