@@ -21,36 +21,19 @@ path's transposed scales come from the stream-ordered pool).
 from __future__ import annotations
 
 import argparse
+import sys
+import os
 
 import torch
 
 import llama4_native as l4
 from llama4_native import ops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import cuda_ms  # noqa: E402
 
 SHAPES = {"gate_up": (16384, 5120), "down": (5120, 8192)}  # (N, K)
 GROUP = 128
 TARGET_BW, TARGET_PEAK = 0.70, 0.50
-
-
-def cuda_ms(fn, min_ms: float = 20.0, reps: int = 3) -> float:
-    """Median ms per call: batches of >= min_ms of back-to-back calls, timed with events."""
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    n = max(1, min(500, int(min_ms / max(start.elapsed_time(end), 1e-3))))
-    times = []
-    for _ in range(reps):
-        start.record()
-        for _ in range(n):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / n)
-    return sorted(times)[len(times) // 2]
 
 
 def graph_ms(fn, calls: int = 16) -> tuple[float, str]:

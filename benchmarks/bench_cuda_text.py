@@ -28,7 +28,7 @@ well beyond the 50-60 MB L2 where the point is bandwidth.
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import sys
 
 import torch
@@ -36,34 +36,14 @@ import torch
 import llama4_native as l4
 from llama4_native import attention as attn
 from llama4_native import ops
-
-
-def time_ms(fn, batch_ms: float = 20.0, reps: int = 5) -> float:
-    """Median ms per call of fn over `reps` batches of about batch_ms each."""
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    one = max(start.elapsed_time(end), 1e-3)
-    n = max(1, min(1000, int(batch_ms / one)))
-    samples = []
-    for _ in range(reps):
-        start.record()
-        for _ in range(n):
-            fn()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / n)
-    return statistics.median(samples)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import cuda_ms  # noqa: E402
 
 
 def copy_gbps() -> float:
     n = 1 << 30
     a, b = torch.empty(n, dtype=torch.uint8, device="cuda"), torch.empty(n, dtype=torch.uint8, device="cuda")
-    ms = time_ms(lambda: b.copy_(a))
+    ms = cuda_ms(lambda: b.copy_(a))
     return 2 * n / ms / 1e6
 
 
@@ -79,8 +59,8 @@ def bench_linear(copy: float, quick: bool) -> None:
             w = torch.randn(N, K, device="cuda").bfloat16()
             x = torch.randn(M, K, device="cuda").bfloat16()
             out_dtype = "float32" if name == "lm_head" else "bfloat16"
-            ours = time_ms(lambda: ops.linear(x, w, out_dtype))
-            ref = time_ms(lambda: torch.matmul(x, w.T).float() if out_dtype == "float32" else torch.matmul(x, w.T))
+            ours = cuda_ms(lambda: ops.linear(x, w, out_dtype))
+            ref = cuda_ms(lambda: torch.matmul(x, w.T).float() if out_dtype == "float32" else torch.matmul(x, w.T))
             gbps = w.numel() * 2 / ours / 1e6
             print(f"{name + f' M={M} {N}x{K}':>28} {ours:9.4f} {gbps:8.0f} {gbps / copy:8.1%} "
                   f"{ref:9.4f} {ref / ours:10.2f}")
@@ -94,8 +74,8 @@ def bench_linear(copy: float, quick: bool) -> None:
             w = torch.randn(N, K, device="cuda").bfloat16()
             x = torch.randn(M, K, device="cuda").bfloat16()
             kernel = ops.linear_kernel(major * 10 + minor, "bfloat16", "bfloat16", M, N, K)
-            ours = time_ms(lambda: ops.linear(x, w))
-            ref = time_ms(lambda: torch.matmul(x, w.T))
+            ours = cuda_ms(lambda: ops.linear(x, w))
+            ref = cuda_ms(lambda: torch.matmul(x, w.T))
             flop = 2 * M * N * K
             ratios.append((M, ref / ours))
             print(f"{name + f' M={M} {N}x{K}':>28} {kernel:>16} {ours:9.3f} {flop / ours / 1e9:8.1f} "
@@ -124,14 +104,14 @@ def bench_decode_attention(copy: float, quick: bool) -> None:
         q = torch.randn(B, H, d, device="cuda").bfloat16()
         qseq = torch.arange(B, dtype=torch.int32, device="cuda")
         qpos = torch.full((B,), L - 1, dtype=torch.int32, device="cuda")
-        ours = time_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos))
+        ours = cuda_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos))
         kv_bytes = 2 * B * L * KV * d * 2
         gbps = kv_bytes / ours / 1e6
         # torch on contiguous K/V of the same sizes (GQA through enable_gqa).
         kq = torch.randn(B, KV, L, d, device="cuda").bfloat16()
         vq = torch.randn(B, KV, L, d, device="cuda").bfloat16()
         q4 = q.view(B, H, 1, d)
-        sdpa = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q4, kq, vq, enable_gqa=True))
+        sdpa = cuda_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q4, kq, vq, enable_gqa=True))
         print(f"{f'{B} x {L}':>18} {ours:9.4f} {gbps:8.0f} {gbps / copy:8.1%} {sdpa:9.4f} {sdpa / ours:9.2f}")
         del k_cache, v_cache, kq, vq
 
@@ -170,7 +150,7 @@ def bench_prefill_attention(quick: bool) -> None:
         qseq = torch.zeros(L, dtype=torch.int32, device="cuda")
         qpos = torch.arange(L, dtype=torch.int32, device="cuda")
         kernel = _C._attention_kernel_choice(L, 1, H, KV, d, P, pages, 0, "bfloat16", "bfloat16")
-        ours = time_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos))
+        ours = cuda_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos))
         flop = 4.0 * H * d * L * (L + 1) / 2
         # torch on contiguous K/V of the same values: [1, heads, L, d]
         pos = torch.arange(L, device="cuda")
@@ -179,11 +159,11 @@ def bench_prefill_attention(quick: bool) -> None:
         q4 = q.permute(1, 0, 2).unsqueeze(0).contiguous()
         fn, how = sdpa_flash(q4, k4, v4)
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-            ref = time_ms(fn)
+            ref = cuda_ms(fn)
         print(f"{L:>7} {kernel:>9} {ours:9.3f} {flop / ours / 1e9:8.1f} {ref:9.3f} {flop / ref / 1e9:8.1f} "
               f"{ref / ours:9.2f}" + ("" if how == "gqa" else f"  (sdpa: {how})"))
         if L == 16384:  # Llama 4's RoPE layers: 8192-token chunks, half the causal work
-            ours_c = time_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos, chunk_size=8192))
+            ours_c = cuda_ms(lambda: attn.paged_attention(q, k_cache, v_cache, table, qseq, qpos, chunk_size=8192))
             flop_c = 4.0 * H * d * 2 * 8192 * 8193 / 2
             print(f"{'16384 chunked 8192':>26} {ours_c:9.3f} {flop_c / ours_c / 1e9:8.1f}")
         del k_cache, v_cache, q, k4, v4, q4

@@ -15,38 +15,19 @@ torch. A max-error check against torch's output guards against timing a wrong ke
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import sys
 
 import torch
 
 import llama4_native as l4
 from llama4_native import ops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import cuda_ms  # noqa: E402
 
 HIDDEN, WIDTH = 5120, 8192
 LAYERS = {"gate_up": (2 * WIDTH, HIDDEN), "down": (HIDDEN, WIDTH)}  # (N, K)
 TARGET = 0.95
-
-
-def time_ms(fn, batch_ms: float = 30.0, reps: int = 3) -> float:
-    """Median ms per call of fn over `reps` CUDA-event timed batches of about batch_ms each."""
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    n = max(1, min(200, int(batch_ms / max(start.elapsed_time(end), 1e-3))))
-    samples = []
-    for _ in range(reps):
-        start.record()
-        for _ in range(n):
-            fn()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / n)
-    return statistics.median(samples)
 
 
 def torch_grouped(x, w, offsets):
@@ -83,14 +64,14 @@ def bench_case(model: str, E: int, layer: str, tokens_per_expert: int) -> float 
     major, minor = torch.cuda.get_device_capability()
     kernel = ops.linear_kernel(major * 10 + minor, "bfloat16", "bfloat16", R, N, K, groups=E)
     flop = 2.0 * R * N * K
-    ours = time_ms(lambda: ops.grouped_linear(x, w, offsets))
+    ours = cuda_ms(lambda: ops.grouped_linear(x, w, offsets))
     got = ops.grouped_linear(x, w, offsets)
     grouped = torch_grouped(x, w, offsets)
     loop = torch_loop(x, w, sizes)
     ref_out = grouped() if grouped else torch.cat(loop())
     err = float((got.float() - ref_out.float()).abs().max() / ref_out.float().abs().max())
-    ref_ms = time_ms(grouped) if grouped else None
-    loop_ms = time_ms(loop) if E * tokens_per_expert <= 16 * 4096 else None
+    ref_ms = cuda_ms(grouped) if grouped else None
+    loop_ms = cuda_ms(loop) if E * tokens_per_expert <= 16 * 4096 else None
     timed = [t for t in (ref_ms, loop_ms) if t is not None]
     best = min(timed) if timed else None
 

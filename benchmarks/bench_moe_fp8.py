@@ -19,12 +19,16 @@ as a speed ratio (> 1: the emulation is faster).
 from __future__ import annotations
 
 import argparse
+import sys
+import os
 import time
 
 import torch
 
 import llama4_native as l4
 from llama4_native import ops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import cuda_ms  # noqa: E402
 
 E4M3 = torch.float8_e4m3fn
 SHAPES = {"gate_up": (16384, 5120), "down": (5120, 8192)}  # (N, K)
@@ -32,26 +36,6 @@ TARGET_PEAK, TARGET_BW = 0.65, 0.70
 
 
 # ---- GPU -------------------------------------------------------------------------------------------
-
-def cuda_ms(fn, min_ms: float = 20.0, reps: int = 3) -> float:
-    """Median ms per call: batches of >= min_ms of back-to-back calls, timed with events."""
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    n = max(1, min(500, int(min_ms / max(start.elapsed_time(end), 1e-3))))
-    times = []
-    for _ in range(reps):
-        start.record()
-        for _ in range(n):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / n)
-    return sorted(times)[len(times) // 2]
 
 
 def fp8_peak_tflops() -> float:
