@@ -31,23 +31,6 @@ Device parse_device(const std::string& s) {
   throw ValueError("device must be 'cpu', 'cuda' or 'cuda:N', got '" + s + "'");
 }
 
-// The output: the caller's tensor (returned as given) or a new one of the call's context.
-struct Output {
-  const CallContext& call;
-  py::object given;
-  BorrowedView view;
-  Tensor owned;
-  Output(const CallContext& c, const py::object& out, const Shape& shape, DType dtype) : call(c), given(out) {
-    if (out.is_none()) {
-      owned = call.empty(shape, dtype);
-      view.view = owned.view();
-    } else {
-      view = call.view(out, "out");
-    }
-  }
-  py::object result() { return given.is_none() ? call.out(owned) : given; }
-};
-
 py::object grouped_gemm(const py::object& a, const py::object& a_scale, const py::object& w,
                         const py::object& w_scale, const py::object& offsets, const py::object& out,
                         const py::object& workspace) {

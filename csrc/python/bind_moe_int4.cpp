@@ -17,16 +17,12 @@ py::object grouped_gemm(const py::object& x, const py::object& w, const py::obje
   const BorrowedView xv = call.view(x, "x"), wv = call.view(w, "w"), sv = call.view(w_scale, "w_scale"),
                      ov = call.view(offsets, "expert_offsets"), ws = call.optional(workspace, "workspace");
   const int64_t R = xv.view.ndim >= 1 ? xv.view.size(0) : 0, N = wv.view.ndim >= 2 ? wv.view.size(1) : 0;
-  Tensor owned;
-  BorrowedView given;
-  if (out.is_none()) owned = call.empty({R, N}, DType::BF16);
-  else given = call.view(out, "out");
-  const TensorView o = out.is_none() ? owned.view() : given.view;
+  Output o(call, out, {R, N}, DType::BF16);
   {
     py::gil_scoped_release nogil;
-    ops::moe_grouped_gemm_int4(call.ctx, o, xv, wv, sv, ov, ws);
+    ops::moe_grouped_gemm_int4(call.ctx, o.view, xv, wv, sv, ov, ws);
   }
-  return out.is_none() ? call.out(owned) : out;
+  return o.result();
 }
 
 py::object linear(const py::object& x, const py::object& w, const py::object& w_scale, const py::object& out,
@@ -35,16 +31,12 @@ py::object linear(const py::object& x, const py::object& w, const py::object& w_
   const BorrowedView xv = call.view(x, "x"), wv = call.view(w, "w"), sv = call.view(w_scale, "w_scale"),
                      ws = call.optional(workspace, "workspace");
   const int64_t R = xv.view.ndim >= 1 ? xv.view.size(0) : 0, N = wv.view.ndim >= 1 ? wv.view.size(0) : 0;
-  Tensor owned;
-  BorrowedView given;
-  if (out.is_none()) owned = call.empty({R, N}, DType::BF16);
-  else given = call.view(out, "out");
-  const TensorView o = out.is_none() ? owned.view() : given.view;
+  Output o(call, out, {R, N}, DType::BF16);
   {
     py::gil_scoped_release nogil;
-    ops::linear_int4(call.ctx, o, xv, wv, sv, ws);
+    ops::linear_int4(call.ctx, o.view, xv, wv, sv, ws);
   }
-  return out.is_none() ? call.out(owned) : out;
+  return o.result();
 }
 
 py::tuple quantize(const py::object& w, int64_t group) {

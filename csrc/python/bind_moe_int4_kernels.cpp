@@ -41,16 +41,12 @@ py::object grouped_gemm(const py::object& x, const py::object& w, const py::obje
   const BorrowedView xv = call.view(x, "x"), wv = call.view(w, "w"), sv = call.view(w_scale, "w_scale"),
                      ov = call.view(offsets, "expert_offsets"), ws = call.optional(workspace, "workspace");
   const int64_t R = xv.view.ndim >= 1 ? xv.view.size(0) : 0, N = wv.view.ndim >= 2 ? wv.view.size(1) : 0;
-  Tensor owned;
-  BorrowedView given;
-  if (out.is_none()) owned = call.empty({R, N}, DType::BF16);
-  else given = call.view(out, "out");
-  const TensorView o = out.is_none() ? owned.view() : given.view;
+  Output o(call, out, {R, N}, DType::BF16);
   {
     py::gil_scoped_release nogil;
-    ops::moe_grouped_gemm_int4_kernel(call.ctx, o, xv, wv, sv, ov, k, ws);
+    ops::moe_grouped_gemm_int4_kernel(call.ctx, o.view, xv, wv, sv, ov, k, ws);
   }
-  return out.is_none() ? call.out(owned) : out;
+  return o.result();
 }
 
 }  // namespace

@@ -53,6 +53,24 @@ struct CallContext {
   Context ctx;
 };
 
+// An op's output: the caller's `out` tensor (returned as given) or, when out is None, a new one of
+// the call's context.
+struct Output {
+  const CallContext& call;
+  py::object given;
+  BorrowedView view;
+  Tensor owned;
+  Output(const CallContext& c, const py::object& out, const Shape& shape, DType dtype) : call(c), given(out) {
+    if (out.is_none()) {
+      owned = call.empty(shape, dtype);
+      view.view = owned.view();
+    } else {
+      view = call.view(out, "out");
+    }
+  }
+  py::object result() { return given.is_none() ? call.out(owned) : given; }
+};
+
 // The Python-visible owner of an engine-allocated tensor. `stream`: the CUDA stream its last
 // writes were queued on (consumers wait for it); `pending` false: nothing is queued.
 class DLPackTensor {
