@@ -47,6 +47,19 @@ def _run_both(a, a_scale, w, w_scale, off):
     return cpu, gpu.cpu()
 
 
+def _integer_gemm_case(counts, N, K, seed):
+    """a, w in {-2..2} (every partial sum an integer of magnitude <= 4 * K < 2^13, exact in any
+    accumulator that keeps 14 bits) and power-of-two scales (the float the epilogue rounds to bf16
+    is the same on both sides): (a, a_scale, w, w_scale, offsets) on which GPU == CPU bit for bit."""
+    g = torch.Generator().manual_seed(seed)
+    E, R = len(counts), sum(counts)
+    a = torch.randint(-2, 3, (R, K), generator=g).float().to(E4M3)
+    w = torch.randint(-2, 3, (E, N, K), generator=g).float().to(E4M3)
+    a_scale = 2.0 ** torch.randint(-6, 3, (R,), generator=g).float()
+    w_scale = 2.0 ** torch.randint(-9, -3, (E, N), generator=g).float()
+    return a, a_scale, w, w_scale, _offsets(counts)
+
+
 # Row counts per expert with empty experts first, in the middle and last. Few rows per expert take
 # the swap-AB decode kernel, many the cooperative one (printed). N and K obey the TMA rules
 # (K % 16, N % 8); 200 x 464 leaves partial tiles.
@@ -64,17 +77,10 @@ GEMM_CASES = [
 
 @pytest.mark.parametrize("counts,N,K", GEMM_CASES)
 def test_grouped_gemm_exact_on_integer_data(counts, N, K):
-    """a, w in {-2..2}: every partial sum is an integer of magnitude <= 4 * K < 2^13, exact in any
-    accumulator that keeps 14 bits; the scales are powers of two, so the float the epilogue rounds
-    to bf16 is the same on both sides: GPU == CPU bit for bit."""
-    g = torch.Generator().manual_seed(len(counts) * K)
-    E, R = len(counts), sum(counts)
-    a = torch.randint(-2, 3, (R, K), generator=g).float().to(E4M3)
-    w = torch.randint(-2, 3, (E, N, K), generator=g).float().to(E4M3)
-    a_scale = 2.0 ** torch.randint(-6, 3, (R,), generator=g).float()
-    w_scale = 2.0 ** torch.randint(-9, -3, (E, N), generator=g).float()
-    cfg = ops.moe_gemm_config(R, E)
-    cpu, gpu = _run_both(a, a_scale, w, w_scale, _offsets(counts))
+    """Integer data (_integer_gemm_case): GPU == CPU bit for bit."""
+    a, a_scale, w, w_scale, off = _integer_gemm_case(counts, N, K, seed=len(counts) * K)
+    cfg = ops.moe_gemm_config(sum(counts), len(counts))
+    cpu, gpu = _run_both(a, a_scale, w, w_scale, off)
     print(f"counts {counts} N {N} K {K}: {cfg['name']}")
     assert cpu.abs().max() > 0, "test data must not be all zeros"
     assert torch.equal(gpu.view(torch.int16), cpu.view(torch.int16))
@@ -108,13 +114,7 @@ def test_grouped_gemm_cached_setup_follows_each_call():
     ws = torch.empty(ops.moe_grouped_gemm_fp8_workspace_bytes("cuda", E), dtype=torch.uint8, device="cuda")
     for seed, (counts, N, K) in enumerate([([0, 300, 0, 257], 256, 512), ([1, 0, 3, 2], 200, 464),
                                            ([64, 1, 0, 3], 200, 1280), ([0, 300, 0, 257], 128, 256)]):
-        g = torch.Generator().manual_seed(seed)
-        R = sum(counts)
-        a = torch.randint(-2, 3, (R, K), generator=g).float().to(E4M3)
-        w = torch.randint(-2, 3, (E, N, K), generator=g).float().to(E4M3)
-        a_scale = 2.0 ** torch.randint(-6, 3, (R,), generator=g).float()
-        w_scale = 2.0 ** torch.randint(-9, -3, (E, N), generator=g).float()
-        off = _offsets(counts)
+        a, a_scale, w, w_scale, off = _integer_gemm_case(counts, N, K, seed)
         cpu = ops.moe_grouped_gemm_fp8(a, a_scale, w, w_scale, off)
         gpu = ops.moe_grouped_gemm_fp8(a.cuda(), a_scale.cuda(), w.cuda(), w_scale.cuda(), off.cuda(),
                                        workspace=ws).cpu()
@@ -138,13 +138,8 @@ def test_grouped_gemm_on_a_torch_side_stream():
     torch.cuda.stream(side): the GEMM must run after the producer on that stream (the DLPack
     stream handshake), or it reads the inputs before they are written."""
     counts, N, K = [0, 300, 0, 257], 256, 512
-    g = torch.Generator().manual_seed(5)
-    E, R = len(counts), sum(counts)
-    a = torch.randint(-2, 3, (R, K), generator=g).float().to(E4M3)
-    w = torch.randint(-2, 3, (E, N, K), generator=g).float().to(E4M3)
-    a_scale = 2.0 ** torch.randint(-6, 3, (R,), generator=g).float()
-    w_scale = 2.0 ** torch.randint(-9, -3, (E, N), generator=g).float()
-    off = _offsets(counts)
+    a, a_scale, w, w_scale, off = _integer_gemm_case(counts, N, K, seed=5)
+    R = sum(counts)
     cpu = ops.moe_grouped_gemm_fp8(a, a_scale, w, w_scale, off)
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
